@@ -1,0 +1,82 @@
+# libvpoller: build, test, install. `make help` lists the targets.
+
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR     ?= $(PREFIX)/bin
+DESTDIR    ?=
+
+CARGO      ?= cargo
+CC         ?= cc
+CFLAGS     ?= -O2 -g -Wall -Wextra -Werror -std=c99
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+RELEASE    := target/release
+LIB_SO     := $(RELEASE)/libvpoller.so
+LIB_A      := $(RELEASE)/libvpoller.a
+C_OUT      := target/c
+C_LINK     := -L$(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lvpoller
+C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test
+RUST_SRC   := $(shell find src -name '*.rs') build.rs Cargo.toml cbindgen.toml
+
+.PHONY: all lib c-programs header test check lint install uninstall pkg-config-check deps clean help
+
+all: lib c-programs ## Build the library and the C examples
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+deps: ## Install the system packages the build and tests need (as root on Debian)
+	@scripts/install-deps.sh
+
+lib: $(LIB_SO) ## Build libvpoller.so and libvpoller.a (target/release)
+
+$(LIB_SO) $(LIB_A): $(RUST_SRC)
+	$(CARGO) build --release --locked
+	@# Programs linked here look the library up by its soname.
+	ln -sf libvpoller.so $(RELEASE)/libvpoller.so.0
+
+header: ## Regenerate include/vpoller.h from src/capi
+	VPOLLER_UPDATE_HEADER=1 $(CARGO) build --release --locked
+	ln -sf libvpoller.so $(RELEASE)/libvpoller.so.0
+
+c-programs: $(C_PROGRAMS) ## Build the C examples and the C ABI test program
+
+$(C_OUT)/%: examples/c/%.c include/vpoller.h $(LIB_SO)
+	@mkdir -p $(C_OUT)
+	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK)
+
+$(C_OUT)/abi_test: tests/c/abi_test.c include/vpoller.h $(LIB_SO)
+	@mkdir -p $(C_OUT)
+	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK) -lpthread
+
+test: deps lint c-programs pkg-config-check ## Run every test (Rust, C ABI under valgrind, header, install)
+	VPOLLER_C_PROGRAMS=$(abspath $(C_OUT)) $(CARGO) test --release --locked
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+install: lib $(C_OUT)/vpoller-cclient ## Install header, libraries, pkg-config file and vpoller-cclient under PREFIX
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+	install -m 644 include/vpoller.h $(DESTDIR)$(INCLUDEDIR)/vpoller.h
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libvpoller.so.$(VERSION)
+	ln -sf libvpoller.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvpoller.so.0
+	ln -sf libvpoller.so.0 $(DESTDIR)$(LIBDIR)/libvpoller.so
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libvpoller.a
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    vpoller.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/vpoller.pc
+	$(CC) $(CFLAGS) -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(BINDIR)/vpoller-cclient \
+	    examples/c/vpoller-cclient.c -L$(DESTDIR)$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lvpoller
+
+uninstall: ## Remove what `make install` put under PREFIX
+	rm -f $(DESTDIR)$(INCLUDEDIR)/vpoller.h $(DESTDIR)$(LIBDIR)/libvpoller.so* \
+	    $(DESTDIR)$(LIBDIR)/libvpoller.a $(DESTDIR)$(LIBDIR)/pkgconfig/vpoller.pc \
+	    $(DESTDIR)$(BINDIR)/vpoller-cclient
+
+pkg-config-check: lib ## Install into a scratch prefix and build the C examples with pkg-config
+	scripts/pkg-config-check.sh
+
+clean: ## Remove build outputs
+	$(CARGO) clean

@@ -1,0 +1,174 @@
+/*
+ * libvpoller: a client for vPoller, the distributed VMware vSphere poller.
+ *
+ * Generated from the library's Rust sources by cbindgen; do not edit.
+ * Regenerate with `make header`.
+ *
+ * Strings: every `const char *` argument is a NUL-terminated UTF-8 string that
+ * the library only reads during the call. Every `char *` result is owned by the
+ * caller and released with vpoller_free_string().
+ *
+ * Threads: a vpoller_client may be used by many threads at once; the last
+ * status and error are per thread.
+ *
+ * Link with `pkg-config --cflags --libs vpoller`.
+ */
+
+#ifndef VPOLLER_H
+#define VPOLLER_H
+
+#include <stddef.h>
+
+/**
+ * The call succeeded. For `vpoller_run` and `vpoller_try_run`: a reply came
+ * from vPoller (whatever its own `success` field says).
+ */
+#define VPOLLER_OK 0
+
+/**
+ * No reply from vPoller within any of the attempts; the result is
+ * `{"success": 1, "msg": "Did not receive response, aborting..."}`.
+ */
+#define VPOLLER_ERR_NO_REPLY 1
+
+/**
+ * A NULL pointer, text that is not UTF-8, or a message that is not a JSON
+ * object. Nothing was sent.
+ */
+#define VPOLLER_ERR_INVALID_ARGUMENT 2
+
+/**
+ * vPoller's reply cannot be returned as a C string (invalid UTF-8, an
+ * interior NUL byte, or more than one frame).
+ */
+#define VPOLLER_ERR_INVALID_REPLY 3
+
+/**
+ * ZeroMQ refused an operation (for example an endpoint it cannot parse).
+ */
+#define VPOLLER_ERR_ZMQ 4
+
+/**
+ * A bug inside libvpoller was caught before it could crash the program.
+ */
+#define VPOLLER_ERR_INTERNAL 5
+
+/**
+ * Attempts in all when the caller gives none (py-vpoller's default).
+ */
+#define VPOLLER_DEFAULT_RETRIES 3
+
+/**
+ * Milliseconds each attempt waits when the caller gives no timeout
+ * (py-vpoller's default).
+ */
+#define VPOLLER_DEFAULT_TIMEOUT_MS 3000
+
+/**
+ * A client of one vPoller Proxy endpoint. Opaque: create it with
+ * `vpoller_client_new`, release it with `vpoller_client_free`.
+ */
+typedef struct vpoller_client vpoller_client;
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * Creates a client of the vPoller Proxy at `endpoint`, e.g.
+ * "tcp://localhost:10123".
+ *
+ * `retries` is the number of attempts per request in all, `timeout_ms` how
+ * long each attempt waits for the reply; 0 or less means the defaults of
+ * py-vpoller (3 attempts, 3000 ms). No connection is needed yet: the proxy
+ * may start later.
+ *
+ * Returns a new client owned by the caller, to be released with
+ * `vpoller_client_free`; or NULL when `endpoint` is NULL, not UTF-8 or
+ * refused by ZeroMQ, with the reason in `vpoller_last_error()`.
+ * `endpoint` is only read during the call.
+ */
+vpoller_client *vpoller_client_new(const char *endpoint, int retries, int timeout_ms);
+
+/**
+ * Releases a client and closes its sockets. NULL does nothing.
+ *
+ * No other thread may be using `client` during or after this call.
+ */
+void vpoller_client_free(vpoller_client *client);
+
+/**
+ * Sends `msg`, a JSON object as UTF-8 text such as
+ * {"method": "vm.get", "hostname": "vc01", "name": "vm01", "properties": ["runtime.powerState"]},
+ * and waits for vPoller's reply, retrying as configured.
+ *
+ * Returns a new NUL-terminated string owned by the caller, to be released
+ * with `vpoller_free_string`: vPoller's reply exactly as the worker sent it
+ * (less a trailing NUL byte), or, when there is none, a failure result of the
+ * same shape, `{"success": 1, "msg": "<reason>"}`. The reason is also in
+ * `vpoller_last_error()`, and `vpoller_last_status()` tells the cases apart
+ * without parsing: VPOLLER_OK for a reply from vPoller. Returns NULL only
+ * when memory for the string cannot be allocated.
+ *
+ * A NULL `client` or `msg`, invalid UTF-8, text that is not JSON and JSON
+ * that is not an object are refused at once, without sending anything.
+ * `msg` is only read during the call. Many threads may run requests on one
+ * client at the same time; they proceed in parallel.
+ */
+char *vpoller_run(vpoller_client *client, const char *msg);
+
+/**
+ * Like `vpoller_run`, and returns the status (VPOLLER_OK when vPoller
+ * replied, otherwise a VPOLLER_ERR_* code) while the text goes to `*reply`.
+ *
+ * On return `*reply` is a new string owned by the caller (release it with
+ * `vpoller_free_string`): the reply, or for a failure the result
+ * `{"success": 1, "msg": "<reason>"}`; NULL only when memory ran out. A NULL
+ * `reply` is VPOLLER_ERR_INVALID_ARGUMENT and nothing is sent.
+ */
+int vpoller_try_run(vpoller_client *client, const char *msg, char **reply);
+
+/**
+ * The `success` field of a vPoller reply: 0 when vPoller succeeded, 1 (or
+ * another value) when it reports a failure, -1 when `reply` is NULL or not
+ * a JSON object with an integer `success` (the output of a helper such as
+ * vpoller.helpers.zabbix is plain text). Does not change the last status.
+ */
+int vpoller_reply_success(const char *reply);
+
+/**
+ * Releases a string returned by `vpoller_run` or `vpoller_try_run`. NULL
+ * does nothing. Each string must be released exactly once.
+ */
+void vpoller_free_string(char *s);
+
+/**
+ * The status of the last call on this thread that reports one
+ * (`vpoller_client_new`, `vpoller_run`, `vpoller_try_run`): VPOLLER_OK or a
+ * VPOLLER_ERR_* code. Other threads' calls do not change it.
+ */
+int vpoller_last_status(void);
+
+/**
+ * A description of the last failure on this thread, "" after a success.
+ * Never NULL. Owned by the library: valid until the next libvpoller call
+ * on this thread; do not free it.
+ */
+const char *vpoller_last_error(void);
+
+/**
+ * A short static description of a status code, e.g. "no reply from
+ * vPoller". Never NULL; do not free it.
+ */
+const char *vpoller_status_str(int status);
+
+/**
+ * The library's version, e.g. "0.1.0". Never NULL; do not free it.
+ */
+const char *vpoller_version(void);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* VPOLLER_H */

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs libvpoller into a scratch prefix and builds the C examples against
+# it with pkg-config only, the way a user's program would.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+
+make --no-print-directory install PREFIX="$prefix" >/dev/null
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+flags=$(pkg-config --cflags --libs vpoller)
+for example in hello vpoller-cclient; do
+    ${CC:-cc} -O2 -Wall -Wextra -Werror -std=c99 -o "$prefix/$example" "examples/c/$example.c" \
+        $flags -Wl,-rpath,"$prefix/lib"
+done
+# The installed libraries resolve: the binaries start, and the static library links.
+"$prefix/vpoller-cclient" -h >/dev/null
+"$prefix/bin/vpoller-cclient" -h >/dev/null
+${CC:-cc} -std=c99 -o "$prefix/hello-static" examples/c/hello.c \
+    $(pkg-config --cflags vpoller) "$prefix/lib/libvpoller.a" $(pkg-config --libs-only-other --static vpoller) \
+    -lstdc++ -lgcc_s -lutil -lrt -lpthread -lm -ldl
+readelf -d "$prefix/hello" | grep -q 'NEEDED.*libvpoller.so.0' \
+    || { echo "hello does not link libvpoller.so.0" >&2; exit 1; }
+echo "pkg-config check: installed library, header and vpoller.pc work (prefix $prefix)"

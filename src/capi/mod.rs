@@ -1,0 +1,225 @@
+//! The C ABI of libvpoller. Every function here is thin: it converts its
+//! arguments in `boundary`, calls the Rust [`Client`](crate::Client), and
+//! records the outcome as the calling thread's last status and error.
+
+mod boundary;
+
+use crate::client::Client;
+use crate::error::Error;
+use std::os::raw::{c_char, c_int};
+use std::ptr;
+
+/// The call succeeded. For `vpoller_run` and `vpoller_try_run`: a reply came
+/// from vPoller (whatever its own `success` field says).
+pub const VPOLLER_OK: c_int = 0;
+/// No reply from vPoller within any of the attempts; the result is
+/// `{"success": 1, "msg": "Did not receive response, aborting..."}`.
+pub const VPOLLER_ERR_NO_REPLY: c_int = 1;
+/// A NULL pointer, text that is not UTF-8, or a message that is not a JSON
+/// object. Nothing was sent.
+pub const VPOLLER_ERR_INVALID_ARGUMENT: c_int = 2;
+/// vPoller's reply cannot be returned as a C string (invalid UTF-8, an
+/// interior NUL byte, or more than one frame).
+pub const VPOLLER_ERR_INVALID_REPLY: c_int = 3;
+/// ZeroMQ refused an operation (for example an endpoint it cannot parse).
+pub const VPOLLER_ERR_ZMQ: c_int = 4;
+/// A bug inside libvpoller was caught before it could crash the program.
+pub const VPOLLER_ERR_INTERNAL: c_int = 5;
+
+/// A client of one vPoller Proxy endpoint. Opaque: create it with
+/// `vpoller_client_new`, release it with `vpoller_client_free`.
+#[allow(non_camel_case_types)]
+pub struct vpoller_client {
+    client: Client,
+}
+
+fn status_of(error: &Error) -> c_int {
+    match error {
+        Error::NoReply { .. } => VPOLLER_ERR_NO_REPLY,
+        Error::InvalidArgument(_) => VPOLLER_ERR_INVALID_ARGUMENT,
+        Error::InvalidReply(_) => VPOLLER_ERR_INVALID_REPLY,
+        Error::Zmq { .. } => VPOLLER_ERR_ZMQ,
+        Error::Internal(_) => VPOLLER_ERR_INTERNAL,
+    }
+}
+
+/// Records `result` as the thread's last status and returns that status.
+fn record<T>(result: &Result<T, Error>) -> c_int {
+    match result {
+        Ok(_) => {
+            boundary::clear_last_error();
+            VPOLLER_OK
+        }
+        Err(error) => {
+            let status = status_of(error);
+            boundary::set_last_error(status, error);
+            status
+        }
+    }
+}
+
+/// Creates a client of the vPoller Proxy at `endpoint`, e.g.
+/// "tcp://localhost:10123".
+///
+/// `retries` is the number of attempts per request in all, `timeout_ms` how
+/// long each attempt waits for the reply; 0 or less means the defaults of
+/// py-vpoller (3 attempts, 3000 ms). No connection is needed yet: the proxy
+/// may start later.
+///
+/// Returns a new client owned by the caller, to be released with
+/// `vpoller_client_free`; or NULL when `endpoint` is NULL, not UTF-8 or
+/// refused by ZeroMQ, with the reason in `vpoller_last_error()`.
+/// `endpoint` is only read during the call.
+#[no_mangle]
+pub extern "C" fn vpoller_client_new(
+    endpoint: *const c_char,
+    retries: c_int,
+    timeout_ms: c_int,
+) -> *mut vpoller_client {
+    boundary::guard(
+        |_| ptr::null_mut(),
+        || {
+            let created = boundary::str_arg(endpoint, "endpoint")
+                .and_then(|endpoint| Client::new(endpoint, retries, timeout_ms));
+            record(&created);
+            created.map_or(ptr::null_mut(), |client| {
+                boundary::client_into_raw(vpoller_client { client })
+            })
+        },
+    )
+}
+
+/// Releases a client and closes its sockets. NULL does nothing.
+///
+/// No other thread may be using `client` during or after this call.
+#[no_mangle]
+pub extern "C" fn vpoller_client_free(client: *mut vpoller_client) {
+    boundary::guard(|_| (), || boundary::client_free(client))
+}
+
+/// Sends `msg`, a JSON object as UTF-8 text such as
+/// {"method": "vm.get", "hostname": "vc01", "name": "vm01", "properties": ["runtime.powerState"]},
+/// and waits for vPoller's reply, retrying as configured.
+///
+/// Returns a new NUL-terminated string owned by the caller, to be released
+/// with `vpoller_free_string`: vPoller's reply exactly as the worker sent it
+/// (less a trailing NUL byte), or, when there is none, a failure result of the
+/// same shape, `{"success": 1, "msg": "<reason>"}`. The reason is also in
+/// `vpoller_last_error()`, and `vpoller_last_status()` tells the cases apart
+/// without parsing: VPOLLER_OK for a reply from vPoller. Returns NULL only
+/// when memory for the string cannot be allocated.
+///
+/// A NULL `client` or `msg`, invalid UTF-8, text that is not JSON and JSON
+/// that is not an object are refused at once, without sending anything.
+/// `msg` is only read during the call. Many threads may run requests on one
+/// client at the same time; they proceed in parallel.
+#[no_mangle]
+pub extern "C" fn vpoller_run(client: *mut vpoller_client, msg: *const c_char) -> *mut c_char {
+    let mut reply = ptr::null_mut();
+    vpoller_try_run(client, msg, &mut reply);
+    reply
+}
+
+/// Like `vpoller_run`, and returns the status (VPOLLER_OK when vPoller
+/// replied, otherwise a VPOLLER_ERR_* code) while the text goes to `*reply`.
+///
+/// On return `*reply` is a new string owned by the caller (release it with
+/// `vpoller_free_string`): the reply, or for a failure the result
+/// `{"success": 1, "msg": "<reason>"}`; NULL only when memory ran out. A NULL
+/// `reply` is VPOLLER_ERR_INVALID_ARGUMENT and nothing is sent.
+#[no_mangle]
+pub extern "C" fn vpoller_try_run(
+    client: *mut vpoller_client,
+    msg: *const c_char,
+    reply: *mut *mut c_char,
+) -> c_int {
+    boundary::guard(
+        |error| {
+            boundary::write_out(reply, boundary::malloc_string(&error.to_reply()));
+            VPOLLER_ERR_INTERNAL
+        },
+        || {
+            if reply.is_null() {
+                return record::<()>(&Err(Error::InvalidArgument("reply is NULL".into())));
+            }
+            let outcome = boundary::client_arg(client).and_then(|handle| {
+                let msg = boundary::bytes_arg(msg, "msg")?;
+                handle.client.run_with(msg, boundary::malloc_string)
+            });
+            let status = record(&outcome);
+            let text = outcome.unwrap_or_else(|error| boundary::malloc_string(&error.to_reply()));
+            boundary::write_out(reply, text);
+            status
+        },
+    )
+}
+
+/// The `success` field of a vPoller reply: 0 when vPoller succeeded, 1 (or
+/// another value) when it reports a failure, -1 when `reply` is NULL or not
+/// a JSON object with an integer `success` (the output of a helper such as
+/// vpoller.helpers.zabbix is plain text). Does not change the last status.
+#[no_mangle]
+pub extern "C" fn vpoller_reply_success(reply: *const c_char) -> c_int {
+    boundary::guard(
+        |_| -1,
+        || {
+            boundary::str_arg(reply, "reply")
+                .ok()
+                .and_then(crate::client::reply_success)
+                .and_then(|success| c_int::try_from(success).ok())
+                .unwrap_or(-1)
+        },
+    )
+}
+
+/// Releases a string returned by `vpoller_run` or `vpoller_try_run`. NULL
+/// does nothing. Each string must be released exactly once.
+#[no_mangle]
+pub extern "C" fn vpoller_free_string(s: *mut c_char) {
+    boundary::guard(|_| (), || boundary::free_string(s))
+}
+
+/// The status of the last call on this thread that reports one
+/// (`vpoller_client_new`, `vpoller_run`, `vpoller_try_run`): VPOLLER_OK or a
+/// VPOLLER_ERR_* code. Other threads' calls do not change it.
+#[no_mangle]
+pub extern "C" fn vpoller_last_status() -> c_int {
+    boundary::guard(|_| VPOLLER_ERR_INTERNAL, boundary::last_status)
+}
+
+/// A description of the last failure on this thread, "" after a success.
+/// Never NULL. Owned by the library: valid until the next libvpoller call
+/// on this thread; do not free it.
+#[no_mangle]
+pub extern "C" fn vpoller_last_error() -> *const c_char {
+    boundary::guard(|_| c"panic".as_ptr(), boundary::last_message)
+}
+
+/// A short static description of a status code, e.g. "no reply from
+/// vPoller". Never NULL; do not free it.
+#[no_mangle]
+pub extern "C" fn vpoller_status_str(status: c_int) -> *const c_char {
+    let text = match status {
+        VPOLLER_OK => c"ok",
+        VPOLLER_ERR_NO_REPLY => c"no reply from vPoller",
+        VPOLLER_ERR_INVALID_ARGUMENT => c"invalid argument",
+        VPOLLER_ERR_INVALID_REPLY => c"invalid reply from vPoller",
+        VPOLLER_ERR_ZMQ => c"ZeroMQ error",
+        VPOLLER_ERR_INTERNAL => c"internal error",
+        _ => c"unknown status",
+    };
+    text.as_ptr()
+}
+
+/// The library's version, e.g. "0.1.0". Never NULL; do not free it.
+#[no_mangle]
+pub extern "C" fn vpoller_version() -> *const c_char {
+    VERSION.as_ptr()
+}
+
+const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+) {
+    Ok(version) => version,
+    Err(_) => panic!("version holds a NUL byte"),
+};

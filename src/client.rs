@@ -1,0 +1,493 @@
+//! The vPoller client: py-vpoller 0.7.3's `VPollerClient` behaviour ("Lazy
+//! Pirate" retries over a REQ socket), with the per-call costs taken out.
+
+use crate::context;
+use crate::error::Error;
+use serde_json::Value;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The endpoint of a vPoller Proxy on the local machine, py-vpoller's default.
+pub const DEFAULT_ENDPOINT: &str = "tcp://localhost:10123";
+/// Attempts in all when the caller gives none (py-vpoller's default).
+pub const DEFAULT_RETRIES: u32 = 3;
+/// Milliseconds each attempt waits when the caller gives no timeout
+/// (py-vpoller's default).
+pub const DEFAULT_TIMEOUT_MS: u32 = 3000;
+
+/// A client of one vPoller Proxy endpoint.
+///
+/// A request is sent and its reply awaited for `timeout`; when no reply comes,
+/// the socket is closed (dropping anything still in flight) and the request is
+/// sent again on a fresh one, `retries` attempts in all. The reply is handed
+/// back exactly as the vPoller worker wrote it.
+///
+/// One `Client` may be shared by many threads (`&Client` is enough): each call
+/// borrows a socket of its own from a pool, so calls run in parallel, and a
+/// socket goes back to the pool only after a complete exchange. A forked child
+/// may keep using a client it inherited; it makes new sockets of its own.
+///
+/// ```no_run
+/// let client = vpoller::Client::new("tcp://localhost:10123", 3, 3000)?;
+/// let reply = client.run(r#"{"method": "vm.discover", "hostname": "vc01.example.org"}"#);
+/// println!("Received reply from vPoller: {reply}");
+/// # Ok::<(), vpoller::Error>(())
+/// ```
+pub struct Client {
+    endpoint: String,
+    retries: u32,
+    timeout: Duration,
+    idle: Mutex<IdleSockets>,
+}
+
+/// Sockets that finished an exchange and can carry the next request.
+struct IdleSockets {
+    generation: u64,
+    sockets: Vec<zmq::Socket>,
+}
+
+impl IdleSockets {
+    /// Forgets sockets made before a fork: they belong to the parent.
+    fn adopt(&mut self, generation: u64) {
+        if self.generation != generation {
+            for inherited in self.sockets.drain(..) {
+                std::mem::forget(inherited);
+            }
+            self.generation = generation;
+        }
+    }
+}
+
+/// A socket checked out of the pool for one call.
+struct Lease {
+    generation: u64,
+    socket: Option<zmq::Socket>,
+}
+
+impl Lease {
+    fn socket(&self) -> &zmq::Socket {
+        // `socket` is only `None` after `Client::give_back` consumed the lease.
+        self.socket.as_ref().expect("lease holds a socket")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            if self.generation == context::generation() {
+                // LINGER is 0: a request or reply still queued is discarded.
+                drop(socket);
+            } else {
+                std::mem::forget(socket);
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Creates a client of the vPoller Proxy at `endpoint` (for example
+    /// `tcp://localhost:10123`).
+    ///
+    /// `retries` is the number of attempts in all and `timeout_ms` how long
+    /// each one waits; a value of 0 or less means py-vpoller's default
+    /// (3 attempts, 3000 ms). Nothing is sent until the first request; the
+    /// endpoint is checked at once, so an address ZeroMQ cannot use is an
+    /// [`Error::Zmq`] here rather than a silent failure later.
+    ///
+    /// ```
+    /// let client = vpoller::Client::new("tcp://localhost:10123", 0, -1)?;
+    /// assert_eq!(client.retries(), 3);
+    /// assert_eq!(client.timeout(), std::time::Duration::from_millis(3000));
+    /// assert!(vpoller::Client::new("no-such-transport://x", 3, 3000).is_err());
+    /// # Ok::<(), vpoller::Error>(())
+    /// ```
+    pub fn new(endpoint: &str, retries: i32, timeout_ms: i32) -> Result<Client, Error> {
+        let retries = u32::try_from(retries)
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or(DEFAULT_RETRIES);
+        let timeout_ms = u32::try_from(timeout_ms)
+            .ok()
+            .filter(|&ms| ms > 0)
+            .unwrap_or(DEFAULT_TIMEOUT_MS);
+        let client = Client {
+            endpoint: endpoint.to_owned(),
+            retries,
+            timeout: Duration::from_millis(u64::from(timeout_ms)),
+            idle: Mutex::new(IdleSockets {
+                generation: context::generation(),
+                sockets: Vec::new(),
+            }),
+        };
+        // Connecting the first socket checks the endpoint; it is kept for the first call.
+        let first = client.connect()?;
+        client.give_back(first);
+        Ok(client)
+    }
+
+    /// The endpoint this client sends to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The number of attempts per request, in all.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// How long each attempt waits for the reply.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends `msg` (a JSON object as text) and returns the reply text.
+    ///
+    /// Like py-vpoller's `VPollerClient.run`, this always returns a vPoller
+    /// reply: when the request cannot be sent or no reply came, the text is a
+    /// failure result such as
+    /// `{"success": 1, "msg": "Did not receive response, aborting..."}`.
+    /// Use [`Client::try_run`] to tell those cases apart by type.
+    ///
+    /// ```
+    /// let client = vpoller::Client::new("tcp://127.0.0.1:9", 1, 100)?;
+    /// // Not JSON: refused before anything is sent.
+    /// let reply = client.run("vm.discover");
+    /// assert!(reply.starts_with(r#"{"success": 1, "msg": "Invalid argument: "#));
+    /// # Ok::<(), vpoller::Error>(())
+    /// ```
+    pub fn run(&self, msg: &str) -> String {
+        self.try_run(msg).unwrap_or_else(|error| error.to_reply())
+    }
+
+    /// Sends `msg` (a JSON object as text) and returns the reply text exactly
+    /// as the vPoller worker sent it, less one trailing NUL byte if the worker
+    /// added one (the `vpoller.helpers.cclient` helper does).
+    ///
+    /// A reply with `"success": 1` from vPoller is still `Ok`: it is vPoller's
+    /// answer. `Err` means vPoller did not answer, or could not be asked.
+    ///
+    /// ```
+    /// let client = vpoller::Client::new("tcp://127.0.0.1:9", 2, 50)?;
+    /// match client.try_run(r#"{"method": "about", "hostname": "vc01"}"#) {
+    ///     Ok(reply) => println!("{reply}"),
+    ///     Err(vpoller::Error::NoReply { attempts }) => assert_eq!(attempts, 2),
+    ///     Err(other) => panic!("{other}"),
+    /// }
+    /// # Ok::<(), vpoller::Error>(())
+    /// ```
+    pub fn try_run(&self, msg: &str) -> Result<String, Error> {
+        self.run_with(msg.as_bytes(), str::to_owned)
+    }
+
+    /// Sends `msg` and lends the reply text to `read` without copying it, for
+    /// callers that turn the reply into something else anyway (large replies,
+    /// foreign-language strings).
+    ///
+    /// `msg` is raw bytes so that text from other languages need not be
+    /// checked twice; it must be a UTF-8 JSON object like for [`Client::try_run`].
+    ///
+    /// ```
+    /// let client = vpoller::Client::new("tcp://127.0.0.1:9", 1, 100)?;
+    /// let error = client.run_with(b"[1, 2]", |reply| reply.len()).unwrap_err();
+    /// assert!(matches!(error, vpoller::Error::InvalidArgument(_)));
+    /// # Ok::<(), vpoller::Error>(())
+    /// ```
+    pub fn run_with<R>(&self, msg: &[u8], read: impl FnOnce(&str) -> R) -> Result<R, Error> {
+        check_message(msg)?;
+        let reply = self.exchange(msg)?;
+        Ok(read(reply_text(&reply)?))
+    }
+
+    /// Sends a request given as JSON and returns the reply parsed as JSON.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// let client = vpoller::Client::new("tcp://127.0.0.1:9", 1, 100)?;
+    /// let error = client.run_value(&json!(["not", "an", "object"])).unwrap_err();
+    /// assert!(error.to_string().contains("JSON object"));
+    /// # Ok::<(), vpoller::Error>(())
+    /// ```
+    pub fn run_value(&self, msg: &Value) -> Result<Value, Error> {
+        if !msg.is_object() {
+            return Err(not_an_object(msg));
+        }
+        let text = msg.to_string();
+        let reply = self.exchange(text.as_bytes())?;
+        serde_json::from_str(reply_text(&reply)?)
+            .map_err(|error| Error::InvalidReply(format!("the reply is not JSON ({error})")))
+    }
+
+    /// One request, up to `retries` attempts: the Lazy Pirate loop.
+    fn exchange(&self, msg: &[u8]) -> Result<zmq::Message, Error> {
+        let mut lease = self.take()?;
+        let mut attempt = 1;
+        loop {
+            if let Some(reply) = send_and_wait(lease.socket(), msg, self.timeout)? {
+                self.give_back(lease);
+                return Ok(reply);
+            }
+            // Silence: close the socket (its late reply, if any, dies with it)
+            // and ask again on a fresh connection.
+            drop(lease);
+            if attempt >= self.retries {
+                return Err(Error::NoReply {
+                    attempts: self.retries,
+                });
+            }
+            attempt += 1;
+            lease = self.connect()?;
+        }
+    }
+
+    fn lock_idle(&self) -> MutexGuard<'_, IdleSockets> {
+        // The pool holds only complete sockets, so it stays valid after a panic elsewhere.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An idle socket from the pool, or a new one.
+    fn take(&self) -> Result<Lease, Error> {
+        let generation = context::generation();
+        let reused = {
+            let mut idle = self.lock_idle();
+            idle.adopt(generation);
+            idle.sockets.pop()
+        };
+        match reused {
+            Some(socket) => Ok(Lease {
+                generation,
+                socket: Some(socket),
+            }),
+            None => self.connect(),
+        }
+    }
+
+    /// A new REQ socket connected to the endpoint.
+    fn connect(&self) -> Result<Lease, Error> {
+        let (generation, context) = context::context();
+        let socket = context
+            .socket(zmq::REQ)
+            .map_err(|e| Error::zmq("creating a socket", e))?;
+        socket
+            .set_linger(0)
+            .map_err(|e| Error::zmq("setting LINGER", e))?;
+        socket
+            .connect(&self.endpoint)
+            .map_err(|e| Error::zmq("connecting to the endpoint", e))?;
+        Ok(Lease {
+            generation,
+            socket: Some(socket),
+        })
+    }
+
+    /// Returns a socket that completed an exchange to the pool.
+    fn give_back(&self, mut lease: Lease) {
+        let Some(socket) = lease.socket.take() else {
+            return;
+        };
+        let current = context::generation();
+        if lease.generation != current {
+            std::mem::forget(socket);
+            return;
+        }
+        let mut idle = self.lock_idle();
+        idle.adopt(current);
+        idle.sockets.push(socket);
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let mut idle = self.lock_idle();
+        idle.adopt(context::generation());
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint)
+            .field("retries", &self.retries)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `success` field of a vPoller reply: `Some(0)` for success, `Some(1)`
+/// for a failure, `None` when the reply is not a JSON object with an integer
+/// `success` (for example the output of the `vpoller.helpers.zabbix` helper).
+///
+/// ```
+/// assert_eq!(vpoller::reply_success(r#"{"success": 0, "msg": "ok", "result": []}"#), Some(0));
+/// assert_eq!(vpoller::reply_success(r#"{"success": 1, "msg": "Cannot find object vm99"}"#), Some(1));
+/// assert_eq!(vpoller::reply_success("poweredOn"), None);
+/// ```
+pub fn reply_success(reply: &str) -> Option<i64> {
+    match serde_json::from_str::<Value>(reply) {
+        Ok(Value::Object(fields)) => fields.get("success").and_then(Value::as_i64),
+        _ => None,
+    }
+}
+
+/// Sends one attempt and waits for its reply until `timeout` has passed.
+/// `Ok(None)` is silence.
+fn send_and_wait(
+    socket: &zmq::Socket,
+    msg: &[u8],
+    timeout: Duration,
+) -> Result<Option<zmq::Message>, Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        // A connected REQ socket queues at once; DONTWAIT only guards the
+        // deadline should the queue ever be full.
+        match socket.send(msg, zmq::DONTWAIT) {
+            Ok(()) => break,
+            Err(zmq::Error::EINTR) => continue,
+            Err(zmq::Error::EAGAIN) => {
+                if !wait_until(socket, zmq::POLLOUT, deadline)? {
+                    return Ok(None);
+                }
+            }
+            Err(error) => return Err(Error::zmq("sending the request", error)),
+        }
+    }
+    if !wait_until(socket, zmq::POLLIN, deadline)? {
+        return Ok(None);
+    }
+    let reply = loop {
+        match socket.recv_msg(zmq::DONTWAIT) {
+            Ok(reply) => break reply,
+            Err(zmq::Error::EINTR) => continue,
+            Err(error) => return Err(Error::zmq("receiving the reply", error)),
+        }
+    };
+    if reply.get_more() {
+        let mut frames = 1;
+        while socket.get_rcvmore().unwrap_or(false) {
+            frames += 1;
+            if socket.recv_msg(zmq::DONTWAIT).is_err() {
+                break;
+            }
+        }
+        return Err(Error::InvalidReply(format!(
+            "expected one frame, got {frames}"
+        )));
+    }
+    Ok(Some(reply))
+}
+
+/// Polls `socket` for `events` until `deadline`; false when it passed first.
+fn wait_until(
+    socket: &zmq::Socket,
+    events: zmq::PollEvents,
+    deadline: Instant,
+) -> Result<bool, Error> {
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok(false);
+        }
+        // Round up so that a sub-millisecond remainder does not spin.
+        let wait_ms = remaining.as_micros().div_ceil(1000);
+        let wait_ms = i64::try_from(wait_ms).unwrap_or(i64::MAX);
+        match socket.poll(events, wait_ms) {
+            Ok(ready) if ready > 0 => return Ok(true),
+            Ok(_) | Err(zmq::Error::EINTR) => continue,
+            Err(error) => return Err(Error::zmq("waiting for the reply", error)),
+        }
+    }
+}
+
+/// Refuses anything but a UTF-8 JSON object, before it reaches the wire.
+fn check_message(msg: &[u8]) -> Result<(), Error> {
+    let text = std::str::from_utf8(msg).map_err(|error| {
+        Error::InvalidArgument(format!("the message is not valid UTF-8 ({error})"))
+    })?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(_)) => Ok(()),
+        Ok(other) => Err(not_an_object(&other)),
+        Err(error) => Err(Error::InvalidArgument(format!(
+            "the message is not valid JSON ({error})"
+        ))),
+    }
+}
+
+fn not_an_object(value: &Value) -> Error {
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    Error::InvalidArgument(format!("the message must be a JSON object, not {kind}"))
+}
+
+/// The reply as text: one trailing NUL (added by vPoller's `cclient` helper)
+/// removed, and refused if it holds another NUL or is not UTF-8.
+fn reply_text(reply: &[u8]) -> Result<&str, Error> {
+    let body = reply.strip_suffix(&[0]).unwrap_or(reply);
+    if body.contains(&0) {
+        let offset = body.iter().position(|&byte| byte == 0).unwrap_or_default();
+        return Err(Error::InvalidReply(format!(
+            "the reply holds a NUL byte at offset {offset}"
+        )));
+    }
+    std::str::from_utf8(body)
+        .map_err(|error| Error::InvalidReply(format!("the reply is not valid UTF-8 ({error})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_must_be_json_objects() {
+        assert!(check_message(br#"{"method": "about"}"#).is_ok());
+        for (bad, reason) in [
+            (&b"\xff{}"[..], "UTF-8"),
+            (b"", "not valid JSON"),
+            (b"{\"method\": ", "not valid JSON"),
+            (b"[]", "not an array"),
+            (b"\"vm.get\"", "not a string"),
+            (b"42", "not a number"),
+            (b"null", "not null"),
+            (b"{} {}", "not valid JSON"),
+        ] {
+            let error = check_message(bad).unwrap_err();
+            assert!(
+                error.to_string().contains(reason),
+                "{bad:?}: {error} lacks {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn reply_text_strips_one_trailing_nul_only() {
+        assert_eq!(reply_text(b"{}\0").unwrap(), "{}");
+        assert_eq!(reply_text(b"{}").unwrap(), "{}");
+        assert!(reply_text(b"{}\0\0").is_err());
+        assert!(reply_text(b"{\0}")
+            .unwrap_err()
+            .to_string()
+            .contains("offset 1"));
+        assert!(reply_text(b"{\"a\": \"\xc3\"}").is_err());
+        assert_eq!(
+            reply_text("{\"név\": \"ü\"}".as_bytes()).unwrap(),
+            "{\"név\": \"ü\"}"
+        );
+    }
+
+    #[test]
+    fn non_positive_settings_mean_defaults() {
+        let client = Client::new("tcp://127.0.0.1:9", -5, 0).unwrap();
+        assert_eq!(client.retries(), DEFAULT_RETRIES);
+        assert_eq!(client.timeout(), Duration::from_millis(3000));
+        let client = Client::new("tcp://127.0.0.1:9", 7, 250).unwrap();
+        assert_eq!(client.retries(), 7);
+        assert_eq!(client.timeout(), Duration::from_millis(250));
+    }
+}
