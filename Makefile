@@ -54,8 +54,8 @@ test: deps lint c-programs pkg-config-check ## Run every test (Rust, C ABI under
 	VPOLLER_C_PROGRAMS=$(abspath $(C_OUT)) $(CARGO) test --release --locked
 
 lint: ## rustfmt and clippy, warnings are errors
-	$(CARGO) fmt --check
-	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 
 install: lib $(C_OUT)/vpoller-cclient ## Install header, libraries, pkg-config file and vpoller-cclient under PREFIX
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)

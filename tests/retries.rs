@@ -1,0 +1,136 @@
+//! py-vpoller's retry contract: `retries` attempts in all, each waiting
+//! `timeout`, a fresh socket after silence, and the exact failure reply.
+
+mod common;
+use common::{client, free_port, timed, StandIn};
+use std::thread;
+use std::time::Duration;
+use vpoller::Error;
+
+const NO_REPLY: &str = r#"{"success": 1, "msg": "Did not receive response, aborting..."}"#;
+
+#[test]
+fn silent_proxy_gets_exactly_retries_attempts_in_about_retries_times_timeout() {
+    let stand_in = StandIn::start();
+    let client = client(stand_in.endpoint(), 3, 200);
+    let (reply, elapsed) =
+        timed(|| client.run(r#"{"method": "about", "stand_in": {"drop": true}}"#));
+    assert_eq!(reply, NO_REPLY);
+    // Every attempt reached the worker: the socket was replaced and the request re-sent.
+    assert_eq!(stand_in.requests(), 3);
+    assert!(elapsed >= Duration::from_millis(590), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(600 + 400), "{elapsed:?}");
+}
+
+#[test]
+fn no_proxy_at_all_fails_after_retries_times_timeout() {
+    let client = client(&format!("tcp://127.0.0.1:{}", free_port()), 2, 250);
+    let (result, elapsed) = timed(|| client.try_run(r#"{"method": "about"}"#));
+    assert_eq!(result, Err(Error::NoReply { attempts: 2 }));
+    assert!(elapsed >= Duration::from_millis(490), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(500 + 400), "{elapsed:?}");
+}
+
+#[test]
+fn defaults_are_three_attempts() {
+    let stand_in = StandIn::start();
+    let client = vpoller::Client::new(stand_in.endpoint(), 0, 0).unwrap();
+    assert_eq!(client.retries(), 3);
+    // drop_first 2: the third attempt gets the reply.
+    let reply = client
+        .try_run(r#"{"method": "about", "stand_in": {"drop_first": 2}}"#)
+        .unwrap();
+    assert!(reply.starts_with(r#"{"success": 0"#), "{reply}");
+    assert_eq!(stand_in.requests(), 3);
+}
+
+#[test]
+fn a_retry_can_succeed() {
+    let stand_in = StandIn::start();
+    let client = client(stand_in.endpoint(), 2, 150);
+    let reply = client
+        .try_run(r#"{"method": "vm.get", "stand_in": {"drop_first": 1}}"#)
+        .unwrap();
+    assert!(reply.contains(r#""method": "vm.get""#), "{reply}");
+    assert_eq!(stand_in.requests(), 2);
+}
+
+#[test]
+fn proxy_that_starts_late_is_reached_by_a_later_attempt() {
+    let port = free_port();
+    let client = client(&format!("tcp://127.0.0.1:{port}"), 10, 300);
+    let starter = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(500));
+        StandIn::start_on(port, 1).expect("start the late stand-in")
+    });
+    let (reply, elapsed) = timed(|| client.try_run(r#"{"method": "about", "late": true}"#));
+    let stand_in = starter.join().unwrap();
+    let reply = reply.unwrap();
+    assert!(reply.contains(r#""late": true"#), "{reply}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    stand_in.stop();
+}
+
+#[test]
+fn same_client_recovers_after_the_proxy_restarts() {
+    let stand_in = StandIn::start();
+    let port = stand_in.port();
+    let client = client(stand_in.endpoint(), 2, 200);
+    assert!(client.try_run(r#"{"method": "about", "n": 1}"#).is_ok());
+
+    stand_in.stop();
+    assert_eq!(
+        client.try_run(r#"{"method": "about", "n": 2}"#),
+        Err(Error::NoReply { attempts: 2 })
+    );
+
+    // Restarted while a request is being retried.
+    let restarter = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(250));
+        StandIn::start_on(port, 1).expect("restart the stand-in on its port")
+    });
+    let slow_client = common::client(&format!("tcp://127.0.0.1:{port}"), 8, 200);
+    let during = slow_client.try_run(r#"{"method": "about", "n": 3}"#);
+    let stand_in = restarter.join().unwrap();
+    assert!(during.unwrap().contains(r#""n": 3"#));
+
+    // The first client, which failed before, works again.
+    let after = client.try_run(r#"{"method": "about", "n": 4}"#).unwrap();
+    assert!(after.contains(r#""n": 4"#), "{after}");
+    stand_in.stop();
+}
+
+#[test]
+fn late_reply_is_never_handed_to_a_later_request() {
+    let stand_in = StandIn::start();
+    let client = client(stand_in.endpoint(), 1, 100);
+    let first = client.try_run(r#"{"method": "about", "id": 1, "stand_in": {"delay_ms": 300}}"#);
+    assert_eq!(first, Err(Error::NoReply { attempts: 1 }));
+
+    let second = client.try_run(r#"{"method": "about", "id": 2}"#).unwrap();
+    assert!(
+        second.contains(r#""id": 2"#) && !second.contains(r#""id": 1"#),
+        "{second}"
+    );
+
+    // After the late reply to request 1 has been sent, it still goes nowhere.
+    thread::sleep(Duration::from_millis(400));
+    for id in 3..6 {
+        let reply = client
+            .try_run(&format!(r#"{{"method": "about", "id": {id}}}"#))
+            .unwrap();
+        assert!(reply.contains(&format!(r#""id": {id}"#)), "{reply}");
+        assert!(!reply.contains(r#""id": 1"#), "{reply}");
+    }
+}
+
+#[test]
+fn slow_reply_within_the_timeout_is_accepted() {
+    let stand_in = StandIn::start();
+    let client = client(stand_in.endpoint(), 1, 1000);
+    let reply = client
+        .try_run(r#"{"method": "about", "stand_in": {"delay_ms": 200}}"#)
+        .unwrap();
+    assert!(reply.starts_with(r#"{"success": 0"#));
+    assert_eq!(stand_in.requests(), 1);
+}
