@@ -17,9 +17,11 @@ done
 # The installed libraries resolve: the binaries start, and the static library links.
 "$prefix/vpoller-cclient" -h >/dev/null
 "$prefix/bin/vpoller-cclient" -h >/dev/null
+static_libs=$(pkg-config --static --libs-only-l vpoller | sed 's/-lvpoller//')
 ${CC:-cc} -std=c99 -o "$prefix/hello-static" examples/c/hello.c \
-    $(pkg-config --cflags vpoller) "$prefix/lib/libvpoller.a" $(pkg-config --libs-only-other --static vpoller) \
-    -lstdc++ -lgcc_s -lutil -lrt -lpthread -lm -ldl
+    $(pkg-config --cflags vpoller) "$prefix/lib/libvpoller.a" $static_libs
+readelf -d "$prefix/hello-static" | grep -q 'NEEDED.*libvpoller' \
+    && { echo "hello-static should not need libvpoller.so" >&2; exit 1; }
 readelf -d "$prefix/hello" | grep -q 'NEEDED.*libvpoller.so.0' \
     || { echo "hello does not link libvpoller.so.0" >&2; exit 1; }
 echo "pkg-config check: installed library, header and vpoller.pc work (prefix $prefix)"
