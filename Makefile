@@ -18,8 +18,12 @@ C_OUT      := target/c
 C_LINK     := -L$(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lvpoller
 C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test
 RUST_SRC   := $(shell find src -name '*.rs') build.rs Cargo.toml cbindgen.toml
+STANDIN    := $(RELEASE)/vpoller-standin
+VENV       := .venv
+PYTHON     ?= python3
 
-.PHONY: all lib c-programs header test check lint install uninstall pkg-config-check deps clean help
+.PHONY: all lib c-programs header test rust-test ruby-test python-test lint install uninstall \
+	pkg-config-check deps venv standin clean help
 
 all: lib c-programs ## Build the library and the C examples
 
@@ -50,8 +54,28 @@ $(C_OUT)/abi_test: tests/c/abi_test.c include/vpoller.h $(LIB_SO)
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK) -lpthread
 
-test: deps lint c-programs pkg-config-check ## Run every test (Rust, C ABI under valgrind, header, install)
+test: deps lint pkg-config-check rust-test ruby-test python-test ## Run every test
+
+rust-test: c-programs ## Rust tests, the C programs and the C ABI under valgrind
 	VPOLLER_C_PROGRAMS=$(abspath $(C_OUT)) $(CARGO) test --release --locked
+
+standin: ## The stand-in vPoller Proxy that the Ruby and Python tests run
+	$(CARGO) build --release --locked -p vpoller-standin
+
+ruby-test: lib standin ## The Ruby binding's minitest suite
+	ruby -I bindings/ruby/lib bindings/ruby/test/test_client.rb
+
+venv: $(VENV)/.ready ## The Python venv with pytest and the vpoller_ffi package
+
+$(VENV)/.ready: bindings/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet pytest
+	$(VENV)/bin/pip install --quiet --editable bindings/python
+	touch $@
+
+python-test: lib standin venv ## The Python binding's pytest suite
+	$(VENV)/bin/pytest -q bindings/python
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check

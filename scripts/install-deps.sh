@@ -3,7 +3,8 @@
 # when they are missing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-packages=(gcc g++ make pkg-config valgrind)
+# Build and C tests; the Ruby binding's tests; the Python venv.
+packages=(gcc g++ make pkg-config valgrind ruby ruby-ffi ruby-minitest python3 python3-venv)
 
 missing=()
 for package in "${packages[@]}"; do

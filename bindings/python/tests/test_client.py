@@ -1,0 +1,164 @@
+import gc
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from vpoller_ffi import ClosedError, VPollerClient, library_version
+
+NO_REPLY = '{"success": 1, "msg": "Did not receive response, aborting..."}'
+
+
+def echo(msg_text):
+    return '{"success": 0, "msg": "Successfully retrieved object properties", "result": [%s]}' % msg_text
+
+
+def free_port():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return listener.getsockname()[1]
+
+
+def test_str_message_reply_is_verbatim(endpoint):
+    client = VPollerClient(endpoint=endpoint)
+    msg = '{"method": "vm.get", "hostname": "vc01", "name": "vm01", "properties": ["runtime.powerState"]}'
+    assert client.run(msg) == echo(msg)
+    client.close()
+
+
+def test_dict_message_is_sent_as_py_vpoller_sends_it(endpoint):
+    client = VPollerClient(endpoint, 3000, 3)
+    msg = {"method": "vm.discover", "hostname": "vc01.example.org"}
+    assert client.run(msg) == echo(json.dumps(msg))
+
+
+def test_non_ascii_names_round_trip(endpoint):
+    client = VPollerClient(endpoint)
+    name = 'Zürich-ВМ-虚拟机 "q"'
+    reply = client.run({"method": "vm.get", "hostname": "vc01", "name": name})
+    assert json.loads(reply)["result"][0]["name"] == name
+    raw = '{"name": "%s"}' % "Zürich-虚拟机"
+    assert client.run(raw) == echo(raw)
+
+
+def test_nul_terminated_reply_is_trimmed(endpoint):
+    reply = VPollerClient(endpoint).run({"method": "about", "stand_in": {"nul": True}})
+    assert reply.endswith("}]}")
+    assert "\0" not in reply
+
+
+def test_no_proxy_gives_the_vpoller_failure_within_retries_times_timeout():
+    client = VPollerClient("tcp://127.0.0.1:%d" % free_port(), timeout=200, retries=2)
+    started = time.monotonic()
+    assert client.run({"method": "about", "hostname": "vc01"}) == NO_REPLY
+    elapsed = time.monotonic() - started
+    assert 0.39 <= elapsed < 0.9
+
+
+def test_bad_arguments(endpoint):
+    with pytest.raises(TypeError):
+        VPollerClient()
+    with pytest.raises(TypeError):
+        VPollerClient(None)
+    with pytest.raises(TypeError):
+        VPollerClient(endpoint, timeout="3000")
+    with pytest.raises(TypeError):
+        VPollerClient(endpoint, retries=2.5)
+    with pytest.raises(ValueError):
+        VPollerClient(endpoint, timeout=2 ** 40)
+    with pytest.raises(ValueError, match="connecting to the endpoint"):
+        VPollerClient("bogus")
+    with pytest.raises(ValueError, match="NUL"):
+        VPollerClient("tcp://127.0.0.1:1\0")
+
+    client = VPollerClient(endpoint)
+    for bad in (42, None, ["vm.get"], b'{"method": "about"}'):
+        with pytest.raises(TypeError):
+            client.run(bad)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        client.run("vm.discover")
+    with pytest.raises(ValueError, match="must be a JSON object, not an array"):
+        client.run("[1, 2]")
+    with pytest.raises(ValueError, match="NUL"):
+        client.run('{"a": "\0"}')
+    with pytest.raises(ValueError):
+        client.run('{"a": "\udcff"}')
+    with pytest.raises(TypeError):
+        client.run({"not serialisable": object()})
+    # The client still works after refusing bad input.
+    assert json.loads(client.run({"method": "about"}))["success"] == 0
+
+
+def test_closed_client():
+    client = VPollerClient("tcp://127.0.0.1:1")
+    assert not client.closed
+    client.close()
+    client.close()
+    assert client.closed
+    with pytest.raises(ClosedError, match="closed"):
+        client.run({"method": "about"})
+    with VPollerClient("tcp://127.0.0.1:1") as managed:
+        pass
+    assert managed.closed
+
+
+def test_threads_share_one_client_in_parallel(endpoint):
+    client = VPollerClient(endpoint, timeout=5000)
+    results = []
+
+    def work(thread_id):
+        for call in range(10):
+            name = "vm-%d-%d" % (thread_id, call)
+            reply = json.loads(client.run({"method": "vm.get", "name": name, "stand_in": {"delay_ms": 20}}))
+            results.append(reply["result"][0]["name"] == name)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    assert len(results) == 80
+    assert all(results), "a thread got another thread's reply"
+    # Serially 80 x 20 ms = 1.6 s.
+    assert elapsed < 0.8
+
+
+def test_close_waits_for_running_calls(endpoint):
+    client = VPollerClient(endpoint)
+    replies = []
+    slow = threading.Thread(
+        target=lambda: replies.append(client.run({"method": "about", "stand_in": {"delay_ms": 200}})))
+    slow.start()
+    time.sleep(0.05)
+    client.close()
+    slow.join()
+    assert json.loads(replies[0])["success"] == 0
+    with pytest.raises(ClosedError):
+        client.run({"method": "about"})
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_clients_left_to_the_gc_are_freed(endpoint):
+    VPollerClient(endpoint).run({"method": "about"})
+    gc.collect()
+    before = open_fds()
+    for _ in range(200):
+        client = VPollerClient(endpoint)
+        assert json.loads(client.run({"method": "about"}))["success"] == 0
+        del client
+    gc.collect()
+    time.sleep(0.2)
+    # Each unfreed client would hold a TCP connection and ZeroMQ descriptors.
+    assert open_fds() < before + 40
+
+
+def test_library_version():
+    assert library_version().count(".") >= 2

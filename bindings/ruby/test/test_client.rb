@@ -1,0 +1,187 @@
+# frozen_string_literal: true
+
+require "minitest/autorun"
+require "json"
+require "socket"
+require "vpoller"
+require_relative "standin"
+
+class ClientTest < Minitest::Test
+  NO_REPLY = '{"success": 1, "msg": "Did not receive response, aborting..."}'
+
+  def around_stand_in(&block)
+    StandIn.run(&block)
+  end
+
+  def echo(msg_text)
+    "{\"success\": 0, \"msg\": \"Successfully retrieved object properties\", \"result\": [#{msg_text}]}"
+  end
+
+  def test_string_message_reply_is_verbatim
+    around_stand_in do |endpoint|
+      client = VPoller::Client.new(endpoint: endpoint)
+      msg = '{"method": "vm.get", "hostname": "vc01", "name": "vm01", "properties": ["runtime.powerState"]}'
+      reply = client.run(msg)
+      assert_equal echo(msg), reply
+      assert_equal Encoding::UTF_8, reply.encoding
+      client.close
+    end
+  end
+
+  def test_hash_message
+    around_stand_in do |endpoint|
+      client = VPoller::Client.new(endpoint: endpoint, retries: 3, timeout: 3000)
+      msg = { method: "vm.discover", hostname: "vc01.example.org" }
+      assert_equal echo(msg.to_json), client.run(msg)
+      parsed = client.run_hash(msg)
+      assert_equal 0, parsed["success"]
+      assert_equal "vm.discover", parsed["result"][0]["method"]
+    end
+  end
+
+  def test_non_ascii_names_round_trip
+    around_stand_in do |endpoint|
+      client = VPoller::Client.new(endpoint: endpoint)
+      name = "Zürich-ВМ-虚拟机 \"q\""
+      reply = client.run(method: "vm.get", hostname: "vc01", name: name)
+      assert reply.valid_encoding?
+      assert_equal name, JSON.parse(reply)["result"][0]["name"]
+      assert_includes reply, "Zürich-ВМ-虚拟机"
+      latin1 = "caf\xE9".dup.force_encoding(Encoding::ISO_8859_1)
+      reply = client.run("{\"name\": \"#{latin1.encode(Encoding::UTF_8)}\"}".encode(Encoding::ISO_8859_1))
+      assert_includes reply, "café"
+    end
+  end
+
+  def test_nul_terminated_reply_is_trimmed
+    around_stand_in do |endpoint|
+      client = VPoller::Client.new(endpoint: endpoint)
+      reply = client.run(method: "about", stand_in: { nul: true })
+      assert reply.end_with?("}]}")
+      refute_includes reply, "\0"
+    end
+  end
+
+  def test_no_proxy_gives_the_vpoller_failure_within_retries_times_timeout
+    port = TCPServer.open("127.0.0.1", 0) { |server| server.addr[1] }
+    client = VPoller::Client.new(endpoint: "tcp://127.0.0.1:#{port}", retries: 2, timeout: 200)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    assert_equal NO_REPLY, client.run(method: "about", hostname: "vc01")
+    elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+    assert_operator elapsed, :>=, 0.39
+    assert_operator elapsed, :<, 0.9
+  end
+
+  def test_bad_arguments
+    assert_raises(ArgumentError) { VPoller::Client.new } # endpoint is required
+    assert_raises(TypeError) { VPoller::Client.new(endpoint: nil) }
+    assert_raises(TypeError) { VPoller::Client.new(endpoint: "tcp://127.0.0.1:1", retries: "3") }
+    assert_raises(TypeError) { VPoller::Client.new(endpoint: "tcp://127.0.0.1:1", timeout: 1.5) }
+    assert_raises(ArgumentError) { VPoller::Client.new(endpoint: "tcp://127.0.0.1:1", timeout: 2**40) }
+    error = assert_raises(ArgumentError) { VPoller::Client.new(endpoint: "bogus") }
+    assert_match(/connecting to the endpoint/, error.message)
+
+    around_stand_in do |endpoint|
+      client = VPoller::Client.new(endpoint: endpoint)
+      assert_raises(TypeError) { client.run(42) }
+      assert_raises(TypeError) { client.run(nil) }
+      assert_raises(TypeError) { client.run(%w[vm get]) }
+      error = assert_raises(ArgumentError) { client.run("vm.discover") }
+      assert_match(/not valid JSON/, error.message)
+      error = assert_raises(ArgumentError) { client.run("[1, 2]") }
+      assert_match(/must be a JSON object, not an array/, error.message)
+      error = assert_raises(ArgumentError) { client.run("{\"name\": \"\xFF\"}".b) }
+      assert_match(/UTF-8/, error.message)
+      assert_raises(ArgumentError) { client.run("{\"a\": \"\0\"}") }
+      # The client still works after refusing bad input.
+      assert_equal 0, client.run_hash(method: "about")["success"]
+    end
+  end
+
+  def test_closed_client
+    client = VPoller::Client.new(endpoint: "tcp://127.0.0.1:1")
+    refute client.closed?
+    client.close
+    client.close
+    assert client.closed?
+    error = assert_raises(VPoller::ClosedError) { client.run(method: "about") }
+    assert_match(/closed/, error.message)
+    assert_kind_of IOError, error
+  end
+
+  def test_threads_share_one_client_in_parallel
+    around_stand_in do |endpoint|
+      client = VPoller::Client.new(endpoint: endpoint, timeout: 5000)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      threads = 8.times.map do |thread_id|
+        Thread.new do
+          10.times.map do |call|
+            name = "vm-#{thread_id}-#{call}"
+            reply = client.run_hash(method: "vm.get", name: name, stand_in: { delay_ms: 20 })
+            reply["result"][0]["name"] == name
+          end
+        end
+      end
+      results = threads.flat_map(&:value)
+      elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+      assert_equal 80, results.size
+      assert results.all?, "a thread got another thread's reply"
+      # Serially 80 x 20 ms = 1.6 s.
+      assert_operator elapsed, :<, 0.8
+    end
+  end
+
+  def test_close_waits_for_running_calls
+    around_stand_in do |endpoint|
+      client = VPoller::Client.new(endpoint: endpoint)
+      slow = Thread.new { client.run_hash(method: "about", stand_in: { delay_ms: 200 }) }
+      sleep 0.05
+      client.close
+      assert_equal 0, slow.value["success"]
+      assert_raises(VPoller::ClosedError) { client.run(method: "about") }
+    end
+  end
+
+  def open_fds
+    Dir.children("/proc/self/fd").size
+  end
+
+  def test_clients_left_to_the_gc_are_freed
+    around_stand_in do |endpoint|
+      # Warm up: the library's process-wide context opens its own descriptors once.
+      VPoller::Client.new(endpoint: endpoint).run(method: "about")
+      GC.start
+      before = open_fds
+      200.times do
+        client = VPoller::Client.new(endpoint: endpoint)
+        assert_equal 0, client.run_hash(method: "about")["success"]
+      end
+      3.times { GC.start(full_mark: true, immediate_sweep: true) }
+      sleep 0.2
+      # Each unfreed client would hold a TCP connection and ZeroMQ descriptors.
+      assert_operator open_fds, :<, before + 40
+    end
+  end
+
+  def test_library_version
+    assert_match(/\A\d+\.\d+\.\d+/, VPoller.library_version)
+  end
+end
+
+class ExampleTest < Minitest::Test
+  ROOT = File.expand_path("../../..", __dir__)
+
+  def test_discover_example_prints_the_documented_lines
+    StandIn.run do |endpoint|
+      lib = File.join(ROOT, "bindings/ruby/lib")
+      output = IO.popen([RbConfig.ruby, "-I", lib, File.join(ROOT, "examples/ruby/discover.rb"), endpoint], &:read)
+      assert $?.success?
+      assert_equal [
+        "Connecting to vPoller ...",
+        "Sending task request to vPoller ...",
+        'Received reply from vPoller: {"success": 0, "msg": "Successfully retrieved object properties", ' \
+        '"result": [{"method":"vm.discover","hostname":"vc01.example.org"}]}'
+      ], output.lines.map(&:chomp)
+    end
+  end
+end
