@@ -1,0 +1,212 @@
+"""A real vPoller on loopback: govmomi's vSphere simulator behind py-vpoller
+0.7.3's own proxy and worker.
+
+    python tests/interop/stack.py run -- COMMAND [ARGS...]   # start, run COMMAND, stop
+    python tests/interop/stack.py serve                      # start, wait for Ctrl-C, stop
+
+COMMAND gets VPOLLER_ENDPOINT (the proxy frontend) and VPOLLER_VSPHERE_HOST (the
+vSphere host name registered with the worker) in its environment. Every process
+is started in a process group of its own and the whole group is stopped by pid
+on exit, also when something fails. All ports are free ones picked at start, so
+a vPoller on the default ports is left alone.
+
+Needs, beside the venv's vpoller==0.7.3: target/interop/vcsim (`make vcsim`),
+and root (or the right to bind port 443), since vconnector always uses port 443.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+VCSIM = os.path.join(ROOT, "target", "interop", "vcsim")
+WORKER_WRAPPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vpoller_worker.py")
+BIN = os.path.dirname(sys.executable)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def free_https_address():
+    """A loopback address whose port 443 is free: vconnector cannot use another port."""
+    for last in range(2, 255):
+        address = "127.0.0.%d" % last
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, 443))
+            except PermissionError:
+                raise SystemExit("binding port 443 needs root (vconnector always connects to port 443)")
+            except OSError:
+                continue
+            return address
+    raise SystemExit("no loopback address with a free port 443")
+
+
+class Stack(object):
+    """The simulator, the vconnector database, the proxy and the worker."""
+
+    def __init__(self, workers=2, helpers="vpoller.helpers.cclient,vpoller.helpers.zabbix"):
+        self.workers = workers
+        self.helpers = helpers
+        self.directory = tempfile.mkdtemp(prefix="vpoller-stack-")
+        self.vsphere_host = None
+        self.frontend_port = free_port()
+        self.endpoint = "tcp://127.0.0.1:%d" % self.frontend_port
+        self.processes = {}
+
+    # -- processes ---------------------------------------------------------
+
+    def _spawn(self, name, argv, **options):
+        log = open(os.path.join(self.directory, name + ".log"), "wb")
+        process = subprocess.Popen(argv, stdout=options.pop("stdout", log), stderr=log,
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   cwd=self.directory, **options)
+        self.processes[name] = process
+        return process
+
+    def _stop(self, name):
+        """Stops the process group started as `name`: SIGTERM, then SIGKILL."""
+        process = self.processes.pop(name, None)
+        if process is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not _group_alive(process.pid):
+                break
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                process.poll()  # reap the leader, so that only live members count
+                if not _group_alive(process.pid):
+                    break
+                time.sleep(0.05)
+        process.wait()
+        if process.stdout:
+            process.stdout.close()
+
+    def log(self, name):
+        with open(os.path.join(self.directory, name + ".log"), "rb") as log:
+            return log.read().decode("utf-8", "replace")
+
+    # -- parts ---------------------------------------------------------------
+
+    def start(self):
+        try:
+            self._start_simulator()
+            self._register_simulator()
+            self._write_config()
+            self.start_proxy()
+            self._spawn("worker", [sys.executable, WORKER_WRAPPER, "-f", self.config, "-c", str(self.workers)])
+            self.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_simulator(self):
+        if not os.access(VCSIM, os.X_OK):
+            raise SystemExit("%s is missing: run `make vcsim`" % VCSIM)
+        self.vsphere_host = free_https_address()
+        simulator = self._spawn("vcsim", [VCSIM, "-listen", self.vsphere_host + ":443"], stdout=subprocess.PIPE)
+        url = simulator.stdout.readline().decode().strip()
+        if not url.startswith("https://"):
+            raise RuntimeError("the vSphere simulator did not start:\n" + self.log("vcsim"))
+
+    def _register_simulator(self):
+        self.db = os.path.join(self.directory, "vconnector.db")
+        cli = os.path.join(BIN, "vconnector-cli")
+        for args in (["init"], ["-H", self.vsphere_host, "-U", "root", "-P", "simulator", "add"],
+                     ["-H", self.vsphere_host, "enable"]):
+            subprocess.run([cli, "-d", self.db] + args, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, cwd=self.directory)
+
+    def _write_config(self):
+        backend = "tcp://127.0.0.1:%d" % free_port()
+        self.config = os.path.join(self.directory, "vpoller.conf")
+        with open(self.config, "w") as config:
+            config.write(
+                "[proxy]\nfrontend = %s\nbackend = %s\nmgmt = tcp://127.0.0.1:%d\n\n"
+                "[worker]\ndb = %s\nproxy = %s\nmgmt = tcp://127.0.0.1:%d\nhelpers = %s\n"
+                "tasks = vpoller.vsphere.tasks\n\n"
+                "[cache]\nenabled = no\nmaxsize = 0\nttl = 3600\nhousekeeping = 480\n"
+                % (self.endpoint, backend, free_port(), self.db, backend, free_port(), self.helpers))
+
+    def start_proxy(self):
+        self._spawn("proxy", [os.path.join(BIN, "vpoller-proxy"), "-f", self.config, "start"])
+
+    def stop_proxy(self):
+        self._stop("proxy")
+
+    def request(self, msg, timeout=3000, retries=1):
+        """A request through py-vpoller's own client (a new one each time: its
+        run() uses up the instance's retries)."""
+        from vpoller.client import VPollerClient
+        return VPollerClient(endpoint=self.endpoint, timeout=timeout, retries=retries).run(msg)
+
+    def wait_until_ready(self, seconds=90):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError("%s exited early:\n%s" % (name, self.log(name)))
+            reply = json.loads(self.request({"method": "about", "hostname": self.vsphere_host}, timeout=2000))
+            if reply.get("success") == 0:
+                return
+        raise RuntimeError("vPoller did not answer `about` within %d s" % seconds)
+
+    def stop(self):
+        for name in ("worker", "proxy", "vcsim"):
+            self._stop(name)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main(argv):
+    usage = "usage: stack.py run -- COMMAND [ARGS...] | stack.py serve"
+    if not argv or argv[0] not in ("run", "serve"):
+        print(usage, file=sys.stderr)
+        return 64
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    with Stack() as stack:
+        env = dict(os.environ, VPOLLER_ENDPOINT=stack.endpoint, VPOLLER_VSPHERE_HOST=stack.vsphere_host)
+        print("vPoller is up: endpoint %s, vSphere host %s" % (stack.endpoint, stack.vsphere_host), flush=True)
+        if argv[0] == "serve":
+            while True:
+                time.sleep(3600)
+        command = argv[2:] if argv[1:2] == ["--"] else argv[1:]
+        if not command:
+            print(usage, file=sys.stderr)
+            return 64
+        return subprocess.call(command, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
