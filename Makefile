@@ -16,14 +16,14 @@ LIB_SO     := $(RELEASE)/libvpoller.so
 LIB_A      := $(RELEASE)/libvpoller.a
 C_OUT      := target/c
 C_LINK     := -L$(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lvpoller
-C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test
+C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test $(C_OUT)/interop-runner
 RUST_SRC   := $(shell find src -name '*.rs') build.rs Cargo.toml cbindgen.toml
 STANDIN    := $(RELEASE)/vpoller-standin
 VENV       := .venv
 PYTHON     ?= python3
 
-.PHONY: all lib c-programs header test rust-test ruby-test python-test lint install uninstall \
-	pkg-config-check deps venv standin clean help
+.PHONY: all lib c-programs header test rust-test ruby-test python-test interop-test demo lint \
+	install uninstall pkg-config-check deps venv standin vcsim interop-runners clean help
 
 all: lib c-programs ## Build the library and the C examples
 
@@ -50,11 +50,15 @@ $(C_OUT)/%: examples/c/%.c include/vpoller.h $(LIB_SO)
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK)
 
+$(C_OUT)/interop-runner: tests/interop/runners/runner.c include/vpoller.h $(LIB_SO)
+	@mkdir -p $(C_OUT)
+	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK)
+
 $(C_OUT)/abi_test: tests/c/abi_test.c include/vpoller.h $(LIB_SO)
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK) -lpthread
 
-test: deps lint pkg-config-check rust-test ruby-test python-test ## Run every test
+test: deps lint pkg-config-check rust-test ruby-test python-test interop-test ## Run every test
 
 rust-test: c-programs ## Rust tests, the C programs and the C ABI under valgrind
 	VPOLLER_C_PROGRAMS=$(abspath $(C_OUT)) $(CARGO) test --release --locked
@@ -67,12 +71,30 @@ ruby-test: lib standin ## The Ruby binding's minitest suite
 
 venv: $(VENV)/.ready ## The Python venv with pytest and the vpoller_ffi package
 
+# pytest, this project's vpoller_ffi, and py-vpoller 0.7.3 for the interop stack and tests.
 $(VENV)/.ready: bindings/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet pytest
+	$(VENV)/bin/pip install --quiet pytest vpoller==0.7.3
 	$(VENV)/bin/pip install --quiet --editable bindings/python
 	touch $@
+
+VCSIM := target/interop/vcsim
+
+vcsim: $(VCSIM) ## The vSphere simulator (govmomi from Debian's golang-github-vmware-govmomi-dev)
+
+$(VCSIM): tests/interop/vcsim/main.go
+	@mkdir -p $(dir $@)
+	GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= go build -o $@ $<
+
+interop-runners: lib c-programs ## The Rust API runner of the interop tests
+	$(CARGO) build --release --locked --example interop-runner
+
+interop-test: interop-runners venv vcsim ## Every client against py-vpoller 0.7.3 and the simulator (needs root)
+	cd tests/interop && ../../$(VENV)/bin/pytest -q .
+
+demo: deps lib c-programs venv vcsim ## Start a local vPoller and run the documented examples through C, Ruby, Python
+	$(VENV)/bin/python tests/interop/stack.py run -- scripts/demo.sh
 
 python-test: lib standin venv ## The Python binding's pytest suite
 	$(VENV)/bin/pytest -q bindings/python

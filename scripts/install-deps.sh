@@ -3,8 +3,9 @@
 # when they are missing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-# Build and C tests; the Ruby binding's tests; the Python venv.
-packages=(gcc g++ make pkg-config valgrind ruby ruby-ffi ruby-minitest python3 python3-venv)
+# Build and C tests; the Ruby binding's tests; the Python venv; the vSphere simulator.
+packages=(gcc g++ make pkg-config valgrind ruby ruby-ffi ruby-minitest python3 python3-venv
+          golang-go golang-github-vmware-govmomi-dev)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The vPoller API documentation's examples against the running stack
+# (started by `make demo` through tests/interop/stack.py, which sets
+# VPOLLER_ENDPOINT and VPOLLER_VSPHERE_HOST): vm.discover, and vm.get of
+# runtime.powerState, through the C, Ruby and Python clients.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+endpoint=${VPOLLER_ENDPOINT:?run through tests/interop/stack.py}
+host=${VPOLLER_VSPHERE_HOST:?run through tests/interop/stack.py}
+vm=DC0_H0_VM0
+python=${PYTHON:-.venv/bin/python}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "C: vpoller-cclient -m vm.discover -V $host"
+target/c/vpoller-cclient -e "$endpoint" -m vm.discover -V "$host"
+
+step "C: vpoller-cclient -m vm.get -V $host -n $vm -p runtime.powerState"
+target/c/vpoller-cclient -e "$endpoint" -m vm.get -V "$host" -n "$vm" -p runtime.powerState
+
+step "C: the same through the Zabbix helper"
+target/c/vpoller-cclient -e "$endpoint" -m vm.get -V "$host" -n "$vm" -p runtime.powerState \
+    -H vpoller.helpers.zabbix
+
+step "Ruby: examples/ruby/discover.rb"
+ruby -I bindings/ruby/lib examples/ruby/discover.rb "$endpoint" "$host"
+
+step "Python: examples/python/discover.py"
+"$python" examples/python/discover.py "$endpoint" "$host"
+
+step "Python: examples/python/vm_get.py"
+"$python" examples/python/vm_get.py "$endpoint" "$host" "$vm"
