@@ -21,6 +21,8 @@ fn main() {
     for line in std::io::stdin().lock().lines() {
         let reply = client.run(&line.expect("read a request"));
         let mut out = stdout.lock();
-        write!(out, "{}\n{reply}\n", reply.len()).and_then(|()| out.flush()).expect("write the reply");
+        write!(out, "{}\n{reply}\n", reply.len())
+            .and_then(|()| out.flush())
+            .expect("write the reply");
     }
 }
