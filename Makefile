@@ -17,7 +17,10 @@ LIB_A      := $(RELEASE)/libvpoller.a
 C_OUT      := target/c
 C_LINK     := -L$(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lvpoller
 C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test $(C_OUT)/interop-runner
-RUST_SRC   := $(shell find src -name '*.rs') build.rs Cargo.toml cbindgen.toml
+RUST_SRC   := $(shell find src tests/standin tests/interop/runners -name '*.rs') build.rs Cargo.toml cbindgen.toml
+# One cargo invocation builds the library, the stand-in proxy and the interop
+# runner, so that they share one feature resolution (and one libzmq build).
+CARGO_BUILD := $(CARGO) build --release --locked --workspace --lib --bins --examples
 STANDIN    := $(RELEASE)/vpoller-standin
 VENV       := .venv
 PYTHON     ?= python3
@@ -36,12 +39,12 @@ deps: ## Install the system packages the build and tests need (as root on Debian
 lib: $(LIB_SO) ## Build libvpoller.so and libvpoller.a (target/release)
 
 $(LIB_SO) $(LIB_A): $(RUST_SRC)
-	$(CARGO) build --release --locked
+	$(CARGO_BUILD)
 	@# Programs linked here look the library up by its soname.
 	ln -sf libvpoller.so $(RELEASE)/libvpoller.so.0
 
 header: ## Regenerate include/vpoller.h from src/capi
-	VPOLLER_UPDATE_HEADER=1 $(CARGO) build --release --locked
+	VPOLLER_UPDATE_HEADER=1 $(CARGO_BUILD)
 	ln -sf libvpoller.so $(RELEASE)/libvpoller.so.0
 
 c-programs: $(C_PROGRAMS) ## Build the C examples and the C ABI test program
@@ -63,8 +66,7 @@ test: deps lint pkg-config-check rust-test ruby-test python-test interop-test ##
 rust-test: c-programs ## Rust tests, the C programs and the C ABI under valgrind
 	VPOLLER_C_PROGRAMS=$(abspath $(C_OUT)) $(CARGO) test --release --locked
 
-standin: ## The stand-in vPoller Proxy that the Ruby and Python tests run
-	$(CARGO) build --release --locked -p vpoller-standin
+standin: lib ## The stand-in vPoller Proxy that the Ruby and Python tests run (built with the library)
 
 ruby-test: lib standin ## The Ruby binding's minitest suite
 	ruby -I bindings/ruby/lib bindings/ruby/test/test_client.rb
@@ -87,8 +89,7 @@ $(VCSIM): tests/interop/vcsim/main.go
 	@mkdir -p $(dir $@)
 	GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= go build -o $@ $<
 
-interop-runners: lib c-programs ## The Rust API runner of the interop tests
-	$(CARGO) build --release --locked --example interop-runner
+interop-runners: lib c-programs ## The interop tests' runners (Rust one built with the library)
 
 interop-test: interop-runners venv vcsim ## Every client against py-vpoller 0.7.3 and the simulator (needs root)
 	cd tests/interop && ../../$(VENV)/bin/pytest -q .

@@ -3,6 +3,7 @@
 
 use crate::context;
 use crate::error::Error;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
@@ -210,7 +211,7 @@ impl Client {
     /// ```
     pub fn run_value(&self, msg: &Value) -> Result<Value, Error> {
         if !msg.is_object() {
-            return Err(not_an_object(msg));
+            return Err(not_an_object(kind_of(msg)));
         }
         let text = msg.to_string();
         let reply = self.exchange(text.as_bytes())?;
@@ -273,6 +274,10 @@ impl Client {
         socket
             .set_linger(0)
             .map_err(|e| Error::zmq("setting LINGER", e))?;
+        let timeout_ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
+        socket
+            .set_rcvtimeo(timeout_ms)
+            .map_err(|e| Error::zmq("setting RCVTIMEO", e))?;
         socket
             .connect(&self.endpoint)
             .map_err(|e| Error::zmq("connecting to the endpoint", e))?;
@@ -339,13 +344,15 @@ fn send_and_wait(
     timeout: Duration,
 ) -> Result<Option<zmq::Message>, Error> {
     let deadline = Instant::now() + timeout;
+    let mut sent_at_once = true;
     loop {
         // A connected REQ socket queues at once; DONTWAIT only guards the
         // deadline should the queue ever be full.
         match socket.send(msg, zmq::DONTWAIT) {
             Ok(()) => break,
-            Err(zmq::Error::EINTR) => continue,
+            Err(zmq::Error::EINTR) => sent_at_once = false,
             Err(zmq::Error::EAGAIN) => {
+                sent_at_once = false;
                 if !wait_until(socket, zmq::POLLOUT, deadline)? {
                     return Ok(None);
                 }
@@ -353,15 +360,31 @@ fn send_and_wait(
             Err(error) => return Err(Error::zmq("sending the request", error)),
         }
     }
-    if !wait_until(socket, zmq::POLLIN, deadline)? {
-        return Ok(None);
-    }
-    let reply = loop {
-        match socket.recv_msg(zmq::DONTWAIT) {
-            Ok(reply) => break reply,
-            Err(zmq::Error::EINTR) => continue,
-            Err(error) => return Err(Error::zmq("receiving the reply", error)),
+    // The usual path: one blocking receive bounded by the socket's RCVTIMEO,
+    // which is the attempt's timeout (cheaper than a poll and a receive).
+    let first_try = if sent_at_once {
+        socket.recv_msg(0)
+    } else {
+        Err(zmq::Error::EINTR)
+    };
+    let reply = match first_try {
+        Ok(reply) => reply,
+        Err(zmq::Error::EAGAIN) => return Ok(None),
+        Err(zmq::Error::EINTR) => {
+            // Interrupted, or the send had to wait: only what is left of the
+            // attempt's time may still be spent.
+            if !wait_until(socket, zmq::POLLIN, deadline)? {
+                return Ok(None);
+            }
+            loop {
+                match socket.recv_msg(zmq::DONTWAIT) {
+                    Ok(reply) => break reply,
+                    Err(zmq::Error::EINTR) => continue,
+                    Err(error) => return Err(Error::zmq("receiving the reply", error)),
+                }
+            }
         }
+        Err(error) => return Err(Error::zmq("receiving the reply", error)),
     };
     if reply.get_more() {
         let mut frames = 1;
@@ -401,29 +424,40 @@ fn wait_until(
 }
 
 /// Refuses anything but a UTF-8 JSON object, before it reaches the wire.
+///
+/// Runs on every request, so it checks the syntax without building a value:
+/// `RawValue` only borrows the input.
 fn check_message(msg: &[u8]) -> Result<(), Error> {
     let text = std::str::from_utf8(msg).map_err(|error| {
         Error::InvalidArgument(format!("the message is not valid UTF-8 ({error})"))
     })?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(_)) => Ok(()),
-        Ok(other) => Err(not_an_object(&other)),
-        Err(error) => Err(Error::InvalidArgument(format!(
-            "the message is not valid JSON ({error})"
-        ))),
-    }
+    let raw = serde_json::from_str::<&RawValue>(text).map_err(|error| {
+        Error::InvalidArgument(format!("the message is not valid JSON ({error})"))
+    })?;
+    let kind = match raw.get().as_bytes().first() {
+        Some(b'{') => return Ok(()),
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    };
+    Err(not_an_object(kind))
 }
 
-fn not_an_object(value: &Value) -> Error {
-    let kind = match value {
+fn not_an_object(kind: &str) -> Error {
+    Error::InvalidArgument(format!("the message must be a JSON object, not {kind}"))
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    };
-    Error::InvalidArgument(format!("the message must be a JSON object, not {kind}"))
+    }
 }
 
 /// The reply as text: one trailing NUL (added by vPoller's `cclient` helper)
