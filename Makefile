@@ -25,7 +25,7 @@ STANDIN    := $(RELEASE)/vpoller-standin
 VENV       := .venv
 PYTHON     ?= python3
 
-.PHONY: all lib c-programs header test rust-test ruby-test python-test interop-test demo lint \
+.PHONY: bench bench-programs all lib c-programs header test rust-test ruby-test python-test interop-test demo lint \
 	install uninstall pkg-config-check deps venv standin vcsim interop-runners clean help
 
 all: lib c-programs ## Build the library and the C examples
@@ -93,6 +93,23 @@ interop-runners: lib c-programs ## The interop tests' runners (Rust one built wi
 
 interop-test: interop-runners venv vcsim ## Every client against py-vpoller 0.7.3 and the simulator (needs root)
 	cd tests/interop && ../../$(VENV)/bin/pytest -q .
+
+BENCH_OUT   := target/bench
+BENCH_PROGS := $(BENCH_OUT)/loop_vpoller $(BENCH_OUT)/threads $(BENCH_OUT)/big_reply
+
+bench-programs: $(BENCH_PROGS) $(BENCH_OUT)/loop_rawzmq
+
+$(BENCH_OUT)/%: benches/c/%.c benches/c/bench.h include/vpoller.h $(LIB_SO)
+	@mkdir -p $(BENCH_OUT)
+	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK) -lpthread
+
+# The floor: the same loop on the system's libzmq (Debian's libzmq3-dev), no libvpoller.
+$(BENCH_OUT)/loop_rawzmq: benches/c/loop_rawzmq.c benches/c/bench.h
+	@mkdir -p $(BENCH_OUT)
+	$(CC) $(CFLAGS) -o $@ $< -lzmq
+
+bench: deps lib c-programs bench-programs venv ## Benchmarks (see BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run
+	$(VENV)/bin/python benches/run.py $(BENCH_ARGS)
 
 demo: deps lib c-programs venv vcsim ## Start a local vPoller and run the documented examples through C, Ruby, Python
 	$(VENV)/bin/python tests/interop/stack.py run -- scripts/demo.sh

@@ -3,9 +3,10 @@
 # when they are missing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-# Build and C tests; the Ruby binding's tests; the Python venv; the vSphere simulator.
+# Build and C tests; the Ruby binding's tests; the Python venv; the vSphere
+# simulator; the benchmarks' raw libzmq loop and ffi-rzmq contenders.
 packages=(gcc g++ make pkg-config valgrind ruby ruby-ffi ruby-minitest python3 python3-venv
-          golang-go golang-github-vmware-govmomi-dev)
+          golang-go golang-github-vmware-govmomi-dev libzmq3-dev ruby-ffi-rzmq)
 
 missing=()
 for package in "${packages[@]}"; do
