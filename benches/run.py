@@ -1,9 +1,11 @@
 """libvpoller's benchmarks: `make bench` (runs this with the project venv).
 
-Every contender runs in its own process against one stand-in vPoller Proxy
-(tests/standin), in rounds that alternate the contenders (A B C ... A B C ...),
-and each figure is the median over the rounds. The machines are shared and
-noisy, so only ratios measured side by side in this one run mean anything.
+Every contender runs in its own process against the stand-in server
+(tests/standin; `--lean` for the measured sections, and the libzmq `--direct`
+one once more for section 1 as a reference), in rounds that alternate the
+contenders (A B C ... A B C ...); each figure is the median over the rounds,
+each ratio the median of the ratios within a round. The machines are shared
+and noisy, so only ratios measured side by side in this one run mean anything.
 
 Prints a Markdown report (also written to target/bench/report.md).
 """
@@ -21,6 +23,7 @@ BENCH_BIN = os.path.join(ROOT, "target", "bench")
 STANDIN = os.path.join(ROOT, "target", "release", "vpoller-standin")
 VENV_BIN = os.path.dirname(sys.executable)
 MIB = 1024 * 1024
+BUNDLED_RAW = os.path.join(ROOT, "target", "release", "examples", "bench-raw-bundled")
 
 
 def c_program(name):
@@ -45,8 +48,15 @@ def output_of(argv):
 
 
 class StandIn(object):
+    """The stand-in server, `--lean` (ZMTP without libzmq, the fewest thread
+    hand-offs, so that the figures show what the clients cost) or `--direct`
+    (libzmq ROUTER with one worker thread)."""
+
+    def __init__(self, mode):
+        self.mode = mode
+
     def __enter__(self):
-        self.process = subprocess.Popen([STANDIN, "--workers", "2"], stdout=subprocess.PIPE)
+        self.process = subprocess.Popen([STANDIN, self.mode], stdout=subprocess.PIPE)
         self.endpoint = self.process.stdout.readline().decode().strip()
         if not self.endpoint.startswith("tcp://"):
             raise SystemExit("the stand-in proxy did not start")
@@ -74,18 +84,24 @@ def per_call(endpoint, calls):
     return measure
 
 
+def paired_ratio(results, name, baseline):
+    """The median over rounds of name's time divided by baseline's time in the
+    same round: steadier than a ratio of medians on a noisy machine."""
+    return statistics.median(a / b for a, b in zip(results[name], results[baseline]))
+
+
 def section_per_call(endpoint, rounds, calls):
     contenders = [
         ("raw libzmq REQ loop (C, one socket)", [c_program("loop_rawzmq")]),
         ("libvpoller vpoller_run loop (C)", [c_program("loop_vpoller")]),
+        ("raw REQ loop over libvpoller's bundled libzmq (Rust)", [BUNDLED_RAW]),
         ("Ruby binding", ruby("binding")),
         ("documented Ruby ffi-rzmq snippet, per call", ruby("ffi-rzmq-snippet")),
         ("Ruby ffi-rzmq, one reused socket", ruby("ffi-rzmq-reused")),
         ("Python binding", python("binding")),
         ("py-vpoller 0.7.3 VPollerClient", python("py-vpoller")),
     ]
-    results = alternate(rounds, contenders, per_call(endpoint, calls))
-    return {name: statistics.median(values) for name, values in results.items()}
+    return alternate(rounds, contenders, per_call(endpoint, calls))
 
 
 def section_threads(endpoint, rounds, calls):
@@ -146,7 +162,7 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="rounds per section (at least 5)")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds per section (at least 5)")
     parser.add_argument("--calls", type=int, default=3000, help="calls per contender and round")
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
     args = parser.parse_args()
@@ -160,23 +176,34 @@ def main():
         lines.append(text)
 
     targets = []
-    with StandIn() as stand_in:
-        endpoint = stand_in.endpoint
-        say("Machine: %s. Rounds: %d, alternating; medians." % (machine(), rounds))
+    raw_name = "raw libzmq REQ loop (C, one socket)"
+
+    def per_call_table(results):
+        say("| client | us/call | calls/s | x raw libzmq (median of per-round ratios) |")
+        say("|---|---:|---:|---:|")
+        for name, values in results.items():
+            seconds = statistics.median(values)
+            say("| %s | %.1f | %.0f | %.2f |" % (name, seconds * 1e6, 1 / seconds,
+                                                 paired_ratio(results, name, raw_name)))
         say()
 
-        say("### 1. One request after another (%d calls per contender and round)" % calls)
+    say("Machine: %s. Rounds: %d, alternating; medians." % (machine(), rounds))
+    say()
+    with StandIn("--direct") as stand_in:
+        say("### 1a. One request after another, libzmq stand-in (`vpoller-standin --direct`), for reference")
         say()
-        single = section_per_call(endpoint, rounds, calls)
-        raw = single["raw libzmq REQ loop (C, one socket)"]
-        say("| client | us/call | calls/s | x raw libzmq |")
-        say("|---|---:|---:|---:|")
-        for name, seconds in single.items():
-            say("| %s | %.1f | %.0f | %.2f |" % (name, seconds * 1e6, 1 / seconds, seconds / raw))
+        per_call_table(section_per_call(stand_in.endpoint, rounds, calls))
+
+    with StandIn("--lean") as stand_in:
+        endpoint = stand_in.endpoint
+        say("### 1. One request after another (`vpoller-standin --lean`, %d calls per contender and round)"
+            % calls)
         say()
-        c_ratio = single["libvpoller vpoller_run loop (C)"] / raw
-        ruby_ratio = single["Ruby binding"] / single["documented Ruby ffi-rzmq snippet, per call"]
-        python_speedup = single["py-vpoller 0.7.3 VPollerClient"] / single["Python binding"]
+        results = section_per_call(endpoint, rounds, calls)
+        per_call_table(results)
+        c_ratio = paired_ratio(results, "libvpoller vpoller_run loop (C)", raw_name)
+        ruby_ratio = paired_ratio(results, "Ruby binding", "documented Ruby ffi-rzmq snippet, per call")
+        python_speedup = 1 / paired_ratio(results, "Python binding", "py-vpoller 0.7.3 VPollerClient")
         targets += [
             ("C over libvpoller within 1.05x of the raw libzmq loop", "%.2fx" % c_ratio, c_ratio <= 1.05),
             ("Ruby binding no slower than the ffi-rzmq snippet", "%.2fx the snippet's time" % ruby_ratio,

@@ -147,3 +147,21 @@ fn reply_success_reads_the_result_code() {
     assert_eq!(vpoller::reply_success("poweredOn"), None);
     assert_eq!(vpoller::reply_success(r#"{"success": "0"}"#), None);
 }
+
+#[test]
+fn works_with_a_zmtp_peer_that_is_not_libzmq() {
+    // The benchmarks' lean responder speaks ZMTP 3.0 itself.
+    let endpoint = vpoller_standin::lean::start(0).unwrap();
+    let client = client(&endpoint, 2, 500);
+    let msg = r#"{"method": "vm.get", "name": "Zürich"}"#;
+    assert_eq!(
+        client.try_run(msg).unwrap(),
+        String::from_utf8(vpoller_standin::echo_reply(msg.as_bytes())).unwrap()
+    );
+    let big = client
+        .try_run(r#"{"method": "vm.discover", "stand_in": {"reply_size": 300000}}"#)
+        .unwrap();
+    assert_eq!(big.len(), 300_000);
+    let dropped = client.try_run(r#"{"method": "about", "stand_in": {"drop_first": 1}}"#);
+    assert!(dropped.unwrap().starts_with(r#"{"success": 0"#));
+}

@@ -17,9 +17,13 @@
 //! | `"reply_size": N` | reply with a valid vPoller result of N bytes |
 //! | `"reply_hex": "7b7d"` | reply with exactly these bytes |
 //!
+//! [`lean::start`] serves the same answers without libzmq, for benchmarks.
+//!
 //! Like vPoller for a vSphere host it does not know, it answers a request
 //! whose `"hostname"` is `"unknown"` with
 //! `{"success": 1, "msg": "Unknown or missing agent name"}`.
+
+pub mod lean;
 
 use serde_json::Value;
 use std::cmp::Reverse;
@@ -42,6 +46,19 @@ struct Stats {
     max_in_flight: AtomicUsize,
 }
 
+/// How the stand-in is wired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// vPoller's: ROUTER frontend, proxy thread, DEALER backend, `workers` DEALER workers.
+    Proxy {
+        /// Worker sockets behind the backend.
+        workers: usize,
+    },
+    /// One worker answering on the ROUTER frontend itself: the fewest hops
+    /// and threads, so that a benchmark sees the client's costs, not the server's.
+    Direct,
+}
+
 /// A running stand-in proxy; stopped on drop.
 pub struct StandIn {
     endpoint: String,
@@ -59,8 +76,13 @@ impl StandIn {
     }
 
     /// Starts a stand-in on `127.0.0.1:port` (0: any free port) with
-    /// `workers` worker sockets.
+    /// `workers` worker sockets behind the proxy.
     pub fn start_on(port: u16, workers: usize) -> Result<StandIn, zmq::Error> {
+        StandIn::start_with(port, Topology::Proxy { workers })
+    }
+
+    /// Starts a stand-in with the given topology.
+    pub fn start_with(port: u16, topology: Topology) -> Result<StandIn, zmq::Error> {
         let context = zmq::Context::new();
         let frontend = context.socket(zmq::ROUTER)?;
         frontend.set_linger(0)?;
@@ -79,42 +101,55 @@ impl StandIn {
             .and_then(|port| port.parse().ok())
             .expect("the bound endpoint ends in a port");
 
-        let backend = context.socket(zmq::DEALER)?;
-        backend.set_linger(0)?;
-        backend.bind(BACKEND)?;
-        let control_end = context.socket(zmq::PAIR)?;
-        control_end.bind(CONTROL)?;
-        let control = context.socket(zmq::PAIR)?;
-        control.connect(CONTROL)?;
-
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let drops = Arc::new(Mutex::new(HashMap::new()));
-        let mut threads = vec![std::thread::spawn(move || {
-            // Returns when told TERMINATE through the control socket.
-            let (mut frontend, mut backend, mut control_end) = (frontend, backend, control_end);
-            let _ = zmq::proxy_steerable(&mut frontend, &mut backend, &mut control_end);
-        })];
-        for _ in 0..workers.max(1) {
-            let socket = context.socket(zmq::DEALER)?;
-            socket.set_linger(0)?;
-            socket.connect(BACKEND)?;
-            let worker = Worker {
-                socket,
-                stats: Arc::clone(&stats),
-                stop: Arc::clone(&stop),
-                drops: Arc::clone(&drops),
-                pending: BinaryHeap::new(),
-                sequence: 0,
-            };
-            threads.push(std::thread::spawn(move || worker.run()));
+        let worker = |socket| Worker {
+            socket,
+            stats: Arc::clone(&stats),
+            stop: Arc::clone(&stop),
+            drops: Arc::clone(&drops),
+            pending: BinaryHeap::new(),
+            sequence: 0,
+        };
+        let mut threads = Vec::new();
+        let mut control = None;
+        match topology {
+            Topology::Direct => {
+                // The frontend's messages already carry the envelope a worker answers with.
+                let direct = worker(frontend);
+                threads.push(std::thread::spawn(move || direct.run()));
+            }
+            Topology::Proxy { workers } => {
+                let backend = context.socket(zmq::DEALER)?;
+                backend.set_linger(0)?;
+                backend.bind(BACKEND)?;
+                let control_end = context.socket(zmq::PAIR)?;
+                control_end.bind(CONTROL)?;
+                let steering = context.socket(zmq::PAIR)?;
+                steering.connect(CONTROL)?;
+                control = Some(steering);
+                threads.push(std::thread::spawn(move || {
+                    // Returns when told TERMINATE through the control socket.
+                    let (mut frontend, mut backend, mut control_end) =
+                        (frontend, backend, control_end);
+                    let _ = zmq::proxy_steerable(&mut frontend, &mut backend, &mut control_end);
+                }));
+                for _ in 0..workers.max(1) {
+                    let socket = context.socket(zmq::DEALER)?;
+                    socket.set_linger(0)?;
+                    socket.connect(BACKEND)?;
+                    let proxied = worker(socket);
+                    threads.push(std::thread::spawn(move || proxied.run()));
+                }
+            }
         }
         Ok(StandIn {
             endpoint,
             port,
             stats,
             stop,
-            control: Some(control),
+            control,
             threads,
         })
     }
@@ -250,40 +285,45 @@ impl Worker {
     }
 
     fn plan(&self, request: &[u8]) -> Plan {
-        let parsed = serde_json::from_slice::<Value>(request).unwrap_or(Value::Null);
-        let directives = parsed.get("stand_in").unwrap_or(&Value::Null);
-        let number = |name: &str| directives.get(name).and_then(Value::as_u64).unwrap_or(0);
-        let flag = |name: &str| directives.get(name).and_then(Value::as_bool) == Some(true);
+        plan(request, &self.drops)
+    }
+}
 
-        if flag("drop") {
+/// What the stand-in does with `request`; `drops` counts copies for `drop_first`.
+fn plan(request: &[u8], drops: &Mutex<HashMap<Vec<u8>, u64>>) -> Plan {
+    let parsed = serde_json::from_slice::<Value>(request).unwrap_or(Value::Null);
+    let directives = parsed.get("stand_in").unwrap_or(&Value::Null);
+    let number = |name: &str| directives.get(name).and_then(Value::as_u64).unwrap_or(0);
+    let flag = |name: &str| directives.get(name).and_then(Value::as_bool) == Some(true);
+
+    if flag("drop") {
+        return Plan::Ignore;
+    }
+    let drop_first = number("drop_first");
+    if drop_first > 0 {
+        let mut drops = drops.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = drops.entry(request.to_vec()).or_insert(0);
+        *seen += 1;
+        if *seen <= drop_first {
             return Plan::Ignore;
         }
-        let drop_first = number("drop_first");
-        if drop_first > 0 {
-            let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
-            let seen = drops.entry(request.to_vec()).or_insert(0);
-            *seen += 1;
-            if *seen <= drop_first {
-                return Plan::Ignore;
-            }
-        }
-        let unknown_host = parsed.get("hostname").and_then(Value::as_str) == Some("unknown");
-        let mut body = if unknown_host {
-            br#"{"success": 1, "msg": "Unknown or missing agent name"}"#.to_vec()
-        } else if let Some(hex) = directives.get("reply_hex").and_then(Value::as_str) {
-            decode_hex(hex)
-        } else if number("reply_size") > 0 {
-            sized_reply(usize::try_from(number("reply_size")).unwrap_or(usize::MAX))
-        } else {
-            echo_reply(request)
-        };
-        if flag("nul") {
-            body.push(0);
-        }
-        Plan::Reply {
-            after: Duration::from_millis(number("delay_ms")),
-            body,
-        }
+    }
+    let unknown_host = parsed.get("hostname").and_then(Value::as_str) == Some("unknown");
+    let mut body = if unknown_host {
+        br#"{"success": 1, "msg": "Unknown or missing agent name"}"#.to_vec()
+    } else if let Some(hex) = directives.get("reply_hex").and_then(Value::as_str) {
+        decode_hex(hex)
+    } else if number("reply_size") > 0 {
+        sized_reply(usize::try_from(number("reply_size")).unwrap_or(usize::MAX))
+    } else {
+        echo_reply(request)
+    };
+    if flag("nul") {
+        body.push(0);
+    }
+    Plan::Reply {
+        after: Duration::from_millis(number("delay_ms")),
+        body,
     }
 }
 
