@@ -11,6 +11,11 @@
  * Threads: a vpoller_client may be used by many threads at once; the last
  * status and error are per thread.
  *
+ * fork(): a child process may keep using a client it inherited; it gets its
+ * own ZeroMQ context and sockets and leaves the parent's alone. As with any
+ * library that runs threads, fork while another thread is inside a libvpoller
+ * call only if the child then calls exec or _exit.
+ *
  * Link with `pkg-config --cflags --libs vpoller`.
  */
 

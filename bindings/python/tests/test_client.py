@@ -2,6 +2,8 @@ import gc
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -158,6 +160,16 @@ def test_clients_left_to_the_gc_are_freed(endpoint):
     time.sleep(0.2)
     # Each unfreed client would hold a TCP connection and ZeroMQ descriptors.
     assert open_fds() < before + 40
+
+
+def test_unclosed_client_at_interpreter_exit_is_quiet(endpoint):
+    script = ("from vpoller_ffi import VPollerClient\n"
+              "client = VPollerClient(%r)\n"
+              "assert client.run({'method': 'about'}).startswith('{\"success\": 0')\n" % endpoint)
+    completed = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=60)
+    assert completed.returncode == 0
+    assert completed.stderr == b""
 
 
 def test_library_version():

@@ -54,8 +54,10 @@ class _Handle(object):
     def __init__(self, address):
         self.address = address
 
-    def __del__(self):
-        _client_free(self.address)
+    def __del__(self, _free=_client_free):
+        # The default argument keeps the function reachable while the
+        # interpreter tears modules down at exit.
+        _free(self.address)
 
 
 class VPollerClient(object):
