@@ -17,7 +17,8 @@ LIB_A      := $(RELEASE)/libvpoller.a
 C_OUT      := target/c
 C_LINK     := -L$(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lvpoller
 C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test $(C_OUT)/interop-runner
-RUST_SRC   := $(shell find src tests/standin tests/interop/runners -name '*.rs') build.rs Cargo.toml cbindgen.toml
+RUST_SRC   := $(shell find src tests/standin tests/interop/runners benches/rust -name '*.rs') build.rs \
+              Cargo.toml Cargo.lock tests/standin/Cargo.toml cbindgen.toml .cargo/config.toml
 # One cargo invocation builds the library, the stand-in proxy and the interop
 # runner, so that they share one feature resolution (and one libzmq build).
 CARGO_BUILD := $(CARGO) build --release --locked --workspace --lib --bins --examples
@@ -121,7 +122,7 @@ lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 
-install: lib $(C_OUT)/vpoller-cclient ## Install header, libraries, pkg-config file and vpoller-cclient under PREFIX
+install: lib ## Install header, libraries, pkg-config file and vpoller-cclient under PREFIX
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/vpoller.h $(DESTDIR)$(INCLUDEDIR)/vpoller.h
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libvpoller.so.$(VERSION)
