@@ -88,7 +88,8 @@ vcsim: $(VCSIM) ## The vSphere simulator (govmomi from Debian's golang-github-vm
 
 $(VCSIM): tests/interop/vcsim/main.go
 	@mkdir -p $(dir $@)
-	GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= go build -o $@ $<
+	GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOCACHE=$(abspath target/interop/go-cache) \
+	    go build -o $@ $<
 
 interop-runners: lib c-programs ## The interop tests' runners (Rust one built with the library)
 
