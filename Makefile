@@ -119,9 +119,10 @@ demo: deps lib c-programs venv vcsim ## Start a local vPoller and run the docume
 python-test: lib standin venv ## The Python binding's pytest suite
 	$(VENV)/bin/pytest -q bindings/python
 
-lint: ## rustfmt and clippy, warnings are errors
+lint: ## rustfmt, clippy and rustdoc, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --locked --no-deps -p vpoller
 
 install: lib ## Install header, libraries, pkg-config file and vpoller-cclient under PREFIX
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)

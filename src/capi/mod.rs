@@ -1,5 +1,5 @@
 //! The C ABI of libvpoller. Every function here is thin: it converts its
-//! arguments in `boundary`, calls the Rust [`Client`](crate::Client), and
+//! arguments in `boundary`, calls the Rust [`Client`], and
 //! records the outcome as the calling thread's last status and error.
 
 mod boundary;
