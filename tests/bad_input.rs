@@ -34,8 +34,9 @@ fn rust_api_refuses_bad_messages_without_sending() {
             "{msg:?}: {error:?}"
         );
         assert!(error.to_string().contains(reason), "{msg:?}: {error}");
+        // At once: a request that was sent would wait 3 x 3000 ms.
         assert!(
-            elapsed < Duration::from_millis(100),
+            elapsed < Duration::from_millis(1000),
             "{msg:?} waited {elapsed:?}"
         );
         if let Ok(text) = std::str::from_utf8(msg) {
