@@ -77,13 +77,7 @@ class VPollerClient(object):
         self.endpoint = endpoint
         self.timeout = _int_arg("timeout", timeout)
         self.retries = _int_arg("retries", retries)
-        try:
-            encoded = endpoint.encode("utf-8")
-        except UnicodeEncodeError as error:
-            raise ValueError("endpoint is not valid text: %s" % error)
-        if b"\0" in encoded:
-            raise ValueError("endpoint contains a NUL character")
-        address = _lib.lib.vpoller_client_new(encoded, retries, timeout)
+        address = _lib.lib.vpoller_client_new(_c_string("endpoint", endpoint), retries, timeout)
         if not address:
             raise ValueError(
                 "cannot use endpoint %r: %s" % (endpoint, _lib.lib.vpoller_last_error().decode("utf-8"))
@@ -147,10 +141,15 @@ def _message_bytes(msg):
         text = msg
     else:
         raise TypeError("message must be a dict or a JSON str, not %s" % type(msg).__name__)
+    return _c_string("message", text)
+
+
+def _c_string(name, text):
+    """text as UTF-8 bytes for a C string argument; ValueError if it cannot be one."""
     try:
         encoded = text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise ValueError("message is not valid text: %s" % error)
+        raise ValueError("%s is not valid text: %s" % (name, error))
     if b"\0" in encoded:
-        raise ValueError("message contains a NUL character")
+        raise ValueError("%s contains a NUL character" % name)
     return encoded

@@ -252,7 +252,7 @@ impl Worker {
             let Some(request) = frames.pop() else {
                 continue;
             };
-            match self.plan(&request) {
+            match plan(&request, &self.drops) {
                 Plan::Ignore => {}
                 Plan::Reply { after, body } => {
                     let in_flight = self.stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -282,10 +282,6 @@ impl Worker {
             self.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
             let _ = self.socket.send_multipart(frames, 0);
         }
-    }
-
-    fn plan(&self, request: &[u8]) -> Plan {
-        plan(request, &self.drops)
     }
 }
 
