@@ -17,7 +17,7 @@ LIB_A      := $(RELEASE)/libvpoller.a
 C_OUT      := target/c
 C_LINK     := -L$(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lvpoller
 C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test $(C_OUT)/interop-runner
-RUST_SRC   := $(shell find src tests/standin tests/interop/runners benches/rust -name '*.rs') build.rs \
+RUST_SRC   := $(shell find src tests/standin tests/interop/runners benches/rust examples/rust -name '*.rs') build.rs src/vsphere/typetable.txt \
               Cargo.toml Cargo.lock tests/standin/Cargo.toml cbindgen.toml .cargo/config.toml
 # One cargo invocation builds the library, the stand-in proxy and the interop
 # runner, so that they share one feature resolution (and one libzmq build).
@@ -26,7 +26,7 @@ STANDIN    := $(RELEASE)/vpoller-standin
 VENV       := .venv
 PYTHON     ?= python3
 
-.PHONY: bench bench-programs all lib c-programs header test rust-test ruby-test python-test interop-test demo lint \
+.PHONY: typetable bench bench-programs all lib c-programs header test rust-test ruby-test python-test interop-test demo lint \
 	install uninstall pkg-config-check deps venv standin vcsim interop-runners clean help
 
 all: lib c-programs ## Build the library and the C examples
@@ -64,7 +64,7 @@ $(C_OUT)/abi_test: tests/c/abi_test.c include/vpoller.h $(LIB_SO)
 
 test: deps lint pkg-config-check rust-test ruby-test python-test interop-test ## Run every test
 
-rust-test: c-programs ## Rust tests, the C programs and the C ABI under valgrind
+rust-test: c-programs vcsim ## Rust tests, the C programs and the C ABI under valgrind
 	VPOLLER_C_PROGRAMS=$(abspath $(C_OUT)) $(CARGO) test --release --locked
 
 standin: lib ## The stand-in vPoller Proxy that the Ruby and Python tests run (built with the library)
@@ -144,6 +144,9 @@ uninstall: ## Remove what `make install` put under PREFIX
 
 pkg-config-check: lib ## Install into a scratch prefix and build the C examples with pkg-config
 	scripts/pkg-config-check.sh
+
+typetable: venv ## Regenerate src/vsphere/typetable.txt from pyVmomi's type information (in .venv)
+	$(VENV)/bin/python scripts/gen-typetable.py $$(ls -d $(VENV)/lib/python3*/site-packages/pyVmomi) > src/vsphere/typetable.txt
 
 clean: ## Remove build outputs
 	$(CARGO) clean

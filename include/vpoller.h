@@ -25,6 +25,26 @@
 #include <stddef.h>
 
 /**
+ * The port of the vSphere API unless another is given.
+ */
+#define DEFAULT_PORT 443
+
+/**
+ * How long connecting to the vSphere host may take, unless set.
+ */
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+/**
+ * How long one task may take in all, unless set.
+ */
+#define VPOLLER_DEFAULT_TIMEOUT_MS 60000
+
+/**
+ * How long an object lookup (name to object) is remembered, unless set.
+ */
+#define DEFAULT_CACHE_TTL_S 300
+
+/**
  * The call succeeded. For `vpoller_run` and `vpoller_try_run`: a reply came
  * from vPoller (whatever its own `success` field says).
  */
@@ -59,15 +79,62 @@
 #define VPOLLER_ERR_INTERNAL 5
 
 /**
+ * The vSphere host could not be reached, refused the login, sent an
+ * untrusted certificate, answered with a fault or not in time (agent calls).
+ */
+#define VPOLLER_ERR_VSPHERE 6
+
+/**
+ * Option for `vpoller_agent_set_option`: the HTTPS port of the vSphere API,
+ * as decimal text ("443" unless set, or the port given in the host).
+ */
+#define VPOLLER_AGENT_PORT 1
+
+/**
+ * Option: a PEM file of CA certificates to verify the host's certificate
+ * against, instead of the system's trusted roots.
+ */
+#define VPOLLER_AGENT_CA_FILE 2
+
+/**
+ * Option: the SHA-256 (64 hex digits) or SHA-1 (40 hex digits) fingerprint
+ * the host's certificate must have, with or without colons. The error for
+ * an untrusted certificate shows its SHA-256 fingerprint.
+ */
+#define VPOLLER_AGENT_FINGERPRINT 3
+
+/**
+ * Option: "1" turns certificate verification off (only on a network you
+ * trust: anyone on the path could read the password); "0" turns it back on
+ * (the system's roots).
+ */
+#define VPOLLER_AGENT_INSECURE 4
+
+/**
+ * Option: how long connecting may take, in milliseconds ("10000").
+ */
+#define VPOLLER_AGENT_CONNECT_TIMEOUT_MS 5
+
+/**
+ * Option: how long one task may take in all, in milliseconds ("60000").
+ */
+#define VPOLLER_AGENT_TIMEOUT_MS 6
+
+/**
+ * Option: how long object lookups are cached, in seconds ("300"; "0": off).
+ */
+#define VPOLLER_AGENT_CACHE_TTL_S 7
+
+/**
  * Attempts in all when the caller gives none (py-vpoller's default).
  */
 #define VPOLLER_DEFAULT_RETRIES 3
 
 /**
- * Milliseconds each attempt waits when the caller gives no timeout
- * (py-vpoller's default).
+ * An agent for one vSphere host. Opaque: create it with
+ * `vpoller_agent_new`, release it with `vpoller_agent_free`.
  */
-#define VPOLLER_DEFAULT_TIMEOUT_MS 3000
+typedef struct vpoller_agent vpoller_agent;
 
 /**
  * A client of one vPoller Proxy endpoint. Opaque: create it with
@@ -171,6 +238,66 @@ const char *vpoller_status_str(int status);
  * The library's version, e.g. "0.1.0". Never NULL; do not free it.
  */
 const char *vpoller_version(void);
+
+/**
+ * Creates an agent for the vSphere host `host` (a name or address, with an
+ * optional ":port"), logging in as `user` with `pwd`. Nothing is sent yet:
+ * `vpoller_agent_connect` or the first `vpoller_agent_run` logs in.
+ * Certificates are verified against the system's trusted roots unless an
+ * option says otherwise.
+ *
+ * Returns a new agent owned by the caller, to be released with
+ * `vpoller_agent_free`; or NULL when an argument is NULL, not UTF-8 or
+ * unusable, with the reason in `vpoller_last_error()`. The strings are
+ * copied; the password appears in no message.
+ */
+vpoller_agent *vpoller_agent_new(const char *host, const char *user, const char *pwd);
+
+/**
+ * Sets one of the VPOLLER_AGENT_* options to `value` (text, see each
+ * option). Takes effect with the next request; changing how the host is
+ * reached (port, certificate checks, connect timeout) logs in anew.
+ *
+ * Returns VPOLLER_OK, or VPOLLER_ERR_INVALID_ARGUMENT for an unknown option,
+ * a bad value or an unreadable CA file (the reason in `vpoller_last_error()`),
+ * leaving the options as they were. Not to be called while another thread
+ * runs a request on the same agent.
+ */
+int vpoller_agent_set_option(vpoller_agent *agent, int option, const char *value);
+
+/**
+ * Logs in now, so that a wrong password, an unreachable host or an
+ * untrusted certificate shows at once (tasks also log in by themselves).
+ * Returns VPOLLER_OK, VPOLLER_ERR_VSPHERE (the reason in
+ * `vpoller_last_error()`) or VPOLLER_ERR_INVALID_ARGUMENT for a NULL agent.
+ */
+int vpoller_agent_connect(vpoller_agent *agent);
+
+/**
+ * Runs the vPoller task request `msg`, a JSON object as UTF-8 text such as
+ * {"method": "vm.get", "name": "vm01", "properties": ["runtime.powerState"]}
+ * ("hostname" is not needed), in this process against the agent's host.
+ *
+ * Returns a new NUL-terminated string owned by the caller, to be released
+ * with `vpoller_free_string`: the reply a py-vpoller worker sends,
+ * {"success": 0, "msg": ..., "result": ...}, or its failure form
+ * {"success": 1, "msg": "..."} (an unknown task, a missing object, the host
+ * unreachable: "Task METHOD failed: REASON"). NULL only when memory
+ * runs out. `vpoller_last_status()` is VPOLLER_OK when the task ran (its
+ * own success is in the reply), VPOLLER_ERR_INVALID_ARGUMENT for a NULL
+ * agent or msg or text that is not UTF-8.
+ *
+ * Many threads may run tasks on one agent at once; they proceed in parallel
+ * over one login. Each call is bounded by VPOLLER_AGENT_TIMEOUT_MS.
+ */
+char *vpoller_agent_run(vpoller_agent *agent, const char *msg);
+
+/**
+ * Releases an agent: logs out of the vSphere host (not in a forked child,
+ * whose session is its parent's too) and closes its connections. NULL does
+ * nothing. No other thread may be using `agent` during or after this call.
+ */
+void vpoller_agent_free(vpoller_agent *agent);
 
 #ifdef __cplusplus
 }  // extern "C"

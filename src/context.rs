@@ -22,6 +22,14 @@ pub(crate) fn generation() -> u64 {
     FORK_GENERATION.load(Ordering::Acquire)
 }
 
+/// The fork generation, with the fork hook installed first, for state other
+/// than ZeroMQ that must not be shared with a forked child (the vSphere
+/// agent's HTTP connections).
+pub(crate) fn fork_generation() -> u64 {
+    install_fork_hook();
+    generation()
+}
+
 /// The context of this process (created on first use, and again in a forked
 /// child), with the generation it belongs to.
 pub(crate) fn context() -> (u64, zmq::Context) {

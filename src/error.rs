@@ -30,6 +30,16 @@ pub enum Error {
     },
     /// A bug in the library (a caught panic). Reported, never propagated as a crash.
     Internal(String),
+    /// The vSphere host could not be reached, did not answer in time, or
+    /// answered with something that is not the vSphere API (the agent).
+    VSphere(String),
+    /// The vSphere host answered a call with a SOAP fault (the agent).
+    Fault {
+        /// The fault's type, e.g. `NotAuthenticated`, `InvalidLogin`.
+        fault: String,
+        /// The server's message.
+        message: String,
+    },
 }
 
 impl Error {
@@ -68,6 +78,11 @@ impl fmt::Display for Error {
             Error::InvalidReply(reason) => write!(f, "Invalid reply from vPoller: {reason}"),
             Error::Zmq { action, source } => write!(f, "ZeroMQ error while {action}: {source}"),
             Error::Internal(reason) => write!(f, "Internal error in libvpoller: {reason}"),
+            Error::VSphere(reason) => f.write_str(reason),
+            Error::Fault { fault, message } if message.is_empty() => {
+                write!(f, "vSphere fault {fault}")
+            }
+            Error::Fault { fault, message } => write!(f, "vSphere fault {fault}: {message}"),
         }
     }
 }

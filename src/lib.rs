@@ -23,10 +23,14 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod agent;
 pub mod capi;
 mod client;
 mod context;
 mod error;
+pub mod vsphere;
 
+pub use agent::{Agent, AgentOptions};
 pub use client::{reply_success, Client, DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS};
 pub use error::{Error, NO_REPLY_MSG};
+pub use vsphere::Verification;

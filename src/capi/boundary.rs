@@ -2,7 +2,7 @@
 //! panic boundary, strings handed to C, and the thread-local last error.
 //! All of the C ABI's `unsafe` lives in this file.
 
-use crate::capi::{vpoller_client, VPOLLER_ERR_INTERNAL, VPOLLER_OK};
+use crate::capi::{vpoller_agent, vpoller_client, VPOLLER_ERR_INTERNAL, VPOLLER_OK};
 use crate::error::Error;
 use std::any::Any;
 use std::cell::RefCell;
@@ -71,6 +71,27 @@ pub(crate) fn client_free(client: *mut vpoller_client) {
         // SAFETY: the handle came from `client_into_raw` (Box::into_raw) and the
         // header makes freeing it the caller's last use of it.
         drop(unsafe { Box::from_raw(client) });
+    }
+}
+
+/// Borrows the agent behind a handle; NULL is an [`Error::InvalidArgument`].
+pub(crate) fn agent_arg<'a>(agent: *const vpoller_agent) -> Result<&'a vpoller_agent, Error> {
+    // SAFETY: a non-NULL handle comes from `vpoller_agent_new` and, as the
+    // header requires, has not been passed to `vpoller_agent_free`.
+    unsafe { agent.as_ref() }.ok_or_else(|| Error::InvalidArgument("agent is NULL".into()))
+}
+
+/// Hands an agent to C as an owned handle.
+pub(crate) fn agent_into_raw(agent: vpoller_agent) -> *mut vpoller_agent {
+    Box::into_raw(Box::new(agent))
+}
+
+/// Takes back and drops a handle from [`agent_into_raw`]; NULL does nothing.
+pub(crate) fn agent_free(agent: *mut vpoller_agent) {
+    if !agent.is_null() {
+        // SAFETY: the handle came from `agent_into_raw` (Box::into_raw) and the
+        // header makes freeing it the caller's last use of it.
+        drop(unsafe { Box::from_raw(agent) });
     }
 }
 

@@ -2,7 +2,10 @@
 //! arguments in `boundary`, calls the Rust [`Client`], and
 //! records the outcome as the calling thread's last status and error.
 
+mod agent;
 mod boundary;
+
+pub use agent::*;
 
 use crate::client::Client;
 use crate::error::Error;
@@ -25,6 +28,9 @@ pub const VPOLLER_ERR_INVALID_REPLY: c_int = 3;
 pub const VPOLLER_ERR_ZMQ: c_int = 4;
 /// A bug inside libvpoller was caught before it could crash the program.
 pub const VPOLLER_ERR_INTERNAL: c_int = 5;
+/// The vSphere host could not be reached, refused the login, sent an
+/// untrusted certificate, answered with a fault or not in time (agent calls).
+pub const VPOLLER_ERR_VSPHERE: c_int = 6;
 
 /// A client of one vPoller Proxy endpoint. Opaque: create it with
 /// `vpoller_client_new`, release it with `vpoller_client_free`.
@@ -40,11 +46,12 @@ fn status_of(error: &Error) -> c_int {
         Error::InvalidReply(_) => VPOLLER_ERR_INVALID_REPLY,
         Error::Zmq { .. } => VPOLLER_ERR_ZMQ,
         Error::Internal(_) => VPOLLER_ERR_INTERNAL,
+        Error::VSphere(_) | Error::Fault { .. } => VPOLLER_ERR_VSPHERE,
     }
 }
 
 /// Records `result` as the thread's last status and returns that status.
-fn record<T>(result: &Result<T, Error>) -> c_int {
+pub(crate) fn record<T>(result: &Result<T, Error>) -> c_int {
     match result {
         Ok(_) => {
             boundary::clear_last_error();
@@ -206,6 +213,7 @@ pub extern "C" fn vpoller_status_str(status: c_int) -> *const c_char {
         VPOLLER_ERR_INVALID_REPLY => c"invalid reply from vPoller",
         VPOLLER_ERR_ZMQ => c"ZeroMQ error",
         VPOLLER_ERR_INTERNAL => c"internal error",
+        VPOLLER_ERR_VSPHERE => c"vSphere error",
         _ => c"unknown status",
     };
     text.as_ptr()

@@ -5,15 +5,24 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"log"
+	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -27,6 +36,7 @@ func main() {
 	clusterHosts := flag.Int("cluster-hosts", 2, "hosts in each cluster")
 	machines := flag.Int("vms", 2, "virtual machines on each host and resource pool")
 	rename := flag.String("rename", "DC0_H0_VM1=Zürich-ВМ-虚拟机", "give one VM another name: OLD=NEW (empty: none)")
+	caOut := flag.String("ca-out", "", "write the PEM certificate of the CA that signed the server certificate here")
 	flag.Parse()
 
 	model := simulator.VPX()
@@ -48,7 +58,18 @@ func main() {
 	}
 
 	model.Service.Listen = &url.URL{Host: *listen}
-	model.Service.TLS = new(tls.Config)
+	// A certificate of our own: Go's built-in test certificate has a key too
+	// weak for current TLS clients (rustls refuses RSA below 2048 bits).
+	certificate, caPEM, err := makeCertificate()
+	if err != nil {
+		log.Fatalf("vcsim: make a certificate: %v", err)
+	}
+	if *caOut != "" {
+		if err := os.WriteFile(*caOut, caPEM, 0o644); err != nil {
+			log.Fatalf("vcsim: write %s: %v", *caOut, err)
+		}
+	}
+	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{certificate}}
 	server := model.Service.NewServer()
 	defer server.Close()
 
@@ -69,4 +90,56 @@ func renameVM(old, name string) {
 		}
 	}
 	log.Fatalf("vcsim: no virtual machine named %q to rename", old)
+}
+
+// makeCertificate makes a throw-away CA and a server certificate it signs,
+// for 127.0.0.0/8 addresses, ::1 and localhost (ECDSA P-256, valid one day).
+func makeCertificate() (tls.Certificate, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	caTemplate := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "vcsim test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	serverKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	addresses := []net.IP{net.IPv6loopback}
+	for last := 1; last < 255; last++ {
+		addresses = append(addresses, net.IPv4(127, 0, 0, byte(last)))
+	}
+	serverTemplate := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  addresses,
+	}
+	serverDER, err := x509.CreateCertificate(rand.Reader, serverTemplate, ca, &serverKey.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	certificate := tls.Certificate{Certificate: [][]byte{serverDER, caDER}, PrivateKey: serverKey}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	return certificate, caPEM, nil
 }

@@ -1,0 +1,328 @@
+//! The vSphere agent: vPoller's tasks run in this process, straight against
+//! one vCenter or ESXi host, with the replies a py-vpoller 0.7.3 worker sends.
+//!
+//! ```no_run
+//! let agent = vpoller::Agent::new("vc01.example.org", "root", "p4ssw0rd")?;
+//! agent.connect()?;
+//! let reply = agent.run(r#"{"method": "vm.discover"}"#);
+//! println!("{reply}");
+//! # Ok::<(), vpoller::Error>(())
+//! ```
+//!
+//! Knows nothing of ZeroMQ or C: the worker and the C ABI build on it.
+
+mod inventory;
+mod lookup;
+mod misc;
+mod relations;
+pub(crate) mod reply;
+mod tasks;
+
+use crate::error::Error;
+use crate::vsphere::session::Connection;
+use crate::vsphere::soap::Endpoint;
+use crate::vsphere::Verification;
+use lookup::LookupCache;
+use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use tasks::task_names;
+
+/// The port of the vSphere API unless another is given.
+pub const DEFAULT_PORT: u16 = 443;
+/// How long connecting to the vSphere host may take, unless set.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// How long one task may take in all, unless set.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+/// How long an object lookup (name to object) is remembered, unless set.
+pub const DEFAULT_CACHE_TTL_S: u64 = 300;
+
+/// How an [`Agent`] reaches its vSphere host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentOptions {
+    /// The HTTPS port of the vSphere API (443).
+    pub port: u16,
+    /// How the host's certificate is checked (the system's roots).
+    pub verification: Verification,
+    /// Bound on connecting, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Bound on one task, every call it makes included, in milliseconds.
+    pub timeout_ms: u64,
+    /// How long object lookups are cached, in seconds; 0 turns the cache off.
+    pub cache_ttl_s: u64,
+}
+
+impl Default for AgentOptions {
+    fn default() -> AgentOptions {
+        AgentOptions {
+            port: DEFAULT_PORT,
+            verification: Verification::SystemRoots,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            cache_ttl_s: DEFAULT_CACHE_TTL_S,
+        }
+    }
+}
+
+/// An agent for one vSphere host. Share it between threads: requests run in
+/// parallel over a pool of keep-alive connections, on one login.
+pub struct Agent {
+    host: String,
+    user: String,
+    password: String,
+    options: Mutex<AgentOptions>,
+    /// Made from the options on first use, again after they change.
+    connection: Mutex<Option<Arc<Connection>>>,
+    cache: LookupCache,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("Agent")
+            .field("host", &self.host)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// An agent for `host` (a name or address, optionally with `:port`),
+    /// logging in as `user`. Nothing is sent until [`Agent::connect`] or the
+    /// first task.
+    pub fn new(host: &str, user: &str, password: &str) -> Result<Agent, Error> {
+        Agent::with_options(host, user, password, AgentOptions::default())
+    }
+
+    /// Like [`Agent::new`], with options.
+    pub fn with_options(
+        host: &str,
+        user: &str,
+        password: &str,
+        mut options: AgentOptions,
+    ) -> Result<Agent, Error> {
+        let host = split_port(host, &mut options)?;
+        let agent = Agent {
+            host,
+            user: user.to_owned(),
+            password: password.to_owned(),
+            cache: LookupCache::new(Duration::from_secs(options.cache_ttl_s)),
+            options: Mutex::new(options),
+            connection: Mutex::new(None),
+        };
+        // Checks the TLS settings (a CA file that cannot be read) at once.
+        agent.connection()?;
+        Ok(agent)
+    }
+
+    /// The vSphere host this agent talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The agent's options.
+    pub fn options(&self) -> AgentOptions {
+        self.options
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Replaces the options; the next request uses them (and logs in again
+    /// when how to reach the host changed).
+    pub fn set_options(&self, options: AgentOptions) -> Result<(), Error> {
+        let endpoint_changed = {
+            let current = self
+                .options
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            current.port != options.port
+                || current.verification != options.verification
+                || current.connect_timeout_ms != options.connect_timeout_ms
+        };
+        if endpoint_changed {
+            let connection = Arc::new(Connection::new(
+                self.endpoint(&options),
+                &self.user,
+                &self.password,
+            )?);
+            *self
+                .connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(connection);
+            self.cache.clear();
+        }
+        self.cache.set_ttl(Duration::from_secs(options.cache_ttl_s));
+        *self
+            .options
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = options;
+        Ok(())
+    }
+
+    fn endpoint(&self, options: &AgentOptions) -> Endpoint {
+        Endpoint {
+            host: self.host.clone(),
+            port: options.port,
+            verification: options.verification.clone(),
+            connect_timeout: Duration::from_millis(options.connect_timeout_ms.max(1)),
+        }
+    }
+
+    pub(crate) fn connection(&self) -> Result<Arc<Connection>, Error> {
+        let mut slot = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let options = self.options();
+        let connection = Arc::new(Connection::new(
+            self.endpoint(&options),
+            &self.user,
+            &self.password,
+        )?);
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.options().timeout_ms.max(1))
+    }
+
+    /// Logs in now, so that a wrong password, an unreachable host or an
+    /// untrusted certificate shows at once. Tasks log in by themselves too.
+    pub fn connect(&self) -> Result<(), Error> {
+        let timeout = Duration::from_millis(self.options().timeout_ms.max(1));
+        self.connection()?.connect(timeout)
+    }
+
+    /// Runs the task request `msg` (JSON text, e.g.
+    /// `{"method": "vm.get", "name": "vm01", "properties": ["runtime.powerState"]}`)
+    /// and returns the reply text a py-vpoller worker would send, failures
+    /// included. `hostname` in the message is not needed: the agent has one host.
+    pub fn run(&self, msg: &str) -> String {
+        reply::to_text(&self.run_json(msg))
+    }
+
+    /// Like [`Agent::run`], with the reply as a JSON value.
+    pub fn run_json(&self, msg: &str) -> Value {
+        match serde_json::from_str::<Value>(msg) {
+            Ok(parsed) => self.run_value(&parsed),
+            Err(_) => reply::failure("Invalid message received"),
+        }
+    }
+
+    /// Runs a task request given as a JSON value.
+    pub fn run_value(&self, msg: &Value) -> Value {
+        let Some(fields) = msg.as_object() else {
+            return reply::failure(format!(
+                "Expected a JSON message, received {}",
+                python_class(msg)
+            ));
+        };
+        tasks::run(self, fields)
+    }
+
+    /// Runs task `method` with the fields of `msg` (an object; the method
+    /// given here wins over one in `msg`).
+    pub fn run_task(&self, method: &str, msg: &Map<String, Value>) -> Value {
+        let mut fields = msg.clone();
+        fields.insert("method".into(), Value::String(method.to_owned()));
+        tasks::run(self, &fields)
+    }
+}
+
+/// Python's `repr` of the type of a JSON value, as the worker reports it.
+fn python_class(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "<class 'NoneType'>",
+        Value::Bool(_) => "<class 'bool'>",
+        Value::Number(number) if number.is_f64() => "<class 'float'>",
+        Value::Number(_) => "<class 'int'>",
+        Value::String(_) => "<class 'str'>",
+        Value::Array(_) => "<class 'list'>",
+        Value::Object(_) => "<class 'dict'>",
+    }
+}
+
+/// Takes a `:port` off `host` into `options.port`.
+fn split_port(host: &str, options: &mut AgentOptions) -> Result<String, Error> {
+    let host = host.trim();
+    if host.is_empty() {
+        return Err(Error::InvalidArgument("host is empty".into()));
+    }
+    // [v6]:port, name:port, or a bare IPv6 address (more than one colon).
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (address, after) = rest
+            .split_once(']')
+            .ok_or_else(|| Error::InvalidArgument(format!("bad host {host:?}")))?;
+        (address, after.strip_prefix(':'))
+    } else if host.matches(':').count() == 1 {
+        let (name, port) = host.split_once(':').unwrap_or((host, ""));
+        (name, Some(port))
+    } else {
+        (host, None)
+    };
+    if let Some(port) = port {
+        options.port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or_else(|| Error::InvalidArgument(format!("bad port in host {host:?}")))?;
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_takes_an_optional_port() {
+        let mut options = AgentOptions::default();
+        assert_eq!(split_port("vc01:8443", &mut options).unwrap(), "vc01");
+        assert_eq!(options.port, 8443);
+        let mut options = AgentOptions::default();
+        assert_eq!(split_port("[::1]:9443", &mut options).unwrap(), "::1");
+        assert_eq!(options.port, 9443);
+        let mut options = AgentOptions::default();
+        assert_eq!(split_port("fe80::1", &mut options).unwrap(), "fe80::1");
+        assert_eq!(options.port, 443);
+        assert!(split_port("vc01:http", &mut AgentOptions::default()).is_err());
+        assert!(split_port(" ", &mut AgentOptions::default()).is_err());
+    }
+
+    #[test]
+    fn bad_messages_get_the_workers_replies() {
+        let agent = Agent::with_options(
+            "127.0.0.1:9",
+            "u",
+            "s3cret",
+            AgentOptions {
+                verification: Verification::Insecure,
+                ..AgentOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            agent.run("not json"),
+            r#"{"success": 1, "msg": "Invalid message received"}"#
+        );
+        assert_eq!(
+            agent.run("[1]"),
+            r#"{"success": 1, "msg": "Expected a JSON message, received <class 'list'>"}"#
+        );
+        assert_eq!(
+            agent.run(r#"{"method": "no.such"}"#),
+            r#"{"success": 1, "msg": "Unknown or missing task/method name"}"#
+        );
+        assert_eq!(
+            agent.run(r#"{"method": "vm.get", "name": "x"}"#),
+            r#"{"success": 1, "msg": "Invalid task request"}"#
+        );
+        assert!(!format!("{agent:?}").contains("s3cret"));
+    }
+}

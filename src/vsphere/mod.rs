@@ -1,0 +1,14 @@
+//! Talking to a vCenter or ESXi over the vSphere SOAP API: the transport
+//! (HTTPS, TLS verification, envelopes, faults), the session (login,
+//! renewal, logout), the property collector and the conversion of property
+//! values to JSON with the vSphere type table. Knows nothing of vPoller tasks.
+
+pub(crate) mod property;
+pub(crate) mod session;
+pub(crate) mod soap;
+pub(crate) mod tls;
+pub(crate) mod typetable;
+pub(crate) mod value;
+pub(crate) mod xml;
+
+pub use tls::Verification;

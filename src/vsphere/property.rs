@@ -1,0 +1,226 @@
+//! The property collector: properties of every object of a type (through a
+//! container view over the whole inventory) or of given objects, read one
+//! object at a time as the response streams in, with result paging followed
+//! (`RetrievePropertiesEx`, then `ContinueRetrievePropertiesEx` while the
+//! server hands out a token).
+
+use crate::error::Error;
+use crate::vsphere::session::{Connection, Session};
+use crate::vsphere::soap::{element, escape, MoRef};
+use crate::vsphere::xml::{Document, Node};
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::time::Instant;
+
+/// One object of a result: its reference and the properties the server
+/// returned, as raw `<val>` elements in the server's order.
+#[derive(Debug)]
+pub(crate) struct ObjectContent {
+    pub obj: MoRef,
+    pub props: Vec<(String, Node)>,
+}
+
+impl ObjectContent {
+    /// The value element of property `path`.
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.props
+            .iter()
+            .find(|(name, _)| name == path)
+            .map(|(_, value)| value)
+    }
+}
+
+/// Which objects to read.
+pub(crate) enum Scope<'a> {
+    /// Every object of the managed type in the inventory.
+    All,
+    /// These objects.
+    Objects(&'a [MoRef]),
+}
+
+/// Reads `paths` of the objects of managed type `kind` in `scope`, calling
+/// `each` per object as it arrives.
+pub(crate) fn retrieve(
+    connection: &Connection,
+    kind: &str,
+    scope: Scope<'_>,
+    paths: &[&str],
+    deadline: Instant,
+    each: &mut dyn FnMut(ObjectContent) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if let Scope::Objects(objects) = scope {
+        if objects.is_empty() {
+            return Ok(());
+        }
+    }
+    let spec = |session: &Session| -> Result<String, Error> {
+        let mut out = String::from("<specSet><propSet>");
+        element(&mut out, "type", kind);
+        out.push_str(if paths.is_empty() {
+            "<all>true</all>"
+        } else {
+            "<all>false</all>"
+        });
+        for path in paths {
+            element(&mut out, "pathSet", path);
+        }
+        out.push_str("</propSet>");
+        match scope {
+            Scope::All => {
+                let view = container_view(connection, session, kind, deadline)?;
+                out.push_str("<objectSet>");
+                view.write(&mut out, "obj");
+                out.push_str(
+                    "<skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>traverseEntities</name>\
+                     <type>ContainerView</type><path>view</path><skip>false</skip></selectSet></objectSet>",
+                );
+            }
+            Scope::Objects(objects) => {
+                for object in objects {
+                    out.push_str("<objectSet>");
+                    object.write(&mut out, "obj");
+                    out.push_str("<skip>false</skip></objectSet>");
+                }
+            }
+        }
+        out.push_str("</specSet><options></options>");
+        Ok(out)
+    };
+    let collector = |session: &Session| session.service("propertyCollector");
+    let mut token = connection.invoke(
+        "RetrievePropertiesEx",
+        &collector,
+        &spec,
+        deadline,
+        &mut |body| read_result(body, each),
+    )?;
+    while let Some(current) = token.take() {
+        let args = |_: &Session| {
+            let mut out = String::new();
+            element(&mut out, "token", &current);
+            Ok(out)
+        };
+        token = connection.invoke(
+            "ContinueRetrievePropertiesEx",
+            &collector,
+            &args,
+            deadline,
+            &mut |body| read_result(body, each),
+        )?;
+    }
+    Ok(())
+}
+
+/// Reads one page of a `RetrieveResult`, returning its continuation token.
+fn read_result(
+    body: &mut dyn BufRead,
+    each: &mut dyn FnMut(ObjectContent) -> Result<(), Error>,
+) -> Result<Option<String>, Error> {
+    let mut document = Document::new(body);
+    if !document.enter("Body")? || document.next_child_start()?.is_none() {
+        return Err(Error::VSphere("an empty SOAP response".into()));
+    }
+    // No `returnval` at all: nothing matched.
+    if document.next_child_start()?.is_none() {
+        return Ok(None);
+    }
+    let mut token = None;
+    while let Some(node) = document.next_child()? {
+        match node.name.as_str() {
+            "token" => token = Some(node.text),
+            "objects" => each(object_content(node)?)?,
+            _ => {}
+        }
+    }
+    Ok(token)
+}
+
+fn object_content(node: Node) -> Result<ObjectContent, Error> {
+    let mut obj = None;
+    let mut props = Vec::new();
+    for child in node.children {
+        match child.name.as_str() {
+            "obj" => obj = MoRef::from_node(&child),
+            "propSet" => {
+                let mut name = None;
+                let mut value = None;
+                for part in child.children {
+                    match part.name.as_str() {
+                        "name" => name = Some(part.text),
+                        "val" => value = Some(part),
+                        _ => {}
+                    }
+                }
+                if let (Some(name), Some(value)) = (name, value) {
+                    props.push((name, value));
+                }
+            }
+            _ => {}
+        }
+    }
+    let obj = obj.ok_or_else(|| Error::VSphere("an object without a reference".into()))?;
+    Ok(ObjectContent { obj, props })
+}
+
+/// The session's container view of every `kind` object, made on first use.
+fn container_view(
+    connection: &Connection,
+    session: &Session,
+    kind: &str,
+    deadline: Instant,
+) -> Result<MoRef, Error> {
+    if let Some(view) = session
+        .views
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(kind)
+    {
+        return Ok(view.clone());
+    }
+    let root = session.service("rootFolder")?;
+    let mut args = String::new();
+    root.write(&mut args, "container");
+    let _ = write!(
+        args,
+        "<type>{}</type><recursive>true</recursive>",
+        escape(kind)
+    );
+    let created = connection.call(
+        "CreateContainerView",
+        &|session: &Session| session.service("viewManager"),
+        &|_: &Session| Ok(args.clone()),
+        deadline,
+    )?;
+    let view = created
+        .first()
+        .and_then(MoRef::from_node)
+        .ok_or_else(|| Error::VSphere("CreateContainerView returned no view".into()))?;
+    session
+        .views
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(kind.to_owned(), view.clone());
+    Ok(view)
+}
+
+/// Reads `paths` of one object; `None` for a property the server left out.
+pub(crate) fn object_properties(
+    connection: &Connection,
+    object: &MoRef,
+    paths: &[&str],
+    deadline: Instant,
+) -> Result<Option<ObjectContent>, Error> {
+    let mut found = None;
+    retrieve(
+        connection,
+        &object.kind,
+        Scope::Objects(std::slice::from_ref(object)),
+        paths,
+        deadline,
+        &mut |content| {
+            found = Some(content);
+            Ok(())
+        },
+    )?;
+    Ok(found)
+}

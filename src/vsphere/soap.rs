@@ -1,0 +1,376 @@
+//! The SOAP transport: envelopes, one HTTPS POST per call over a keep-alive
+//! pool, faults, and the bounds every call keeps (connect timeout, deadline,
+//! response size).
+//!
+//! The pool belongs to one process: after `fork()` a child builds its own and
+//! never writes to a connection it inherited (those are the parent's).
+
+use crate::context;
+use crate::error::Error;
+use crate::vsphere::tls::{self, RefusedFingerprint, Verification};
+use crate::vsphere::xml::{self, Node};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Responses larger than this are refused (a 25 000-VM inventory with a few
+/// properties is far below it).
+const MAX_RESPONSE_BYTES: u64 = 1 << 30;
+
+/// A managed object reference: its type and id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct MoRef {
+    pub kind: String,
+    pub id: String,
+}
+
+impl MoRef {
+    pub fn new(kind: &str, id: &str) -> MoRef {
+        MoRef {
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+        }
+    }
+
+    /// Reads a `<x type="T">id</x>` element.
+    pub fn from_node(node: &Node) -> Option<MoRef> {
+        Some(MoRef {
+            kind: node.type_attr.clone()?,
+            id: node.text.clone(),
+        })
+    }
+
+    /// Writes `<name type="T">id</name>`.
+    pub fn write(&self, out: &mut String, name: &str) {
+        let _ = write!(
+            out,
+            "<{name} type=\"{}\">{}</{name}>",
+            escape(&self.kind),
+            escape(&self.id)
+        );
+    }
+}
+
+/// Escapes text for an XML element or attribute.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Writes `<name>text</name>`, escaped.
+pub(crate) fn element(out: &mut String, name: &str, text: &str) {
+    let _ = write!(out, "<{name}>{}</{name}>", escape(text));
+}
+
+/// Where and how to reach the vSphere host.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub verification: Verification,
+    pub connect_timeout: Duration,
+}
+
+/// The HTTPS side of a vSphere connection.
+pub(crate) struct Transport {
+    url: String,
+    endpoint: Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+    refused: RefusedFingerprint,
+    /// The pool, with the fork generation it was made in.
+    http: Mutex<(u64, ureq::Agent)>,
+}
+
+impl Transport {
+    pub fn new(endpoint: Endpoint) -> Result<Transport, Error> {
+        let (tls, refused) = tls::client_config(&endpoint.verification)?;
+        let host = if endpoint.host.contains(':') && !endpoint.host.starts_with('[') {
+            format!("[{}]", endpoint.host) // an IPv6 address
+        } else {
+            endpoint.host.clone()
+        };
+        let url = format!("https://{host}:{}/sdk", endpoint.port);
+        let http = build_pool(&tls, endpoint.connect_timeout);
+        Ok(Transport {
+            url,
+            endpoint,
+            tls,
+            refused,
+            http: Mutex::new((context::fork_generation(), http)),
+        })
+    }
+
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.endpoint.host, self.endpoint.port)
+    }
+
+    fn pool(&self) -> ureq::Agent {
+        let mut http = self
+            .http
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let generation = context::fork_generation();
+        if http.0 != generation {
+            // The inherited connections are the parent's: dropping them here
+            // only closes this process's descriptors (nothing is written).
+            *http = (
+                generation,
+                build_pool(&self.tls, self.endpoint.connect_timeout),
+            );
+        }
+        http.1.clone()
+    }
+
+    /// Posts one SOAP call and hands the response body to `read` (status 200),
+    /// or returns the fault (status 500) or the transport failure.
+    pub fn call<T>(
+        &self,
+        request: &Request<'_>,
+        deadline: Instant,
+        read: impl FnOnce(&mut dyn BufRead) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let body = request.envelope();
+        // One retry on a broken keep-alive connection: the server may have
+        // closed it while it sat in the pool (or restarted). Every call this
+        // library makes is a read or a login, so sending it again is safe.
+        let mut attempts_left = 2;
+        let response = loop {
+            attempts_left -= 1;
+            let remaining = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(|| self.timed_out(request.method))?;
+            let mut http_request = self
+                .pool()
+                .post(&self.url)
+                .timeout(remaining)
+                .set("Content-Type", "text/xml; charset=utf-8")
+                .set(
+                    "SOAPAction",
+                    &format!("\"urn:vim25/{}\"", request.api_version),
+                );
+            if let Some(cookie) = request.cookie {
+                http_request = http_request.set("Cookie", cookie);
+            }
+            match http_request.send_string(&body) {
+                Ok(response) => break response,
+                Err(ureq::Error::Status(_, response)) => break response,
+                Err(ureq::Error::Transport(failure)) => {
+                    if Instant::now() >= deadline {
+                        return Err(self.timed_out(request.method));
+                    }
+                    let error = self.transport_error(request.method, &failure);
+                    if attempts_left == 0 || !is_stale_connection(&failure) {
+                        return Err(error);
+                    }
+                }
+            }
+        };
+        let status = response.status();
+        let cookie = response
+            .header("Set-Cookie")
+            .and_then(|value| value.split(';').next())
+            .map(str::to_owned);
+        let limited = response.into_reader().take(MAX_RESPONSE_BYTES);
+        let mut reader = BufReader::with_capacity(64 * 1024, limited);
+        let outcome = match status {
+            200 => read(&mut reader),
+            500 => Err(fault_of(xml::parse_body(&mut reader)?)),
+            other => Err(Error::VSphere(format!(
+                "{} answered {} with HTTP status {other}",
+                self.address(),
+                request.method
+            ))),
+        };
+        match outcome {
+            Err(Error::VSphere(reason))
+                if reason.contains("timed out") || reason.contains("ends early") =>
+            {
+                Err(Error::VSphere(format!(
+                    "{reason} (reading the answer to {} from {})",
+                    request.method,
+                    self.address()
+                )))
+            }
+            other => {
+                if let (Some(cookie), Some(slot)) = (cookie, request.new_cookie) {
+                    let mut slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    *slot = Some(cookie);
+                }
+                other
+            }
+        }
+    }
+
+    fn timed_out(&self, method: &str) -> Error {
+        Error::VSphere(format!(
+            "timed out: no answer from {} to {method} within the request timeout",
+            self.address()
+        ))
+    }
+
+    fn transport_error(&self, method: &str, failure: &ureq::Transport) -> Error {
+        let text = failure.to_string();
+        if text.contains("InvalidCertificate") || text.contains("certificate") {
+            let seen = self
+                .refused
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone();
+            let seen = seen
+                .map(|fingerprint| format!(" Its SHA-256 fingerprint is {fingerprint}."))
+                .unwrap_or_default();
+            return Error::VSphere(format!(
+                "the TLS certificate of {} is not trusted ({}).{seen} Give the CA that signed it \
+                 (ca_file), pin its fingerprint (fingerprint), or, on a trusted network only, \
+                 turn verification off (insecure)",
+                self.address(),
+                failure.kind()
+            ));
+        }
+        if text.contains("timed out") || text.contains("Timeout") || text.contains("WouldBlock") {
+            return self.timed_out(method);
+        }
+        let detail = failure
+            .message()
+            .map(str::to_owned)
+            .or_else(|| std::error::Error::source(failure).map(|source| source.to_string()))
+            .unwrap_or_else(|| failure.kind().to_string());
+        Error::VSphere(format!(
+            "cannot reach {} ({method}): {detail}",
+            self.address()
+        ))
+    }
+}
+
+fn build_pool(tls: &Arc<rustls::ClientConfig>, connect_timeout: Duration) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .tls_config(tls.clone())
+        .timeout_connect(connect_timeout)
+        .max_idle_connections_per_host(64)
+        .max_idle_connections(256)
+        .redirects(0)
+        .user_agent(concat!("libvpoller/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+fn is_stale_connection(failure: &ureq::Transport) -> bool {
+    use std::io::ErrorKind;
+    let io_kind = std::error::Error::source(failure)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    matches!(
+        io_kind,
+        Some(
+            ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof
+        )
+    ) || failure.to_string().contains("closed")
+}
+
+/// One SOAP call.
+pub(crate) struct Request<'a> {
+    pub method: &'a str,
+    pub this: &'a MoRef,
+    /// The call's parameters, as XML elements.
+    pub args: &'a str,
+    pub api_version: &'a str,
+    pub cookie: Option<&'a str>,
+    /// Where a `Set-Cookie` of the response goes (for Login).
+    pub new_cookie: Option<&'a Mutex<Option<String>>>,
+}
+
+impl Request<'_> {
+    fn envelope(&self) -> String {
+        let mut out = String::with_capacity(400 + self.args.len());
+        out.push_str(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+             xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" \
+             xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>",
+        );
+        let _ = write!(out, "<{} xmlns=\"urn:vim25\">", self.method);
+        self.this.write(&mut out, "_this");
+        out.push_str(self.args);
+        let _ = write!(out, "</{}></soapenv:Body></soapenv:Envelope>", self.method);
+        out
+    }
+}
+
+/// Turns a SOAP Fault element into [`Error::Fault`].
+fn fault_of(body: Node) -> Error {
+    if body.name != "Fault" {
+        return Error::VSphere(format!(
+            "HTTP 500 without a SOAP fault (got <{}>)",
+            body.name
+        ));
+    }
+    let message = body
+        .child_text("faultstring")
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let fault = body
+        .child("detail")
+        .and_then(|detail| detail.children.first())
+        .map(|detail| match detail.xsi_type.as_ref() {
+            Some(xml::XsiType::Vim(name)) => name.clone(),
+            _ => detail
+                .name
+                .strip_suffix("Fault")
+                .unwrap_or(&detail.name)
+                .to_owned(),
+        })
+        .unwrap_or_else(|| String::from("SystemError"));
+    Error::Fault { fault, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_named_by_their_detail() {
+        let text = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>The session is not authenticated.</faultstring><detail><NotAuthenticatedFault xmlns="urn:vim25" xsi:type="NotAuthenticated"><object type="Folder">group-d1</object></NotAuthenticatedFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#;
+        let error = fault_of(xml::parse_body(text.as_bytes()).unwrap());
+        assert_eq!(
+            error,
+            Error::Fault {
+                fault: "NotAuthenticated".into(),
+                message: "The session is not authenticated.".into()
+            }
+        );
+    }
+
+    #[test]
+    fn envelopes_escape_their_text() {
+        let this = MoRef::new("SessionManager", "SessionManager");
+        let mut args = String::new();
+        element(&mut args, "userName", "a<b>&\"c\"");
+        let request = Request {
+            method: "Login",
+            this: &this,
+            args: &args,
+            api_version: "6.5",
+            cookie: None,
+            new_cookie: None,
+        };
+        let envelope = request.envelope();
+        assert!(envelope.contains("<userName>a&lt;b&gt;&amp;&quot;c&quot;</userName>"));
+        assert!(envelope.contains("<_this type=\"SessionManager\">SessionManager</_this>"));
+    }
+}

@@ -1,0 +1,311 @@
+//! A small element tree over quick-xml's streaming reader, for SOAP
+//! responses. Namespaces are resolved, so `xsi:type` values are read by what
+//! their prefix means, not by how the server spells it. Large results are
+//! read one subtree at a time ([`Document::next_child`]), so a response is
+//! never held in memory whole.
+
+use crate::error::Error;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::{Namespace, QName, ResolveResult};
+use quick_xml::NsReader;
+use std::io::BufRead;
+
+const XSI: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
+const XSD: &[u8] = b"http://www.w3.org/2001/XMLSchema";
+
+/// The type an element declares with `xsi:type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum XsiType {
+    /// An XML Schema type (`xsd:string`, `xsd:int`, ...): its local name.
+    Schema(String),
+    /// A vSphere type (`ArrayOfString`, `ManagedObjectReference`, a data
+    /// object or an enum): its WSDL name.
+    Vim(String),
+}
+
+/// One element: its local name, the attributes the SOAP API uses, its text
+/// and its child elements.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Node {
+    /// The local name, without prefix.
+    pub name: String,
+    /// The `xsi:type` attribute, resolved.
+    pub xsi_type: Option<XsiType>,
+    /// The `type` attribute (the managed type of a `ManagedObjectReference`).
+    pub type_attr: Option<String>,
+    /// The element's own text, entities resolved.
+    pub text: String,
+    /// The child elements, in document order.
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    /// The first child element called `name`.
+    pub fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|child| child.name == name)
+    }
+
+    /// The text of the first child element called `name`.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|child| child.text.as_str())
+    }
+}
+
+fn xml_error(error: impl std::fmt::Display) -> Error {
+    Error::VSphere(format!("invalid XML from the vSphere host: {error}"))
+}
+
+/// A SOAP response being read: call [`Document::enter`] to descend to the
+/// element whose children are wanted, then [`Document::next_child`] for each.
+pub(crate) struct Document<R: BufRead> {
+    reader: NsReader<R>,
+    buffer: Vec<u8>,
+    depth: usize,
+    empty_entered: bool,
+}
+
+impl<R: BufRead> Document<R> {
+    pub fn new(input: R) -> Document<R> {
+        let mut reader = NsReader::from_reader(input);
+        reader.config_mut().trim_text(false);
+        Document {
+            reader,
+            buffer: Vec::with_capacity(4096),
+            depth: 0,
+            empty_entered: false,
+        }
+    }
+
+    /// Reads forward to the next start of an element named `name`, at any
+    /// depth, and stays inside it. `Ok(false)` when the document ends first.
+    pub fn enter(&mut self, name: &str) -> Result<bool, Error> {
+        loop {
+            self.buffer.clear();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buffer)
+                .map_err(xml_error)?;
+            match event {
+                Event::Start(start) => {
+                    self.depth += 1;
+                    if start.local_name().as_ref() == name.as_bytes() {
+                        return Ok(true);
+                    }
+                }
+                Event::End(_) => self.depth = self.depth.saturating_sub(1),
+                Event::Eof => return Ok(false),
+                _ => {}
+            }
+        }
+    }
+
+    /// Steps into the next child element of the element entered last without
+    /// reading it, and returns its local name; `None` at that element's end.
+    pub fn next_child_start(&mut self) -> Result<Option<String>, Error> {
+        loop {
+            self.buffer.clear();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buffer)
+                .map_err(xml_error)?;
+            match event {
+                Event::Start(start) => {
+                    self.depth += 1;
+                    return Ok(Some(
+                        String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
+                    ));
+                }
+                Event::Empty(start) => {
+                    // Entered and left at once: the next `next_child` ends it.
+                    self.empty_entered = true;
+                    return Ok(Some(
+                        String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
+                    ));
+                }
+                Event::End(_) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    return Ok(None);
+                }
+                Event::Eof => return Err(xml_error("the response ends early")),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next child element of the element entered last, read whole; `None`
+    /// at that element's end.
+    pub fn next_child(&mut self) -> Result<Option<Node>, Error> {
+        if std::mem::take(&mut self.empty_entered) {
+            return Ok(None);
+        }
+        loop {
+            self.buffer.clear();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buffer)
+                .map_err(xml_error)?;
+            match event {
+                Event::Start(start) => {
+                    let start = start.into_owned();
+                    let node = self.read_element(&start, false)?;
+                    return Ok(Some(node));
+                }
+                Event::Empty(start) => {
+                    let start = start.into_owned();
+                    let node = self.read_element(&start, true)?;
+                    return Ok(Some(node));
+                }
+                Event::End(_) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    return Ok(None);
+                }
+                Event::Eof => return Err(xml_error("the response ends early")),
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads the element that `start` opened, with everything inside it.
+    fn read_element(&mut self, start: &BytesStart<'_>, empty: bool) -> Result<Node, Error> {
+        // A stack instead of recursion: a hostile server cannot overflow ours.
+        let mut stack = vec![self.node_from_start(start)?];
+        if empty {
+            return Ok(stack.pop().unwrap_or_default());
+        }
+        loop {
+            self.buffer.clear();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buffer)
+                .map_err(xml_error)?;
+            match event {
+                Event::Start(start) => {
+                    let start = start.into_owned();
+                    let node = self.node_from_start(&start)?;
+                    stack.push(node);
+                }
+                Event::Empty(start) => {
+                    let start = start.into_owned();
+                    let node = self.node_from_start(&start)?;
+                    if let Some(parent) = stack.last_mut() {
+                        parent.children.push(node);
+                    }
+                }
+                Event::Text(text) => {
+                    let text = text.decode().map_err(xml_error)?;
+                    if let Some(node) = stack.last_mut() {
+                        node.text.push_str(&text);
+                    }
+                }
+                Event::CData(data) => {
+                    let text = data.decode().map_err(xml_error)?;
+                    if let Some(node) = stack.last_mut() {
+                        node.text.push_str(&text);
+                    }
+                }
+                Event::GeneralRef(reference) => {
+                    let resolved = match reference.resolve_char_ref().map_err(xml_error)? {
+                        Some(character) => character.to_string(),
+                        None => {
+                            let name = reference.decode().map_err(xml_error)?;
+                            quick_xml::escape::resolve_predefined_entity(&name)
+                                .ok_or_else(|| xml_error(format!("unknown entity &{name};")))?
+                                .to_string()
+                        }
+                    };
+                    if let Some(node) = stack.last_mut() {
+                        node.text.push_str(&resolved);
+                    }
+                }
+                Event::End(_) => {
+                    let finished = stack.pop().unwrap_or_default();
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(finished),
+                        None => return Ok(finished),
+                    }
+                }
+                Event::Eof => return Err(xml_error("the response ends early")),
+                _ => {}
+            }
+        }
+    }
+
+    fn node_from_start(&self, start: &BytesStart<'_>) -> Result<Node, Error> {
+        let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+        let mut node = Node {
+            name,
+            ..Node::default()
+        };
+        for attribute in start.attributes() {
+            let attribute = attribute.map_err(xml_error)?;
+            let (namespace, local) = self.reader.resolve_attribute(attribute.key);
+            let value = attribute
+                .decode_and_unescape_value(self.reader.decoder())
+                .map_err(xml_error)?;
+            match (namespace, local.as_ref()) {
+                (ResolveResult::Bound(Namespace(XSI)), b"type") => {
+                    node.xsi_type = Some(self.resolve_type(&value));
+                }
+                (ResolveResult::Unbound, b"type") => node.type_attr = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        Ok(node)
+    }
+
+    /// Resolves an `xsi:type` value (a QName) by its prefix's namespace.
+    fn resolve_type(&self, value: &str) -> XsiType {
+        let (namespace, local) = self.reader.resolve_element(QName(value.as_bytes()));
+        let local = String::from_utf8_lossy(local.as_ref()).into_owned();
+        match namespace {
+            ResolveResult::Bound(Namespace(XSD)) => XsiType::Schema(local),
+            _ => XsiType::Vim(local),
+        }
+    }
+}
+
+/// Reads a whole (small) response and returns the body's first element,
+/// e.g. `RetrieveServiceContentResponse`.
+pub(crate) fn parse_body<R: BufRead>(input: R) -> Result<Node, Error> {
+    let mut document = Document::new(input);
+    if !document.enter("Body")? {
+        return Err(xml_error("no SOAP Body in the response"));
+    }
+    document
+        .next_child()?
+        .ok_or_else(|| xml_error("an empty SOAP Body"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESPONSE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:s="http://www.w3.org/2001/XMLSchema" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">
+<soapenv:Body><R xmlns="urn:vim25"><returnval><obj type="VirtualMachine">vm-1</obj>
+<val i:type="s:string">a &amp; b &#233;</val><v2 i:type="ArrayOfString"/></returnval></R>
+</soapenv:Body></soapenv:Envelope>"#;
+
+    #[test]
+    fn resolves_types_by_namespace_and_entities() {
+        let body = parse_body(RESPONSE.as_bytes()).unwrap();
+        assert_eq!(body.name, "R");
+        let returnval = body.child("returnval").unwrap();
+        let obj = returnval.child("obj").unwrap();
+        assert_eq!(obj.type_attr.as_deref(), Some("VirtualMachine"));
+        assert_eq!(obj.text, "vm-1");
+        let val = returnval.child("val").unwrap();
+        assert_eq!(val.xsi_type, Some(XsiType::Schema("string".into())));
+        assert_eq!(val.text, "a & b é");
+        let empty = returnval.child("v2").unwrap();
+        assert_eq!(empty.xsi_type, Some(XsiType::Vim("ArrayOfString".into())));
+    }
+
+    #[test]
+    fn truncated_input_is_an_error() {
+        let cut = &RESPONSE[..RESPONSE.len() / 2];
+        assert!(parse_body(cut.as_bytes()).is_err());
+        assert!(parse_body("not xml at all".as_bytes()).is_err());
+    }
+}

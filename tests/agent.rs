@@ -1,0 +1,313 @@
+//! The vSphere agent against govmomi's simulator (target/interop/vcsim,
+//! `make vcsim`), started on a free loopback port per test and stopped by pid,
+//! and against servers that misbehave.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vpoller::{Agent, AgentOptions, Verification};
+
+struct Simulator {
+    child: Child,
+    port: u16,
+    ca_file: PathBuf,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Simulator {
+    fn start() -> Simulator {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/vcsim");
+        assert!(
+            binary.exists(),
+            "{} is missing: run `make vcsim`",
+            binary.display()
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "vpoller-agent-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_file = dir.join("ca.pem");
+        let mut child = Command::new(&binary)
+            .args(["-listen", "127.0.0.1:0", "-ca-out"])
+            .arg(&ca_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches("/sdk")
+            .parse()
+            .unwrap();
+        Simulator {
+            child,
+            port,
+            ca_file,
+            _dir: TempDir(dir),
+        }
+    }
+
+    fn agent(&self, verification: Verification) -> Agent {
+        let options = AgentOptions {
+            verification,
+            timeout_ms: 10_000,
+            ..AgentOptions::default()
+        };
+        Agent::with_options(
+            &format!("127.0.0.1:{}", self.port),
+            "root",
+            "secret-pw",
+            options,
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(agent: &Agent, msg: Value) -> Value {
+    let text = agent.run(&msg.to_string());
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"))
+}
+
+#[test]
+fn tasks_answer_as_a_vpoller_worker_does() {
+    let simulator = Simulator::start();
+    let agent = simulator.agent(Verification::CaFile(simulator.ca_file.clone()));
+    agent.connect().unwrap();
+
+    let discovered = run(&agent, json!({"method": "vm.discover"}));
+    assert_eq!(discovered["success"], 0, "{discovered}");
+    assert_eq!(discovered["msg"], "Successfully discovered objects");
+    let names: Vec<&str> = discovered["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|vm| vm["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"DC0_H0_VM0") && names.contains(&"Zürich-ВМ-虚拟机"),
+        "{names:?}"
+    );
+
+    let reply = agent.run(
+        r#"{"method": "vm.get", "name": "Zürich-ВМ-虚拟机", "properties": ["runtime.powerState"]}"#,
+    );
+    assert_eq!(
+        reply,
+        r#"{"success": 0, "msg": "Successfully retrieved object properties", "result": [{"name": "Zürich-ВМ-虚拟机", "runtime.powerState": "poweredOn"}]}"#
+    );
+
+    // Values py-vpoller cannot serialise: a reference, nested objects, arrays.
+    let complex = run(
+        &agent,
+        json!({"method": "vm.get", "name": "DC0_H0_VM0", "properties": ["runtime.host", "summary.config", "datastore"]}),
+    );
+    let vm = &complex["result"][0];
+    assert!(
+        vm["runtime.host"]
+            .as_str()
+            .unwrap()
+            .starts_with("HostSystem:host-"),
+        "{vm}"
+    );
+    assert_eq!(vm["summary.config"]["name"], "DC0_H0_VM0");
+    assert!(vm["datastore"].as_array().unwrap()[0]
+        .as_str()
+        .unwrap()
+        .starts_with("Datastore:"));
+
+    assert_eq!(
+        agent.run(r#"{"method": "host.get", "name": "no-such-host", "properties": ["name"]}"#),
+        r#"{"success": 1, "msg": "Cannot find object no-such-host"}"#
+    );
+    let host_vms = run(&agent, json!({"method": "host.vm.get", "name": "DC0_H0"}));
+    assert_eq!(
+        host_vms["result"],
+        json!([{"name": "DC0_H0_VM0"}, {"name": "Zürich-ВМ-虚拟机"}])
+    );
+    let vm_host = run(
+        &agent,
+        json!({"method": "vm.host.get", "name": "DC0_H0_VM0"}),
+    );
+    assert_eq!(
+        vm_host["result"],
+        json!([{"name": "DC0_H0_VM0", "host": "DC0_H0"}])
+    );
+    let cluster = run(
+        &agent,
+        json!({"method": "host.cluster.get", "name": "DC0_C0_H0"}),
+    );
+    assert_eq!(
+        cluster["result"],
+        json!([{"name": "DC0_C0_H0", "cluster": "DC0_C0"}])
+    );
+    let about = run(
+        &agent,
+        json!({"method": "about", "properties": ["apiType", "nothing"]}),
+    );
+    assert_eq!(
+        about["result"],
+        json!([{"apiType": "VirtualCenter", "nothing": "(null)"}])
+    );
+
+    // A datastore is named by its URL.
+    let datastores = run(
+        &agent,
+        json!({"method": "datastore.discover", "properties": ["info.url"]}),
+    );
+    let url = datastores["result"][0]["info.url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let datastore = run(
+        &agent,
+        json!({"method": "datastore.get", "name": url, "properties": ["summary.type"]}),
+    );
+    assert_eq!(datastore["result"][0]["name"], "LocalDS_0", "{datastore}");
+    let ds_vms = run(
+        &agent,
+        json!({"method": "vm.datastore.get", "name": "DC0_H0_VM0"}),
+    );
+    assert_eq!(ds_vms["result"][0]["name"], "LocalDS_0");
+    assert_eq!(ds_vms["result"][0]["info.url"], url.as_str());
+}
+
+#[test]
+fn one_agent_serves_many_threads() {
+    let simulator = Simulator::start();
+    let agent = simulator.agent(Verification::CaFile(simulator.ca_file.clone()));
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let agent = &agent;
+            scope.spawn(move || {
+                for _ in 0..20 {
+                    let name = if thread % 2 == 0 { "DC0_H0_VM0" } else { "DC0_H1_VM0" };
+                    let reply = run(agent, json!({"method": "vm.get", "name": name, "properties": ["runtime.powerState"]}));
+                    assert_eq!(reply["result"][0]["name"], name, "{reply}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused_with_a_way_out() {
+    let simulator = Simulator::start();
+    let agent = simulator.agent(Verification::SystemRoots);
+    let error = agent.connect().unwrap_err().to_string();
+    assert!(
+        error.contains("not trusted") && error.contains("ca_file") && error.contains("fingerprint"),
+        "{error}"
+    );
+    assert!(!error.contains("secret-pw"));
+    let reply = run(&agent, json!({"method": "vm.discover"}));
+    assert_eq!(reply["success"], 1);
+    assert!(
+        reply["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("Task vm.discover failed: the TLS certificate"),
+        "{reply}"
+    );
+
+    // The fingerprint the message shows is the one to pin.
+    let fingerprint = error
+        .split("fingerprint is ")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let pinned = simulator.agent(Verification::Fingerprint(fingerprint));
+    assert_eq!(run(&pinned, json!({"method": "about"}))["success"], 0);
+    let wrong = simulator.agent(Verification::Fingerprint("00".repeat(32)));
+    assert!(wrong.connect().is_err());
+    let insecure = simulator.agent(Verification::Insecure);
+    assert_eq!(run(&insecure, json!({"method": "about"}))["success"], 0);
+}
+
+#[test]
+fn nothing_listening_fails_fast() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let agent = Agent::with_options(
+        &format!("127.0.0.1:{port}"),
+        "u",
+        "p",
+        AgentOptions {
+            verification: Verification::Insecure,
+            ..AgentOptions::default()
+        },
+    )
+    .unwrap();
+    let reply = run(&agent, json!({"method": "vm.discover"}));
+    assert_eq!(reply["success"], 1);
+    assert!(
+        reply["msg"].as_str().unwrap().contains("cannot reach"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_is_bounded_by_the_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and holds connections without a word.
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if let Ok((stream, _)) = listener.accept() {
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let options = AgentOptions {
+        verification: Verification::Insecure,
+        timeout_ms: 700,
+        ..AgentOptions::default()
+    };
+    let agent = Agent::with_options(&format!("127.0.0.1:{port}"), "u", "p", options).unwrap();
+    let started = Instant::now();
+    let reply = run(&agent, json!({"method": "about"}));
+    let took = started.elapsed();
+    assert_eq!(reply["success"], 1);
+    assert!(
+        reply["msg"].as_str().unwrap().contains("timed out"),
+        "{reply}"
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    holder.join().unwrap();
+}
