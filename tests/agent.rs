@@ -311,3 +311,130 @@ fn a_server_that_never_answers_is_bounded_by_the_timeout() {
     assert!(took < Duration::from_secs(4), "took {took:?}");
     holder.join().unwrap();
 }
+
+/// The `timestamp` of a sample as text.
+fn timestamps(reply: &Value) -> Vec<String> {
+    reply["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no result: {reply}"))
+        .iter()
+        .map(|sample| sample["timestamp"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn performance_tasks_answer_with_the_newest_samples() {
+    let simulator = Simulator::start();
+    let agent = simulator.agent(Verification::CaFile(simulator.ca_file.clone()));
+
+    let counters = run(&agent, json!({"method": "perf.metric.info"}));
+    assert_eq!(
+        counters["msg"],
+        "Successfully retrieved performance metrics info"
+    );
+    let first = &counters["result"][0];
+    assert!(first["key"].is_i64(), "{first}");
+    assert!(first["nameInfo"]["key"].is_string(), "{first}");
+    assert!(counters["result"].as_array().unwrap().len() > 100);
+
+    let intervals = run(&agent, json!({"method": "perf.interval.info"}));
+    assert_eq!(
+        intervals["result"][0],
+        json!({"enabled": true, "key": 1, "length": 86400, "level": 1, "name": "Past day", "samplingPeriod": 300})
+    );
+
+    // What a VM offers, real-time: counter names, not ids.
+    let offered = run(
+        &agent,
+        json!({"method": "vm.perf.metric.info", "name": "Zürich-ВМ-虚拟机"}),
+    );
+    assert_eq!(offered["success"], 0, "{offered}");
+    let metrics = offered["result"].as_array().unwrap();
+    assert!(metrics
+        .iter()
+        .any(|metric| metric["counterId"] == "cpu.usagemhz.megaHertz.average"));
+    let filtered = run(
+        &agent,
+        json!({"method": "vm.perf.metric.info", "name": "DC0_H0_VM0", "counter-name": "cpu.usagemhz.megaHertz.average"}),
+    );
+    assert!(filtered["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|metric| metric["counterId"] == "cpu.usagemhz.megaHertz.average"));
+    assert_eq!(
+        run(
+            &agent,
+            json!({"method": "host.perf.metric.info", "name": "DC0_H0", "counter-name": "no.such.counter.none"})
+        ),
+        json!({"success": 1, "msg": "Unknown performance counter requested"})
+    );
+
+    // Real-time: the newest three, oldest first, one refresh period apart.
+    let samples = run(
+        &agent,
+        json!({"method": "vm.perf.metric.get", "name": "DC0_H0_VM0", "counter-name": "cpu.usagemhz.megaHertz.average", "max-sample": 3}),
+    );
+    assert_eq!(samples["msg"], "Successfully retrieved performance metrics");
+    let times = timestamps(&samples);
+    assert_eq!(times.len(), 3, "{samples}");
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "oldest first: {samples}");
+    let sample = &samples["result"][2];
+    assert_eq!(sample["interval"], 20);
+    assert_eq!(sample["counterId"], "cpu.usagemhz.megaHertz.average");
+    assert_eq!(sample["instance"], "");
+    assert!(sample["value"].is_i64(), "{sample}");
+    // The newest sample is the one a request for one sample gets.
+    let one = run(
+        &agent,
+        json!({"method": "vm.perf.metric.get", "name": "DC0_H0_VM0", "counter-name": "cpu.usagemhz.megaHertz.average"}),
+    );
+    assert_eq!(timestamps(&one).len(), 1);
+    assert!(timestamps(&one)[0] >= times[2], "{one} vs {samples}");
+
+    // Historical: a datacenter has only those; the interval is required.
+    let historical = run(
+        &agent,
+        json!({"method": "datacenter.perf.metric.get", "name": "DC0", "counter-name": "vmop.numPoweron.number.latest", "perf-interval": "Past day", "max-sample": "2"}),
+    );
+    assert_eq!(timestamps(&historical).len(), 2, "{historical}");
+    assert_eq!(historical["result"][0]["interval"], 300);
+    assert_eq!(
+        run(
+            &agent,
+            json!({"method": "datacenter.perf.metric.get", "name": "DC0", "counter-name": "vmop.numPoweron.number.latest", "perf-interval": "Past century"})
+        ),
+        json!({"success": 1, "msg": "Historical interval Past century does not exists"})
+    );
+    assert_eq!(
+        run(
+            &agent,
+            json!({"method": "datastore.perf.metric.get", "name": "nowhere", "counter-name": "x"})
+        ),
+        json!({"success": 1, "msg": "Cannot find object: nowhere"})
+    );
+    let datastores = run(
+        &agent,
+        json!({"method": "datastore.discover", "properties": ["info.url"]}),
+    );
+    let url = datastores["result"][0]["info.url"].clone();
+    assert_eq!(
+        run(
+            &agent,
+            json!({"method": "datastore.perf.metric.get", "name": url, "counter-name": "datastore.numberReadAveraged.number.average"})
+        ),
+        json!({"success": 1, "msg": "No historical performance interval provided for entity LocalDS_0"})
+    );
+    for bad in [json!("many"), json!(-1), json!([3])] {
+        assert_eq!(
+            run(
+                &agent,
+                json!({"method": "host.perf.metric.get", "name": "DC0_H0", "counter-name": "cpu.usagemhz.megaHertz.average", "max-sample": bad})
+            ),
+            json!({"success": 1, "msg": "Invalid message, cannot retrieve performance metrics"}),
+            "max-sample {bad}"
+        );
+    }
+}

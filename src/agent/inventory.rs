@@ -90,6 +90,22 @@ pub(crate) enum Found {
     Missing(String),
 }
 
+/// Looks up the message's object of `kind` with `paths`; when there is none,
+/// the failure reply `<missing><name>` (py-vpoller's tasks write "Cannot find
+/// object " or "Cannot find object: ").
+pub(crate) fn lookup(
+    agent: &Agent,
+    msg: &Msg<'_>,
+    kind: &str,
+    paths: &[&str],
+    missing: &str,
+) -> Result<Result<ObjectContent, Value>, Error> {
+    Ok(match object(agent, msg, kind, paths)? {
+        Found::Object(content) => Ok(content),
+        Found::Missing(name) => Err(reply::failure(format!("{missing}{name}"))),
+    })
+}
+
 /// Finds the object of `kind` the message names and reads `paths` of it.
 pub(crate) fn object(
     agent: &Agent,

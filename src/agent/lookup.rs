@@ -33,6 +33,13 @@ impl LookupCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = ttl;
     }
 
+    pub fn ttl(&self) -> Duration {
+        *self
+            .ttl
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn clear(&self) {
         self.entries
             .lock()
@@ -41,10 +48,7 @@ impl LookupCache {
     }
 
     fn get(&self, key: &Key) -> Option<Option<MoRef>> {
-        let ttl = *self
-            .ttl
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ttl = self.ttl();
         let mut entries = self
             .entries
             .lock()

@@ -2,7 +2,7 @@
 //! `session.get`, alarms, guest disks and networks, snapshots, guest
 //! processes, CPU usage and vSAN health.
 
-use crate::agent::inventory::{self, Found};
+use crate::agent::inventory;
 use crate::agent::reply;
 use crate::agent::tasks::Msg;
 use crate::agent::Agent;
@@ -18,19 +18,6 @@ use std::collections::HashMap;
 
 /// What py-vpoller puts where an object lacks a requested attribute.
 const NULL_TEXT: &str = "(null)";
-
-fn lookup(
-    agent: &Agent,
-    msg: &Msg<'_>,
-    kind: &str,
-    paths: &[&str],
-    missing: &str,
-) -> Result<Result<ObjectContent, Value>, Error> {
-    Ok(match inventory::object(agent, msg, kind, paths)? {
-        Found::Object(content) => Ok(content),
-        Found::Missing(name) => Err(reply::failure(format!("{missing}{name}"))),
-    })
-}
 
 /// A service of the session's content, read with `paths`.
 fn service_properties(
@@ -206,7 +193,7 @@ fn names_by_reference(
 }
 
 pub(crate) fn alarm_get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Value, Error> {
-    let content = match lookup(
+    let content = match inventory::lookup(
         agent,
         msg,
         kind,
@@ -283,7 +270,7 @@ fn pick_fields(items: &Value, first: &str, msg: &Msg<'_>) -> Vec<Value> {
 }
 
 fn guest_disks(agent: &Agent, msg: &Msg<'_>) -> Result<Result<(Value, Vec<Value>), Value>, Error> {
-    let content = match lookup(
+    let content = match inventory::lookup(
         agent,
         msg,
         "VirtualMachine",
@@ -340,7 +327,7 @@ pub(crate) fn vm_disk_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> 
 }
 
 pub(crate) fn vm_guest_net_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
-    let content = match lookup(
+    let content = match inventory::lookup(
         agent,
         msg,
         "VirtualMachine",
@@ -356,7 +343,7 @@ pub(crate) fn vm_guest_net_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Er
 }
 
 pub(crate) fn vm_snapshot_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
-    let content = match lookup(
+    let content = match inventory::lookup(
         agent,
         msg,
         "VirtualMachine",
@@ -401,7 +388,7 @@ pub(crate) fn vm_snapshot_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Err
 }
 
 pub(crate) fn vm_process_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
-    let content = match lookup(
+    let content = match inventory::lookup(
         agent,
         msg,
         "VirtualMachine",
@@ -485,7 +472,7 @@ pub(crate) fn vm_cpu_usage_percent(agent: &Agent, msg: &Msg<'_>) -> Result<Value
         "config.hardware.numCoresPerSocket",
         "config.hardware.numCPU",
     ];
-    let content = match lookup(
+    let content = match inventory::lookup(
         agent,
         msg,
         "VirtualMachine",
@@ -527,7 +514,8 @@ pub(crate) fn vsan_health_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Err
         "runtime.connectionState",
         "configManager.vsanSystem",
     ];
-    let content = match lookup(agent, msg, "HostSystem", &paths, "Cannot find object ")? {
+    let content = match inventory::lookup(agent, msg, "HostSystem", &paths, "Cannot find object ")?
+    {
         Ok(content) => content,
         Err(reply) => return Ok(reply),
     };

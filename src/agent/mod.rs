@@ -14,6 +14,7 @@
 mod inventory;
 mod lookup;
 mod misc;
+mod perf;
 mod relations;
 pub(crate) mod reply;
 mod tasks;
@@ -24,6 +25,7 @@ use crate::vsphere::soap::Endpoint;
 use crate::vsphere::Verification;
 use lookup::LookupCache;
 use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,7 +51,8 @@ pub struct AgentOptions {
     pub connect_timeout_ms: u64,
     /// Bound on one task, every call it makes included, in milliseconds.
     pub timeout_ms: u64,
-    /// How long object lookups are cached, in seconds; 0 turns the cache off.
+    /// How long object lookups (and the performance counter and interval
+    /// tables) are cached, in seconds; 0 turns the cache off.
     pub cache_ttl_s: u64,
 }
 
@@ -74,7 +77,11 @@ pub struct Agent {
     options: Mutex<AgentOptions>,
     /// Made from the options on first use, again after they change.
     connection: Mutex<Option<Arc<Connection>>>,
+    /// `options.timeout_ms`, read by every task without taking the lock.
+    timeout_ms: AtomicU64,
     cache: LookupCache,
+    /// The performance counter and interval tables.
+    perf: perf::TableCache,
 }
 
 impl std::fmt::Debug for Agent {
@@ -108,8 +115,10 @@ impl Agent {
             user: user.to_owned(),
             password: password.to_owned(),
             cache: LookupCache::new(Duration::from_secs(options.cache_ttl_s)),
+            timeout_ms: AtomicU64::new(options.timeout_ms),
             options: Mutex::new(options),
             connection: Mutex::new(None),
+            perf: perf::TableCache::default(),
         };
         // Checks the TLS settings (a CA file that cannot be read) at once.
         agent.connection()?;
@@ -152,8 +161,10 @@ impl Agent {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(connection);
             self.cache.clear();
+            self.perf.clear();
         }
         self.cache.set_ttl(Duration::from_secs(options.cache_ttl_s));
+        self.timeout_ms.store(options.timeout_ms, Ordering::Relaxed);
         *self
             .options
             .lock()
@@ -188,15 +199,18 @@ impl Agent {
         Ok(connection)
     }
 
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed).max(1))
+    }
+
     fn deadline(&self) -> Instant {
-        Instant::now() + Duration::from_millis(self.options().timeout_ms.max(1))
+        Instant::now() + self.timeout()
     }
 
     /// Logs in now, so that a wrong password, an unreachable host or an
     /// untrusted certificate shows at once. Tasks log in by themselves too.
     pub fn connect(&self) -> Result<(), Error> {
-        let timeout = Duration::from_millis(self.options().timeout_ms.max(1));
-        self.connection()?.connect(timeout)
+        self.connection()?.connect(self.timeout())
     }
 
     /// Runs the task request `msg` (JSON text, e.g.

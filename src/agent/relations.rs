@@ -1,7 +1,7 @@
 //! Tasks that answer with the objects related to one object: the VMs on a
 //! host, the hosts of a network, the datastores of a VM, ...
 
-use crate::agent::inventory::{self, Found};
+use crate::agent::inventory;
 use crate::agent::reply;
 use crate::agent::tasks::Msg;
 use crate::agent::Agent;
@@ -10,20 +10,6 @@ use crate::vsphere::soap::MoRef;
 use serde_json::{json, Value};
 
 const DISCOVERED: &str = "Successfully discovered objects";
-
-/// Looks up the message's object of `kind` with `paths`, or returns the
-/// "Cannot find object" reply.
-fn lookup(
-    agent: &Agent,
-    msg: &Msg<'_>,
-    kind: &str,
-    paths: &[&str],
-) -> Result<Result<crate::vsphere::property::ObjectContent, Value>, Error> {
-    Ok(match inventory::object(agent, msg, kind, paths)? {
-        Found::Object(content) => Ok(content),
-        Found::Missing(name) => Err(reply::failure(format!("Cannot find object {name}"))),
-    })
-}
 
 /// `{"name": <object>, <field>: [{"name": ...}, ...]}`: the shape of
 /// `net.host.get`, `net.vm.get`, `host.net.get` and `vm.net.get`.
@@ -35,7 +21,8 @@ fn named_with_related(
     related_kind: &str,
     field: &str,
 ) -> Result<Value, Error> {
-    let content = match lookup(agent, msg, kind, &["name", path])? {
+    let content = match inventory::lookup(agent, msg, kind, &["name", path], "Cannot find object ")?
+    {
         Ok(content) => content,
         Err(reply) => return Ok(reply),
     };
@@ -55,7 +42,7 @@ fn related_list(
     path: &str,
     related_kind: &str,
 ) -> Result<Value, Error> {
-    let content = match lookup(agent, msg, kind, &[path])? {
+    let content = match inventory::lookup(agent, msg, kind, &[path], "Cannot find object ")? {
         Ok(content) => content,
         Err(reply) => return Ok(reply),
     };
@@ -98,10 +85,11 @@ pub(crate) fn datastore_vm_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Er
 /// `datastore.host.get`: the hosts that mount the datastore (`host` holds
 /// DatastoreHostMount objects whose `key` is the host).
 pub(crate) fn datastore_host_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
-    let content = match lookup(agent, msg, "Datastore", &["host"])? {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+    let content =
+        match inventory::lookup(agent, msg, "Datastore", &["host"], "Cannot find object ")? {
+            Ok(content) => content,
+            Err(reply) => return Ok(reply),
+        };
     let hosts: Vec<MoRef> = content
         .get("host")
         .map(|mounts| {
@@ -118,7 +106,13 @@ pub(crate) fn datastore_host_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, 
 
 /// `host.datastore.get`, `vm.datastore.get`: name and URL of each datastore.
 pub(crate) fn datastore_get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Value, Error> {
-    let content = match lookup(agent, msg, kind, &["name", "datastore"])? {
+    let content = match inventory::lookup(
+        agent,
+        msg,
+        kind,
+        &["name", "datastore"],
+        "Cannot find object ",
+    )? {
         Ok(content) => content,
         Err(reply) => return Ok(reply),
     };
@@ -131,7 +125,13 @@ pub(crate) fn datastore_get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<
 /// `host.cluster.get`: the host's parent (its cluster, or for a standalone
 /// host its compute resource).
 pub(crate) fn host_cluster_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
-    let content = match lookup(agent, msg, "HostSystem", &["name", "parent"])? {
+    let content = match inventory::lookup(
+        agent,
+        msg,
+        "HostSystem",
+        &["name", "parent"],
+        "Cannot find object ",
+    )? {
         Ok(content) => content,
         Err(reply) => return Ok(reply),
     };
@@ -152,7 +152,13 @@ pub(crate) fn host_cluster_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Er
 
 /// `vm.host.get`: the host the VM runs on.
 pub(crate) fn vm_host_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
-    let content = match lookup(agent, msg, "VirtualMachine", &["name", "runtime.host"])? {
+    let content = match inventory::lookup(
+        agent,
+        msg,
+        "VirtualMachine",
+        &["name", "runtime.host"],
+        "Cannot find object ",
+    )? {
         Ok(content) => content,
         Err(reply) => return Ok(reply),
     };

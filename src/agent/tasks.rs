@@ -2,6 +2,7 @@
 //! the function that runs it, and the checks py-vpoller's worker makes before
 //! a task runs.
 
+use crate::agent::perf::{self, Check};
 use crate::agent::reply;
 use crate::agent::{inventory, misc, relations, Agent};
 use crate::error::Error;
@@ -74,11 +75,15 @@ const fn task(name: &'static str, required: &'static [&'static str], run: TaskFn
 
 const NAME: &[&str] = &["name"];
 const NAME_PROPERTIES: &[&str] = &["name", "properties"];
+const NAME_COUNTER: &[&str] = &["name", "counter-name"];
+const NAME_COUNTER_INTERVAL: &[&str] = &["name", "counter-name", "perf-interval"];
 
 static TASKS: &[Task] = &[
     task("about", &[], misc::about),
     task("event.latest", &[], misc::event_latest),
     task("session.get", &[], misc::session_get),
+    task("perf.metric.info", &[], perf::perf_metric_info),
+    task("perf.interval.info", &[], perf::perf_interval_info),
     task("net.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "Network")
     }),
@@ -90,6 +95,14 @@ static TASKS: &[Task] = &[
     task("datacenter.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "Datacenter")
     }),
+    task(
+        "datacenter.perf.metric.get",
+        NAME_COUNTER_INTERVAL,
+        |agent, msg| perf::entity_metric_get(agent, msg, "Datacenter", Check::None),
+    ),
+    task("datacenter.perf.metric.info", NAME, |agent, msg| {
+        perf::entity_metric_info(agent, msg, "Datacenter")
+    }),
     task("datacenter.get", NAME_PROPERTIES, |agent, msg| {
         inventory::get(agent, msg, "Datacenter")
     }),
@@ -98,6 +111,14 @@ static TASKS: &[Task] = &[
     }),
     task("cluster.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "ClusterComputeResource")
+    }),
+    task(
+        "cluster.perf.metric.get",
+        NAME_COUNTER_INTERVAL,
+        |agent, msg| perf::entity_metric_get(agent, msg, "ClusterComputeResource", Check::None),
+    ),
+    task("cluster.perf.metric.info", NAME, |agent, msg| {
+        perf::entity_metric_info(agent, msg, "ClusterComputeResource")
     }),
     task("cluster.get", NAME_PROPERTIES, |agent, msg| {
         inventory::get(agent, msg, "ClusterComputeResource")
@@ -120,6 +141,12 @@ static TASKS: &[Task] = &[
     task("host.alarm.get", NAME, |agent, msg| {
         misc::alarm_get(agent, msg, "HostSystem")
     }),
+    task("host.perf.metric.get", NAME_COUNTER, |agent, msg| {
+        perf::entity_metric_get(agent, msg, "HostSystem", Check::Running("Host"))
+    }),
+    task("host.perf.metric.info", NAME, |agent, msg| {
+        perf::entity_metric_info(agent, msg, "HostSystem")
+    }),
     task("host.cluster.get", NAME, relations::host_cluster_get),
     task("host.vm.get", NAME, relations::host_vm_get),
     task("host.net.get", NAME, relations::host_net_get),
@@ -128,6 +155,12 @@ static TASKS: &[Task] = &[
     }),
     task("vm.alarm.get", NAME, |agent, msg| {
         misc::alarm_get(agent, msg, "VirtualMachine")
+    }),
+    task("vm.perf.metric.get", NAME_COUNTER, |agent, msg| {
+        perf::entity_metric_get(agent, msg, "VirtualMachine", Check::Running("VM"))
+    }),
+    task("vm.perf.metric.info", NAME, |agent, msg| {
+        perf::entity_metric_info(agent, msg, "VirtualMachine")
     }),
     task("vm.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "VirtualMachine")
@@ -159,6 +192,12 @@ static TASKS: &[Task] = &[
     task("datastore.alarm.get", NAME, |agent, msg| {
         misc::alarm_get(agent, msg, "Datastore")
     }),
+    task("datastore.perf.metric.info", NAME, |agent, msg| {
+        perf::entity_metric_info(agent, msg, "Datastore")
+    }),
+    task("datastore.perf.metric.get", NAME_COUNTER, |agent, msg| {
+        perf::entity_metric_get(agent, msg, "Datastore", Check::None)
+    }),
     task("datastore.host.get", NAME, relations::datastore_host_get),
     task("datastore.vm.get", NAME, relations::datastore_vm_get),
     task("vsan.health.get", NAME, misc::vsan_health_get),
@@ -185,5 +224,32 @@ pub(crate) fn run(agent: &Agent, fields: &Map<String, Value>) -> Value {
     match (task.run)(agent, &msg) {
         Ok(value) => value,
         Err(error) => reply::failure(format!("Task {} failed: {error}", task.name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_of_py_vpoller_is_in_the_table() {
+        // `@task(name=...)` of py-vpoller 0.7.3's vsphere/tasks.py, sorted.
+        const REFERENCE: &str = "about cluster.alarm.get cluster.discover cluster.get \
+            cluster.perf.metric.get cluster.perf.metric.info datacenter.alarm.get \
+            datacenter.discover datacenter.get datacenter.perf.metric.get \
+            datacenter.perf.metric.info datastore.alarm.get datastore.discover datastore.get \
+            datastore.host.get datastore.perf.metric.get datastore.perf.metric.info \
+            datastore.vm.get event.latest host.alarm.get host.cluster.get host.datastore.get \
+            host.discover host.get host.net.get host.perf.metric.get host.perf.metric.info \
+            host.vm.get net.discover net.get net.host.get net.vm.get perf.interval.info \
+            perf.metric.info resource.pool.discover resource.pool.get session.get vm.alarm.get \
+            vm.cpu.usage.percent vm.datastore.get vm.discover vm.disk.discover vm.disk.get \
+            vm.get vm.guest.net.get vm.host.get vm.net.get vm.perf.metric.get \
+            vm.perf.metric.info vm.process.get vm.snapshot.get vsan.health.get";
+        let reference: Vec<&str> = REFERENCE.split_whitespace().collect();
+        let mut names = task_names();
+        names.sort_unstable();
+        assert_eq!(names, reference);
+        assert_eq!(names.len(), 52);
     }
 }

@@ -57,6 +57,8 @@ func main() {
 		renameVM(parts[0], parts[1])
 	}
 
+	setHistoricalIntervals()
+
 	model.Service.Listen = &url.URL{Host: *listen}
 	// A certificate of our own: Go's built-in test certificate has a key too
 	// weak for current TLS clients (rustls refuses RSA below 2048 bits).
@@ -90,6 +92,22 @@ func renameVM(old, name string) {
 		}
 	}
 	log.Fatalf("vcsim: no virtual machine named %q to rename", old)
+}
+
+// setHistoricalIntervals gives the performance manager vCenter's four
+// default historical intervals (the simulator has none).
+func setHistoricalIntervals() {
+	ref := types.ManagedObjectReference{Type: "PerformanceManager", Value: "PerfMgr"}
+	manager, ok := simulator.Map.Get(ref).(*simulator.PerformanceManager)
+	if !ok {
+		log.Fatalf("vcsim: no performance manager")
+	}
+	manager.HistoricalInterval = []types.PerfInterval{
+		{Key: 1, SamplingPeriod: 300, Name: "Past day", Length: 86400, Level: 1, Enabled: true},
+		{Key: 2, SamplingPeriod: 1800, Name: "Past week", Length: 604800, Level: 1, Enabled: true},
+		{Key: 3, SamplingPeriod: 7200, Name: "Past month", Length: 2592000, Level: 1, Enabled: true},
+		{Key: 4, SamplingPeriod: 86400, Name: "Past year", Length: 31536000, Level: 1, Enabled: true},
+	}
 }
 
 // makeCertificate makes a throw-away CA and a server certificate it signs,

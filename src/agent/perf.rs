@@ -1,0 +1,650 @@
+//! The performance tasks: the counter and historical interval tables
+//! (`perf.metric.info`, `perf.interval.info`), the metrics an object offers
+//! (`<kind>.perf.metric.info`) and its samples (`<kind>.perf.metric.get`).
+//!
+//! Samples come back oldest first, and they are the newest `max-sample` ones:
+//! vCenter ignores `maxSample` for historical intervals and answers with the
+//! whole interval, so the agent keeps the newest samples itself.
+
+use crate::agent::inventory;
+use crate::agent::misc::python_datetime;
+use crate::agent::reply;
+use crate::agent::tasks::Msg;
+use crate::agent::Agent;
+use crate::error::Error;
+use crate::vsphere::property::ObjectContent;
+use crate::vsphere::session::{Connection, Session};
+use crate::vsphere::soap::{element, MoRef};
+use crate::vsphere::typetable::Kind;
+use crate::vsphere::value;
+use crate::vsphere::xml::Node;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const RETRIEVED: &str = "Successfully retrieved performance metrics";
+const UNKNOWN_COUNTER: &str = "Unknown performance counter requested";
+const INVALID_MESSAGE: &str = "Invalid message, cannot retrieve performance metrics";
+
+/// One performance counter of the host's table.
+pub(crate) struct Counter {
+    pub key: i64,
+    /// `group.name.unit.rollup`, e.g. `cpu.usagemhz.megaHertz.average`.
+    pub name: String,
+    /// The counter as `perf.metric.info` shows it.
+    pub info: Value,
+}
+
+/// One historical interval (`Past day`, ...).
+struct Interval {
+    name: String,
+    sampling_period: i64,
+    info: Value,
+}
+
+/// What a performance provider supports (`QueryPerfProviderSummary`).
+#[derive(Clone, Copy)]
+struct Summary {
+    current_supported: bool,
+    refresh_rate: i64,
+}
+
+/// The performance manager's tables, read once and kept for the lookup TTL.
+pub(crate) struct Tables {
+    counters: Vec<Counter>,
+    by_key: HashMap<i64, usize>,
+    by_name: HashMap<String, usize>,
+    intervals: Vec<Interval>,
+    summaries: Mutex<HashMap<MoRef, Summary>>,
+    /// The connection they were read over, and when.
+    connection: usize,
+    read_at: Instant,
+}
+
+impl Tables {
+    fn counter_named(&self, name: &str) -> Option<&Counter> {
+        self.by_name.get(name).map(|index| &self.counters[*index])
+    }
+
+    fn counter_name(&self, key: i64) -> String {
+        self.by_key
+            .get(&key)
+            .map(|index| self.counters[*index].name.clone())
+            .unwrap_or_else(|| key.to_string())
+    }
+}
+
+/// The agent's slot for the tables.
+#[derive(Default)]
+pub(crate) struct TableCache {
+    slot: Mutex<Option<Arc<Tables>>>,
+}
+
+impl TableCache {
+    pub fn clear(&self) {
+        *self
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+}
+
+/// The tables for `connection`, read when missing, older than `ttl`, or read
+/// over another connection.
+fn tables(
+    agent: &Agent,
+    connection: &Arc<Connection>,
+    deadline: Instant,
+) -> Result<Arc<Tables>, Error> {
+    let identity = Arc::as_ptr(connection) as usize;
+    let ttl = agent.cache.ttl();
+    if let Some(tables) = agent
+        .perf
+        .slot
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .as_ref()
+    {
+        if tables.connection == identity && tables.read_at.elapsed() < ttl {
+            return Ok(tables.clone());
+        }
+    }
+    let session = connection.session(deadline)?;
+    let manager = session.service("perfManager")?;
+    let content = crate::vsphere::property::object_properties(
+        connection,
+        &manager,
+        &["perfCounter", "historicalInterval"],
+        deadline,
+    )?;
+    let tables = Arc::new(read_tables(content.as_ref(), identity));
+    if !ttl.is_zero() {
+        *agent
+            .perf
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tables.clone());
+    }
+    Ok(tables)
+}
+
+fn read_tables(content: Option<&ObjectContent>, connection: usize) -> Tables {
+    let items = |path: &str| -> Vec<Value> {
+        match content.and_then(|content| content.get(path)) {
+            Some(node) => match value::property_value(node) {
+                Value::Array(items) => items,
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        }
+    };
+    let mut counters = Vec::new();
+    for counter in items("perfCounter") {
+        let key = counter.get("key").and_then(Value::as_i64).unwrap_or(-1);
+        let name = format!(
+            "{}.{}.{}.{}",
+            description_key(&counter, "groupInfo"),
+            description_key(&counter, "nameInfo"),
+            description_key(&counter, "unitInfo"),
+            counter
+                .get("rollupType")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        );
+        let description = |field: &str| {
+            let info = counter.get(field);
+            let pick = |part: &str| {
+                info.and_then(|info| info.get(part))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            json!({"label": pick("label"), "summary": pick("summary"), "key": pick("key")})
+        };
+        let pick = |field: &str| counter.get(field).cloned().unwrap_or(Value::Null);
+        let info = json!({
+            "key": key,
+            "nameInfo": description("nameInfo"),
+            "groupInfo": description("groupInfo"),
+            "unitInfo": description("unitInfo"),
+            "rollupType": pick("rollupType"),
+            "statsType": pick("statsType"),
+            "level": pick("level"),
+            "perDeviceLevel": pick("perDeviceLevel"),
+        });
+        counters.push(Counter { key, name, info });
+    }
+    let mut by_key = HashMap::with_capacity(counters.len());
+    let mut by_name = HashMap::with_capacity(counters.len());
+    for (index, counter) in counters.iter().enumerate() {
+        by_key.entry(counter.key).or_insert(index);
+        by_name.entry(counter.name.clone()).or_insert(index);
+    }
+    let intervals = items("historicalInterval")
+        .into_iter()
+        .map(|interval| {
+            let pick = |field: &str| interval.get(field).cloned().unwrap_or(Value::Null);
+            Interval {
+                name: interval
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                sampling_period: interval
+                    .get("samplingPeriod")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+                info: json!({
+                    "enabled": pick("enabled"),
+                    "key": pick("key"),
+                    "length": pick("length"),
+                    "level": pick("level"),
+                    "name": pick("name"),
+                    "samplingPeriod": pick("samplingPeriod"),
+                }),
+            }
+        })
+        .collect();
+    Tables {
+        counters,
+        by_key,
+        by_name,
+        intervals,
+        summaries: Mutex::new(HashMap::new()),
+        connection,
+        read_at: Instant::now(),
+    }
+}
+
+fn description_key<'a>(counter: &'a Value, field: &str) -> &'a str {
+    counter
+        .get(field)
+        .and_then(|info| info.get("key"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+pub(crate) fn perf_metric_info(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+    let connection = agent.connection()?;
+    let tables = tables(agent, &connection, msg.deadline)?;
+    let data: Vec<Value> = tables
+        .counters
+        .iter()
+        .map(|counter| counter.info.clone())
+        .collect();
+    Ok(reply::success(
+        "Successfully retrieved performance metrics info",
+        Value::Array(data),
+    ))
+}
+
+pub(crate) fn perf_interval_info(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+    let connection = agent.connection()?;
+    let tables = tables(agent, &connection, msg.deadline)?;
+    let data: Vec<Value> = tables
+        .intervals
+        .iter()
+        .map(|interval| interval.info.clone())
+        .collect();
+    Ok(reply::success_msg_first(
+        "Successfully retrieved performance historical intervals",
+        Value::Array(data),
+    ))
+}
+
+/// Calls a performance manager method with `args` (XML) and returns its
+/// `returnval` elements.
+fn call_manager(
+    connection: &Connection,
+    method: &str,
+    args: String,
+    deadline: Instant,
+) -> Result<Vec<Node>, Error> {
+    connection.call(
+        method,
+        &|session: &Session| session.service("perfManager"),
+        &|_: &Session| Ok(args.clone()),
+        deadline,
+    )
+}
+
+fn summary(
+    tables: &Tables,
+    connection: &Connection,
+    entity: &MoRef,
+    deadline: Instant,
+) -> Result<Summary, Error> {
+    if let Some(summary) = tables
+        .summaries
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(entity)
+    {
+        return Ok(*summary);
+    }
+    let mut args = String::new();
+    entity.write(&mut args, "entity");
+    let returned = call_manager(connection, "QueryPerfProviderSummary", args, deadline)?;
+    let fields = returned
+        .first()
+        .map(|node| value::convert(node, Some(Kind::Data("PerfProviderSummary"))))
+        .unwrap_or(Value::Null);
+    let summary = Summary {
+        current_supported: fields
+            .get("currentSupported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        refresh_rate: fields
+            .get("refreshRate")
+            .and_then(Value::as_i64)
+            .unwrap_or(-1),
+    };
+    tables
+        .summaries
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(entity.clone(), summary);
+    Ok(summary)
+}
+
+/// The message's `counter-name`, when set.
+fn counter_name(msg: &Msg<'_>) -> Option<String> {
+    msg.truthy("counter-name")
+        .map(|_| msg.text("counter-name").unwrap_or_default())
+}
+
+/// `<kind>.perf.metric.info`: the metrics (counter and instance) `kind`'s
+/// object offers, real-time ones when it has real-time statistics.
+pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Value, Error> {
+    let content = match inventory::lookup(agent, msg, kind, &["name"], "Cannot find object ")? {
+        Ok(content) => content,
+        Err(reply) => return Ok(reply),
+    };
+    let connection = agent.connection()?;
+    let tables = tables(agent, &connection, msg.deadline)?;
+    let wanted = match counter_name(msg) {
+        Some(name) => match tables.counter_named(&name) {
+            Some(counter) => Some(counter.key),
+            None => return Ok(reply::failure(UNKNOWN_COUNTER)),
+        },
+        None => None,
+    };
+    let summary = summary(&tables, &connection, &content.obj, msg.deadline)?;
+    let mut args = String::new();
+    content.obj.write(&mut args, "entity");
+    if summary.current_supported {
+        element(&mut args, "intervalId", &summary.refresh_rate.to_string());
+    }
+    let metrics = match call_manager(&connection, "QueryAvailablePerfMetric", args, msg.deadline) {
+        Ok(metrics) => metrics,
+        Err(Error::Fault { fault, message }) if fault == "InvalidArgument" => {
+            let name = inventory::property_json(&content, "name");
+            return Ok(reply::failure(format!(
+                "Cannot retrieve performance metrics for {}: {}",
+                name.as_str().unwrap_or_default(),
+                if message.is_empty() { fault } else { message }
+            )));
+        }
+        Err(other) => return Err(other),
+    };
+    let data: Vec<Value> = metrics
+        .iter()
+        .filter_map(|metric| {
+            let key = metric.child_text("counterId")?.trim().parse::<i64>().ok()?;
+            if wanted.is_some_and(|wanted| wanted != key) {
+                return None;
+            }
+            let instance = metric.child_text("instance").unwrap_or("");
+            Some(json!({"counterId": tables.counter_name(key), "instance": instance}))
+        })
+        .collect();
+    Ok(reply::success_msg_first(RETRIEVED, Value::Array(data)))
+}
+
+/// How a `<kind>.perf.metric.get` task checks its object first.
+#[derive(Clone, Copy)]
+pub(crate) enum Check {
+    /// Nothing to check (datacenters, clusters, datastores).
+    None,
+    /// Powered on and connected; the word is the object's name in the
+    /// failure text (`VM`, `Host`).
+    Running(&'static str),
+}
+
+/// `max-sample` as Python's `int()` reads it (1 when unset); `None` when it
+/// is not a whole number from 1 to 2^31-1.
+fn max_sample(msg: &Msg<'_>) -> Option<i64> {
+    let Some(value) = msg.truthy("max-sample") else {
+        return Some(1);
+    };
+    let number = match value {
+        Value::Number(number) => number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.trunc() as i64)
+        }),
+        Value::String(text) => text.trim().replace('_', "").parse::<i64>().ok(),
+        Value::Bool(true) => Some(1),
+        _ => None,
+    }?;
+    (1..=i64::from(i32::MAX))
+        .contains(&number)
+        .then_some(number)
+}
+
+/// `<kind>.perf.metric.get`: the newest `max-sample` samples of one
+/// counter (and instance) of the object, real-time unless `perf-interval`
+/// names a historical interval.
+pub(crate) fn entity_metric_get(
+    agent: &Agent,
+    msg: &Msg<'_>,
+    kind: &str,
+    check: Check,
+) -> Result<Value, Error> {
+    let paths: &[&str] = match check {
+        Check::None => &["name"],
+        Check::Running(_) => &["name", "runtime.powerState", "runtime.connectionState"],
+    };
+    let content = match inventory::lookup(agent, msg, kind, paths, "Cannot find object: ")? {
+        Ok(content) => content,
+        Err(reply) => return Ok(reply),
+    };
+    if let Check::Running(what) = check {
+        if inventory::property_json(&content, "runtime.powerState") != "poweredOn" {
+            return Ok(reply::failure(format!(
+                "{what} is not powered on, cannot get performance metrics"
+            )));
+        }
+        if inventory::property_json(&content, "runtime.connectionState") != "connected" {
+            return Ok(reply::failure(format!(
+                "{what} is not connected, cannot get performance metrics"
+            )));
+        }
+    }
+    let Some(max_sample) = max_sample(msg) else {
+        return Ok(reply::failure(INVALID_MESSAGE));
+    };
+    let instance = match msg.truthy("instance") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(number)) => number.to_string(),
+        Some(_) => return Ok(reply::failure(INVALID_MESSAGE)),
+        None => String::new(),
+    };
+    let interval_name = msg
+        .truthy("perf-interval")
+        .map(|_| msg.text("perf-interval").unwrap_or_default());
+    let connection = agent.connection()?;
+    let tables = tables(agent, &connection, msg.deadline)?;
+    let summary = summary(&tables, &connection, &content.obj, msg.deadline)?;
+    let entity_name = inventory::property_json(&content, "name");
+    let entity_name = entity_name.as_str().unwrap_or_default();
+    let interval_id = match &interval_name {
+        None if !summary.current_supported => {
+            return Ok(reply::failure(format!(
+                "No historical performance interval provided for entity {entity_name}"
+            )));
+        }
+        None => summary.refresh_rate,
+        Some(name) => match tables
+            .intervals
+            .iter()
+            .find(|interval| &interval.name == name)
+        {
+            Some(interval) => interval.sampling_period,
+            None => {
+                return Ok(reply::failure(format!(
+                    "Historical interval {name} does not exists"
+                )));
+            }
+        },
+    };
+    let Some(counter_name) = counter_name(msg) else {
+        return Ok(reply::failure(UNKNOWN_COUNTER));
+    };
+    let Some(counter) = tables.counter_named(&counter_name) else {
+        return Ok(reply::failure(UNKNOWN_COUNTER));
+    };
+    let mut args = String::from("<querySpec>");
+    content.obj.write(&mut args, "entity");
+    element(&mut args, "maxSample", &max_sample.to_string());
+    args.push_str("<metricId>");
+    element(&mut args, "counterId", &counter.key.to_string());
+    element(&mut args, "instance", &instance);
+    args.push_str("</metricId>");
+    element(&mut args, "intervalId", &interval_id.to_string());
+    args.push_str("</querySpec>");
+    let returned = match call_manager(&connection, "QueryPerf", args, msg.deadline) {
+        Ok(returned) => returned,
+        Err(Error::Fault { fault, message }) if fault == "InvalidArgument" => {
+            return Ok(reply::failure(format!(
+                "Cannot retrieve performance metrics for {entity_name}: {}",
+                if message.is_empty() { fault } else { message }
+            )));
+        }
+        Err(other) => return Err(other),
+    };
+    let mut result = Vec::new();
+    for metric in &returned {
+        samples(metric, &counter_name, max_sample, &mut result);
+    }
+    Ok(reply::success_msg_first(RETRIEVED, Value::Array(result)))
+}
+
+/// A sample's time (for ordering), its timestamp text and its interval.
+type SampleInfo<'a> = (Option<(i64, u32)>, &'a str, Value);
+
+/// Appends the newest `keep` samples of each series of one
+/// `PerfEntityMetric`, oldest first.
+fn samples(metric: &Node, counter_name: &str, keep: i64, out: &mut Vec<Value>) {
+    let infos: Vec<SampleInfo<'_>> = metric
+        .children
+        .iter()
+        .filter(|child| child.name == "sampleInfo")
+        .map(|info| {
+            let timestamp = info.child_text("timestamp").unwrap_or("");
+            let interval = info
+                .child_text("interval")
+                .and_then(|text| text.trim().parse::<i64>().ok())
+                .map(Value::from)
+                .unwrap_or(Value::Null);
+            (instant_of(timestamp), timestamp, interval)
+        })
+        .collect();
+    // Sample positions, oldest first (servers differ in their order).
+    let mut order: Vec<usize> = (0..infos.len()).collect();
+    order.sort_by_key(|index| infos[*index].0);
+    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+    let newest = &order[order.len().saturating_sub(keep)..];
+    for series in metric.children.iter().filter(|child| child.name == "value") {
+        let instance = series
+            .child("id")
+            .and_then(|id| id.child_text("instance"))
+            .unwrap_or("");
+        let values: Vec<&Node> = series
+            .children
+            .iter()
+            .filter(|child| child.name == "value")
+            .collect();
+        for index in newest {
+            let Some(sample) = values.get(*index) else {
+                continue;
+            };
+            let (_, timestamp, interval) = &infos[*index];
+            let mut entry = Map::new();
+            entry.insert("interval".into(), interval.clone());
+            entry.insert("timestamp".into(), python_datetime(timestamp).into());
+            entry.insert("counterId".into(), counter_name.into());
+            entry.insert("instance".into(), instance.into());
+            entry.insert("value".into(), number(&sample.text));
+            out.push(Value::Object(entry));
+        }
+    }
+}
+
+fn number(text: &str) -> Value {
+    let text = text.trim();
+    text.parse::<i64>()
+        .map(Value::from)
+        .or_else(|_| text.parse::<f64>().map(Value::from))
+        .unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// An ISO 8601 time (`2026-11-27T10:11:12.5+01:00`) as seconds since the
+/// epoch and nanoseconds, for ordering samples.
+fn instant_of(text: &str) -> Option<(i64, u32)> {
+    let (date, rest) = text.trim().split_once('T')?;
+    let mut parts = date.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let zone_at = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
+    let (clock, zone) = rest.split_at(zone_at);
+    let (clock, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut fields = clock.splitn(3, ':');
+    let hour: i64 = fields.next()?.parse().ok()?;
+    let minute: i64 = fields.next()?.parse().ok()?;
+    let second: i64 = fields.next().unwrap_or("0").parse().ok()?;
+    let mut nanos: String = fraction.chars().take(9).collect();
+    while nanos.len() < 9 {
+        nanos.push('0');
+    }
+    let nanos: u32 = nanos.parse().ok()?;
+    let offset = match zone.chars().next() {
+        Some(sign @ ('+' | '-')) => {
+            let (hours, minutes) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
+            let seconds = hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60;
+            if sign == '+' {
+                seconds
+            } else {
+                -seconds
+            }
+        }
+        _ => 0,
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date.
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some((
+        days * 86_400 + hour * 3600 + minute * 60 + second - offset,
+        nanos,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_order_across_zones() {
+        assert_eq!(instant_of("1970-01-01T00:00:00Z"), Some((0, 0)));
+        assert_eq!(
+            instant_of("2026-11-27T10:11:12.5Z"),
+            Some((1_795_774_272, 500_000_000))
+        );
+        assert_eq!(
+            instant_of("2026-11-27T11:11:12.5+01:00"),
+            instant_of("2026-11-27T10:11:12.5Z")
+        );
+        assert_eq!(
+            instant_of("2000-03-01T00:00:00-00:30"),
+            Some((951_868_800 + 1800, 0))
+        );
+        assert_eq!(instant_of("yesterday"), None);
+    }
+
+    #[test]
+    fn newest_samples_oldest_first() {
+        // Newest first, as the simulator sends them.
+        let xml = r#"<returnval xmlns="urn:vim25" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="PerfEntityMetric">
+            <entity type="VirtualMachine">vm-1</entity>
+            <sampleInfo><timestamp>2026-01-01T00:01:00Z</timestamp><interval>20</interval></sampleInfo>
+            <sampleInfo><timestamp>2026-01-01T00:00:40Z</timestamp><interval>20</interval></sampleInfo>
+            <sampleInfo><timestamp>2026-01-01T00:00:20Z</timestamp><interval>20</interval></sampleInfo>
+            <value xsi:type="PerfMetricIntSeries"><id><counterId>6</counterId><instance>0</instance></id>
+              <value>3</value><value>2</value><value>1</value></value>
+        </returnval>"#;
+        let node = crate::vsphere::xml::parse_body(std::io::Cursor::new(format!(
+            r#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Body><R xmlns="urn:vim25">{xml}</R></Body></Envelope>"#
+        )))
+        .unwrap();
+        let metric = &node.children[0];
+        let mut out = Vec::new();
+        samples(metric, "cpu.usagemhz.megaHertz.average", 2, &mut out);
+        assert_eq!(
+            Value::Array(out),
+            json!([
+                {"interval": 20, "timestamp": "2026-01-01 00:00:40+00:00", "counterId": "cpu.usagemhz.megaHertz.average", "instance": "0", "value": 2},
+                {"interval": 20, "timestamp": "2026-01-01 00:01:00+00:00", "counterId": "cpu.usagemhz.megaHertz.average", "instance": "0", "value": 3},
+            ])
+        );
+    }
+}
