@@ -16,7 +16,7 @@ LIB_SO     := $(RELEASE)/libvpoller.so
 LIB_A      := $(RELEASE)/libvpoller.a
 C_OUT      := target/c
 C_LINK     := -L$(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lvpoller
-C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test $(C_OUT)/interop-runner
+C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/local $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test $(C_OUT)/agent_abi_test $(C_OUT)/interop-runner
 RUST_SRC   := $(shell find src tests/standin tests/interop/runners benches/rust examples/rust -name '*.rs') build.rs src/vsphere/typetable.txt \
               Cargo.toml Cargo.lock tests/standin/Cargo.toml cbindgen.toml .cargo/config.toml
 # One cargo invocation builds the library, the stand-in proxy and the interop
@@ -58,7 +58,7 @@ $(C_OUT)/interop-runner: tests/interop/runners/runner.c include/vpoller.h $(LIB_
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK)
 
-$(C_OUT)/abi_test: tests/c/abi_test.c include/vpoller.h $(LIB_SO)
+$(C_OUT)/abi_test $(C_OUT)/agent_abi_test: $(C_OUT)/%: tests/c/%.c tests/c/check.h include/vpoller.h $(LIB_SO)
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK) -lpthread
 
@@ -69,8 +69,9 @@ rust-test: c-programs vcsim ## Rust tests, the C programs and the C ABI under va
 
 standin: lib ## The stand-in vPoller Proxy that the Ruby and Python tests run (built with the library)
 
-ruby-test: lib standin ## The Ruby binding's minitest suite
-	ruby -I bindings/ruby/lib bindings/ruby/test/test_client.rb
+ruby-test: lib standin vcsim ## The Ruby binding's minitest suites (client and agent)
+	ruby -I bindings/ruby/lib -e 'ARGV.each { |test| require File.expand_path(test) }' \
+	    bindings/ruby/test/test_client.rb bindings/ruby/test/test_agent.rb
 
 venv: $(VENV)/.ready ## The Python venv with pytest and the vpoller_ffi package
 
@@ -116,7 +117,7 @@ bench: deps lib c-programs bench-programs venv ## Benchmarks (see BENCHMARKS.md)
 demo: deps lib c-programs venv vcsim ## Start a local vPoller and run the documented examples through C, Ruby, Python
 	$(VENV)/bin/python tests/interop/stack.py run -- scripts/demo.sh
 
-python-test: lib standin venv ## The Python binding's pytest suite
+python-test: lib standin venv vcsim ## The Python binding's pytest suite
 	$(VENV)/bin/pytest -q bindings/python
 
 lint: ## rustfmt, clippy and rustdoc, warnings are errors

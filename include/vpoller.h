@@ -299,6 +299,13 @@ char *vpoller_agent_run(vpoller_agent *agent, const char *msg);
  */
 void vpoller_agent_free(vpoller_agent *agent);
 
+/**
+ * The names of every task an agent runs ("about", "vm.discover", ...),
+ * separated by single spaces, in no particular order. The string is static:
+ * do not free it. Bindings make one method per task from it.
+ */
+const char *vpoller_agent_tasks(void);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The vPoller API documentation's examples against the running stack
 # (started by `make demo` through tests/interop/stack.py, which sets
-# VPOLLER_ENDPOINT and VPOLLER_VSPHERE_HOST): vm.discover, and vm.get of
-# runtime.powerState, through the C, Ruby and Python clients.
+# VPOLLER_ENDPOINT, VPOLLER_VSPHERE_HOST and VPOLLER_VSPHERE_CA): vm.discover,
+# and vm.get of runtime.powerState, through the C, Ruby and Python clients and
+# the proxy; then the same tasks run locally by the vSphere agent (no proxy, no
+# worker, no Python) from C, Ruby and Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 endpoint=${VPOLLER_ENDPOINT:?run through tests/interop/stack.py}
 host=${VPOLLER_VSPHERE_HOST:?run through tests/interop/stack.py}
+ca=${VPOLLER_VSPHERE_CA:?run through tests/interop/stack.py}
 vm=DC0_H0_VM0
 python=${PYTHON:-.venv/bin/python}
 
@@ -31,3 +34,13 @@ step "Python: examples/python/discover.py"
 
 step "Python: examples/python/vm_get.py"
 "$python" examples/python/vm_get.py "$endpoint" "$host" "$vm"
+
+step "C, local: examples/c/local.c (the vSphere agent in this process)"
+target/c/local "$host" root simulator "$ca" '{"method": "vm.discover"}' \
+    "{\"method\": \"vm.get\", \"name\": \"$vm\", \"properties\": [\"runtime.powerState\"]}"
+
+step "Ruby, local: examples/ruby/local.rb"
+ruby -I bindings/ruby/lib examples/ruby/local.rb "$host" root simulator "$ca"
+
+step "Python, local: examples/python/local.py"
+"$python" examples/python/local.py "$host" root simulator "$ca"

@@ -2,93 +2,12 @@
 //! `make vcsim`), started on a free loopback port per test and stopped by pid,
 //! and against servers that misbehave.
 
+mod common;
+use common::Simulator;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vpoller::{Agent, AgentOptions, Verification};
-
-struct Simulator {
-    child: Child,
-    port: u16,
-    ca_file: PathBuf,
-    _dir: TempDir,
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Simulator {
-    fn start() -> Simulator {
-        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/vcsim");
-        assert!(
-            binary.exists(),
-            "{} is missing: run `make vcsim`",
-            binary.display()
-        );
-        let dir = std::env::temp_dir().join(format!(
-            "vpoller-agent-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_file = dir.join("ca.pem");
-        let mut child = Command::new(&binary)
-            .args(["-listen", "127.0.0.1:0", "-ca-out"])
-            .arg(&ca_file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .trim_end_matches("/sdk")
-            .parse()
-            .unwrap();
-        Simulator {
-            child,
-            port,
-            ca_file,
-            _dir: TempDir(dir),
-        }
-    }
-
-    fn agent(&self, verification: Verification) -> Agent {
-        let options = AgentOptions {
-            verification,
-            timeout_ms: 10_000,
-            ..AgentOptions::default()
-        };
-        Agent::with_options(
-            &format!("127.0.0.1:{}", self.port),
-            "root",
-            "secret-pw",
-            options,
-        )
-        .unwrap()
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn run(agent: &Agent, msg: Value) -> Value {
     let text = agent.run(&msg.to_string());

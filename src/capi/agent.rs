@@ -193,3 +193,15 @@ pub extern "C" fn vpoller_agent_run(agent: *mut vpoller_agent, msg: *const c_cha
 pub extern "C" fn vpoller_agent_free(agent: *mut vpoller_agent) {
     boundary::guard(|_| (), || boundary::agent_free(agent))
 }
+
+/// The names of every task an agent runs ("about", "vm.discover", ...),
+/// separated by single spaces, in no particular order. The string is static:
+/// do not free it. Bindings make one method per task from it.
+#[no_mangle]
+pub extern "C" fn vpoller_agent_tasks() -> *const c_char {
+    static TASKS: once_cell::sync::Lazy<std::ffi::CString> = once_cell::sync::Lazy::new(|| {
+        // Task names are ASCII words and dots: no NUL byte.
+        std::ffi::CString::new(crate::agent::task_names().join(" ")).unwrap_or_default()
+    });
+    boundary::guard(|_| c"".as_ptr(), || TASKS.as_ptr())
+}

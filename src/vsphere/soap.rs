@@ -243,11 +243,14 @@ impl Transport {
         if text.contains("timed out") || text.contains("Timeout") || text.contains("WouldBlock") {
             return self.timed_out(method);
         }
-        let detail = failure
-            .message()
-            .map(str::to_owned)
-            .or_else(|| std::error::Error::source(failure).map(|source| source.to_string()))
-            .unwrap_or_else(|| failure.kind().to_string());
+        // "connect error: Connection refused (os error 111)": ureq's words and the cause.
+        let source = std::error::Error::source(failure).map(|source| source.to_string());
+        let detail = match (failure.message(), source) {
+            (Some(message), Some(source)) => format!("{message}: {source}"),
+            (Some(message), None) => message.to_owned(),
+            (None, Some(source)) => source,
+            (None, None) => failure.kind().to_string(),
+        };
         Error::VSphere(format!(
             "cannot reach {} ({method}): {detail}",
             self.address()

@@ -15,18 +15,7 @@
 #include <unistd.h>
 #include <vpoller.h>
 
-static int passed, failed;
-
-#define CHECK(condition)                                                       \
-    do {                                                                       \
-        if (condition) {                                                       \
-            passed++;                                                          \
-        } else {                                                               \
-            failed++;                                                          \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
-                    #condition);                                               \
-        }                                                                      \
-    } while (0)
+#include "check.h"
 
 static const char *endpoint;
 
@@ -216,6 +205,5 @@ int main(int argc, char **argv)
     }
     test_no_reply();
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return report();
 }

@@ -3,9 +3,12 @@
 #![allow(dead_code, unused_imports)] // each test binary uses a different part
 
 use std::ffi::CStr;
+use std::io::{BufRead, BufReader};
 use std::os::raw::c_char;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use vpoller::{Agent, AgentOptions, Verification};
 
 pub use vpoller_standin::{free_port, StandIn};
 
@@ -57,4 +60,92 @@ pub fn c_program(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// govmomi's vSphere simulator (target/interop/vcsim, `make vcsim`) on a free
+/// loopback port, with the CA that signed its certificate written out;
+/// killed by pid when dropped.
+pub struct Simulator {
+    child: Child,
+    pub port: u16,
+    pub ca_file: PathBuf,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Simulator {
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn start() -> Simulator {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/vcsim");
+        assert!(
+            binary.exists(),
+            "{} is missing: run `make vcsim`",
+            binary.display()
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "vpoller-agent-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_file = dir.join("ca.pem");
+        let mut child = Command::new(&binary)
+            .args(["-listen", "127.0.0.1:0", "-ca-out"])
+            .arg(&ca_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches("/sdk")
+            .parse()
+            .unwrap();
+        Simulator {
+            child,
+            port,
+            ca_file,
+            _dir: TempDir(dir),
+        }
+    }
+
+    pub fn agent(&self, verification: Verification) -> Agent {
+        let options = AgentOptions {
+            verification,
+            timeout_ms: 10_000,
+            ..AgentOptions::default()
+        };
+        Agent::with_options(
+            &format!("127.0.0.1:{}", self.port),
+            "root",
+            "secret-pw",
+            options,
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

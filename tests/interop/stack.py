@@ -4,8 +4,9 @@
     python tests/interop/stack.py run -- COMMAND [ARGS...]   # start, run COMMAND, stop
     python tests/interop/stack.py serve                      # start, wait for Ctrl-C, stop
 
-COMMAND gets VPOLLER_ENDPOINT (the proxy frontend) and VPOLLER_VSPHERE_HOST (the
-vSphere host name registered with the worker) in its environment. Every process
+COMMAND gets VPOLLER_ENDPOINT (the proxy frontend), VPOLLER_VSPHERE_HOST (the
+vSphere host name registered with the worker) and VPOLLER_VSPHERE_CA (the PEM
+file of the CA that signed the simulator's certificate) in its environment. Every process
 is started in a process group of its own and the whole group is stopped by pid
 on exit, also when something fails. All ports are free ones picked at start, so
 a vPoller on the default ports is left alone.
@@ -118,7 +119,9 @@ class Stack(object):
         if not os.access(VCSIM, os.X_OK):
             raise SystemExit("%s is missing: run `make vcsim`" % VCSIM)
         self.vsphere_host = free_https_address()
-        simulator = self._spawn("vcsim", [VCSIM, "-listen", self.vsphere_host + ":443"], stdout=subprocess.PIPE)
+        self.vsphere_ca = os.path.join(self.directory, "vcsim-ca.pem")
+        simulator = self._spawn("vcsim", [VCSIM, "-listen", self.vsphere_host + ":443", "-ca-out", self.vsphere_ca],
+                                stdout=subprocess.PIPE)
         url = simulator.stdout.readline().decode().strip()
         if not url.startswith("https://"):
             raise RuntimeError("the vSphere simulator did not start:\n" + self.log("vcsim"))
@@ -196,7 +199,8 @@ def main(argv):
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
     with Stack() as stack:
-        env = dict(os.environ, VPOLLER_ENDPOINT=stack.endpoint, VPOLLER_VSPHERE_HOST=stack.vsphere_host)
+        env = dict(os.environ, VPOLLER_ENDPOINT=stack.endpoint, VPOLLER_VSPHERE_HOST=stack.vsphere_host,
+                   VPOLLER_VSPHERE_CA=stack.vsphere_ca)
         print("vPoller is up: endpoint %s, vSphere host %s" % (stack.endpoint, stack.vsphere_host), flush=True)
         if argv[0] == "serve":
             while True:

@@ -4,6 +4,13 @@
 
     client = VPollerClient(endpoint="tcp://localhost:10123")
     result = client.run({"method": "vm.discover", "hostname": "vc01.example.org"})
+
+And the vSphere agent of vPoller's API documentation, which runs the tasks in
+this process, straight against vCenter:
+
+    agent = VSphereAgent(user="root", pwd="p4ssw0rd", host="vc01.example.org")
+    agent.connect()
+    result = agent.vm_discover(msg={})
 """
 
 import ctypes
@@ -11,7 +18,7 @@ import json
 
 from vpoller_ffi import _lib
 
-__all__ = ["VPollerClient", "ClosedError", "library_version"]
+__all__ = ["VPollerClient", "VSphereAgent", "ClosedError", "VSphereError", "library_version"]
 __version__ = "0.1.0"
 
 _INT_MIN, _INT_MAX = -(2 ** 31), 2 ** 31 - 1
@@ -60,7 +67,40 @@ class _Handle(object):
         _free(self.address)
 
 
-class VPollerClient(object):
+class _AgentHandle(_Handle):
+    """Owns one vpoller_agent, as _Handle a client."""
+
+    __slots__ = ()
+
+    def __del__(self, _free=_lib.lib.vpoller_agent_free):
+        _free(self.address)
+
+
+class _Closable(object):
+    """close(), closed and use as a context manager, over self._handle: the
+    object is released once it is closed (or collected) and the calls still
+    running on it are done; using it afterwards raises ClosedError. Closing
+    twice is fine."""
+
+    _handle = None
+
+    def close(self):
+        """Releases the libvpoller object (an agent logs out); calls still
+        running finish first."""
+        self._handle = None
+
+    @property
+    def closed(self):
+        return self._handle is None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class VPollerClient(_Closable):
     """A client of one vPoller Proxy endpoint, with py-vpoller's constructor.
 
     timeout is the milliseconds each attempt waits, retries the attempts in
@@ -105,32 +145,21 @@ class VPollerClient(object):
         if _last_status() == _lib.ERR_INVALID_ARGUMENT:
             _free_string(address)
             raise ValueError(_last_error().decode("utf-8"))
-        if not address:
-            raise MemoryError("libvpoller could not allocate the reply")
-        try:
-            result = _string_at(address).decode("utf-8")
-        finally:
-            _free_string(address)
-        return result
-
-    def close(self):
-        """Releases the client's sockets; calls still running finish first.
-        Using the client afterwards raises ClosedError; closing twice is fine."""
-        self._handle = None
-
-    @property
-    def closed(self):
-        return self._handle is None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
+        return _take_string(address)
 
     def __repr__(self):
         return "VPollerClient(endpoint=%r, timeout=%r, retries=%r%s)" % (
             self.endpoint, self.timeout, self.retries, ", closed" if self.closed else "")
+
+
+def _take_string(address):
+    """The text of a string libvpoller returned, which is then freed."""
+    if not address:
+        raise MemoryError("libvpoller could not allocate the reply")
+    try:
+        return _string_at(address).decode("utf-8")
+    finally:
+        _free_string(address)
 
 
 def _message_bytes(msg):
@@ -153,3 +182,138 @@ def _c_string(name, text):
     if b"\0" in encoded:
         raise ValueError("%s contains a NUL character" % name)
     return encoded
+
+
+class VSphereError(Exception):
+    """The vSphere host cannot be reached, refused the login or sent a
+    certificate that is not trusted."""
+
+
+_AGENT_OPTIONS = (
+    ("port", _lib.AGENT_PORT),
+    ("ca_file", _lib.AGENT_CA_FILE),
+    ("fingerprint", _lib.AGENT_FINGERPRINT),
+    ("insecure", _lib.AGENT_INSECURE),
+    ("connect_timeout", _lib.AGENT_CONNECT_TIMEOUT_MS),
+    ("timeout", _lib.AGENT_TIMEOUT_MS),
+    ("cache_ttl", _lib.AGENT_CACHE_TTL_S),
+)
+
+
+class VSphereAgent(_Closable):
+    """The vSphere agent: vPoller's tasks run in this process, straight
+    against one vCenter or ESXi host, with the replies a vPoller worker sends.
+
+    user, pwd, host: the vSphere login (host may carry ":port"). Options
+    (None: the library's default): port; ca_file (a PEM file of CA
+    certificates) or fingerprint (the certificate's SHA-256 or SHA-1) in place
+    of the system's trusted roots; insecure=True to skip verification;
+    connect_timeout and timeout (one whole task) in milliseconds; cache_ttl in
+    seconds (0: no lookup cache). Nothing is sent until connect() or the first
+    task.
+
+    Every task has a method, its name with dots made underscores
+    (vm.perf.metric.get is vm_perf_metric_get), which takes the message as
+    msg=, keywords, or both (keywords win; a keyword's underscores become
+    dashes: counter_name= is "counter-name") and returns the reply as a dict.
+    One agent may be shared by threads; their tasks run in parallel.
+    """
+
+    _handle = None  # set in __init__; None once closed
+
+    def __init__(self, user, pwd, host, port=None, ca_file=None, fingerprint=None, insecure=False,
+                 connect_timeout=None, timeout=None, cache_ttl=None):
+        for name, value in (("user", user), ("pwd", pwd), ("host", host)):
+            if not isinstance(value, str):
+                raise TypeError("%s must be a str, not %s" % (name, type(value).__name__))
+        self.user = user
+        self.host = host
+        address = _lib.lib.vpoller_agent_new(
+            _c_string("host", host), _c_string("user", user), _c_string("pwd", pwd))
+        if not address:
+            raise ValueError("cannot make an agent for %r: %s" % (host, _last_error().decode("utf-8")))
+        self._handle = _AgentHandle(address)
+        values = {"port": port, "ca_file": ca_file, "fingerprint": fingerprint, "insecure": insecure,
+                  "connect_timeout": connect_timeout, "timeout": timeout, "cache_ttl": cache_ttl}
+        for name, option in _AGENT_OPTIONS:
+            value = values[name]
+            if value is None or (name == "insecure" and value is False):
+                continue
+            text = _option_text(name, value)
+            if _lib.lib.vpoller_agent_set_option(address, option, text) != _lib.OK:
+                reason = _last_error().decode("utf-8")
+                self.close()
+                raise ValueError("%s: %s" % (name, reason))
+
+    def _address(self):
+        handle = self._handle
+        if handle is None:
+            raise ClosedError("closed vSphere agent")
+        return handle
+
+    def connect(self):
+        """Logs in now, so that a wrong password, an unreachable host or an
+        untrusted certificate shows at once (tasks log in by themselves too).
+        Returns self; raises VSphereError with the reason."""
+        handle = self._address()
+        if _lib.lib.vpoller_agent_connect(handle.address) != _lib.OK:
+            raise VSphereError(_last_error().decode("utf-8"))
+        return self
+
+    def run(self, msg):
+        """Runs a task request (a dict, or a JSON object as a str) and returns
+        the reply text a vPoller worker sends, failures included."""
+        text = _message_bytes(msg)
+        handle = self._address()  # keeps the agent alive until this call returns
+        address = _lib.lib.vpoller_agent_run(handle.address, text)
+        if _last_status() == _lib.ERR_INVALID_ARGUMENT:
+            _free_string(address)
+            raise ValueError(_last_error().decode("utf-8"))
+        return _take_string(address)
+
+    def run_task(self, task, msg=None, **fields):
+        """Runs task with msg's fields and the keyword fields; the reply as a dict."""
+        if msg is None:
+            msg = {}
+        if not isinstance(msg, dict):
+            raise TypeError("msg must be a dict, not %s" % type(msg).__name__)
+        message = dict(msg)
+        for key, value in fields.items():
+            message[key.replace("_", "-")] = value
+        message["method"] = task
+        return json.loads(self.run(message))
+
+    def __repr__(self):
+        # Never the password.
+        return "VSphereAgent(user=%r, host=%r%s)" % (self.user, self.host, ", closed" if self.closed else "")
+
+
+def _option_text(name, value):
+    if name == "insecure":
+        if not isinstance(value, bool):
+            raise TypeError("insecure must be a bool, not %s" % type(value).__name__)
+        return b"1" if value else b"0"
+    if name in ("ca_file", "fingerprint"):
+        if not isinstance(value, str):
+            raise TypeError("%s must be a str, not %s" % (name, type(value).__name__))
+        return _c_string(name, value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("%s must be an int, not %s" % (name, type(value).__name__))
+    return str(value).encode()
+
+
+def _task_method(task):
+    def method(self, msg=None, **fields):
+        return self.run_task(task, msg, **fields)
+
+    method.__name__ = task.replace(".", "_")
+    method.__qualname__ = "VSphereAgent." + method.__name__
+    method.__doc__ = "Runs the %s task; the reply as a dict." % task
+    return method
+
+
+TASKS = tuple(_lib.lib.vpoller_agent_tasks().decode("ascii").split())
+
+for _task in TASKS:
+    setattr(VSphereAgent, _task.replace(".", "_"), _task_method(_task))
+del _task

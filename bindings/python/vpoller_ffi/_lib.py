@@ -10,6 +10,16 @@ ERR_INVALID_ARGUMENT = 2
 ERR_INVALID_REPLY = 3
 ERR_ZMQ = 4
 ERR_INTERNAL = 5
+ERR_VSPHERE = 6
+
+# Options of vpoller_agent_set_option.
+AGENT_PORT = 1
+AGENT_CA_FILE = 2
+AGENT_FINGERPRINT = 3
+AGENT_INSECURE = 4
+AGENT_CONNECT_TIMEOUT_MS = 5
+AGENT_TIMEOUT_MS = 6
+AGENT_CACHE_TTL_S = 7
 
 _REPO_BUILD = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "target", "release", "libvpoller.so"
@@ -56,3 +66,16 @@ lib.vpoller_last_error.argtypes = []
 lib.vpoller_last_error.restype = ctypes.c_char_p
 lib.vpoller_version.argtypes = []
 lib.vpoller_version.restype = ctypes.c_char_p
+
+lib.vpoller_agent_new.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
+lib.vpoller_agent_new.restype = ctypes.c_void_p
+lib.vpoller_agent_set_option.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p]
+lib.vpoller_agent_set_option.restype = ctypes.c_int
+lib.vpoller_agent_connect.argtypes = [ctypes.c_void_p]
+lib.vpoller_agent_connect.restype = ctypes.c_int
+lib.vpoller_agent_run.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+lib.vpoller_agent_run.restype = ctypes.c_void_p
+lib.vpoller_agent_free.argtypes = [ctypes.c_void_p]
+lib.vpoller_agent_free.restype = None
+lib.vpoller_agent_tasks.argtypes = []
+lib.vpoller_agent_tasks.restype = ctypes.c_char_p

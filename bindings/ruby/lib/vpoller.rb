@@ -3,17 +3,21 @@
 require "json"
 require_relative "vpoller/version"
 require_relative "vpoller/lib_vpoller"
+require_relative "vpoller/handle"
+require_relative "vpoller/agent"
 
 # Ruby client for vPoller, the distributed VMware vSphere poller, over libvpoller.
 #
 #   client = VPoller::Client.new(endpoint: "tcp://localhost:10123")
 #   puts client.run(method: "vm.discover", hostname: "vc01.example.org")
+#
+# and the vSphere agent, which runs the tasks in this process (VPoller::Agent).
 module VPoller
-  # Raised when a closed client is used.
-  class ClosedError < IOError; end
-
   # A client of one vPoller Proxy endpoint; may be shared by threads.
   class Client
+    # close releases the client's sockets once running calls are done.
+    include Closable
+
     # py-vpoller's defaults.
     DEFAULT_RETRIES = 3
     DEFAULT_TIMEOUT = 3000
@@ -40,10 +44,7 @@ module VPoller
       @endpoint = endpoint
       @retries = retries
       @timeout = timeout
-      @handle = FFI::AutoPointer.new(raw, LibVPoller.method(:vpoller_client_free))
-      @lock = Mutex.new
-      @active = 0
-      @closed = false
+      @handle = Handle.new(raw, LibVPoller.method(:vpoller_client_free), "vPoller client")
     end
 
     # Sends msg (a Hash, or a JSON object as a String) and returns vPoller's
@@ -52,12 +53,12 @@ module VPoller
     # {"success": 1, "msg": "Did not receive response, aborting..."}.
     # Raises ArgumentError for a message that is not a JSON object.
     def run(msg)
-      text = message_text(msg)
-      with_handle do |handle|
+      text = Handle.message_text(msg)
+      @handle.use do |handle|
         reply_out = FFI::MemoryPointer.new(:pointer)
         status = LibVPoller.vpoller_try_run(handle, text, reply_out)
         reason = LibVPoller.vpoller_last_error if status != LibVPoller::OK
-        reply = take_string(reply_out.read_pointer)
+        reply = Handle.take_string(reply_out.read_pointer)
         raise ArgumentError, reason if status == LibVPoller::ERR_INVALID_ARGUMENT
 
         reply
@@ -69,68 +70,9 @@ module VPoller
       JSON.parse(run(msg))
     end
 
-    # Releases the client's sockets. Calls still running finish first; using
-    # the client afterwards raises VPoller::ClosedError. Closing twice is fine.
-    def close
-      @lock.synchronize do
-        return if @closed
-
-        @closed = true
-        free_handle if @active.zero?
-      end
-      nil
-    end
-
-    def closed?
-      @closed
-    end
-
     def inspect
       "#<VPoller::Client endpoint=#{@endpoint.inspect} retries=#{@retries} timeout=#{@timeout}" \
-        "#{@closed ? ' closed' : ''}>"
-    end
-
-    private
-
-    def message_text(msg)
-      case msg
-      when Hash then JSON.generate(msg)
-      when String then msg.encoding == Encoding::UTF_8 ? msg : msg.encode(Encoding::UTF_8)
-      else raise TypeError, "message must be a Hash or a JSON String, not #{msg.class}"
-      end
-    rescue EncodingError => e
-      raise ArgumentError, "message cannot be converted to UTF-8: #{e.message}"
-    end
-
-    # Counts the call in, so that #close never frees the handle under it.
-    def with_handle
-      handle = @lock.synchronize do
-        raise ClosedError, "closed vPoller client" if @closed
-
-        @active += 1
-        @handle
-      end
-      begin
-        yield handle
-      ensure
-        @lock.synchronize do
-          @active -= 1
-          free_handle if @closed && @active.zero?
-        end
-      end
-    end
-
-    def free_handle
-      @handle.free
-      @handle = nil
-    end
-
-    def take_string(pointer)
-      raise NoMemoryError, "libvpoller could not allocate the reply" if pointer.null?
-
-      pointer.read_string.force_encoding(Encoding::UTF_8)
-    ensure
-      LibVPoller.vpoller_free_string(pointer) unless pointer.null?
+        "#{closed? ? ' closed' : ''}>"
     end
   end
 

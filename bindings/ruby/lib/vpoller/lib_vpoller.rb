@@ -33,6 +33,16 @@ module VPoller
     ERR_INVALID_REPLY = 3
     ERR_ZMQ = 4
     ERR_INTERNAL = 5
+    ERR_VSPHERE = 6
+
+    # Options of vpoller_agent_set_option.
+    AGENT_PORT = 1
+    AGENT_CA_FILE = 2
+    AGENT_FINGERPRINT = 3
+    AGENT_INSECURE = 4
+    AGENT_CONNECT_TIMEOUT_MS = 5
+    AGENT_TIMEOUT_MS = 6
+    AGENT_CACHE_TTL_S = 7
 
     # Requests wait for the network: release the GVL so other threads run.
     attach_function :vpoller_client_new, %i[string int int], :pointer, blocking: true
@@ -44,5 +54,12 @@ module VPoller
     attach_function :vpoller_reply_success, [:string], :int
     attach_function :vpoller_status_str, [:int], :string
     attach_function :vpoller_version, [], :string
+
+    attach_function :vpoller_agent_new, %i[string string string], :pointer, blocking: true
+    attach_function :vpoller_agent_set_option, %i[pointer int string], :int, blocking: true
+    attach_function :vpoller_agent_connect, [:pointer], :int, blocking: true
+    attach_function :vpoller_agent_run, %i[pointer string], :pointer, blocking: true
+    attach_function :vpoller_agent_free, [:pointer], :void, blocking: true
+    attach_function :vpoller_agent_tasks, [], :string
   end
 end
