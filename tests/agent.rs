@@ -357,3 +357,23 @@ fn performance_tasks_answer_with_the_newest_samples() {
         );
     }
 }
+
+#[test]
+fn a_restarted_vcenter_is_used_again_without_a_restart_here() {
+    let simulator = Simulator::start();
+    let port = simulator.port;
+    let agent = simulator.agent(Verification::Insecure);
+    let discover = json!({"method": "vm.discover"});
+    let before = run(&agent, discover.clone());
+    assert_eq!(before["success"], 0, "{before}");
+    // vCenter goes away and comes back on the same port, knowing nothing of
+    // the agent's session or its container views.
+    drop(simulator);
+    let down = run(&agent, discover.clone());
+    assert_eq!(down["success"], 1, "{down}");
+    let simulator = Simulator::start_on(port);
+    assert_eq!(run(&agent, discover.clone()), before);
+    let host_vms = run(&agent, json!({"method": "host.vm.get", "name": "DC0_H0"}));
+    assert_eq!(host_vms["success"], 0, "{host_vms}");
+    drop(simulator);
+}

@@ -87,13 +87,26 @@ pub(crate) fn retrieve(
         Ok(out)
     };
     let collector = |session: &Session| session.service("propertyCollector");
-    let mut token = connection.invoke(
-        "RetrievePropertiesEx",
-        &collector,
-        &spec,
-        deadline,
-        &mut |body| read_result(body, each),
-    )?;
+    let first_page = |each: &mut dyn FnMut(ObjectContent) -> Result<(), Error>| {
+        connection.invoke(
+            "RetrievePropertiesEx",
+            &collector,
+            &spec,
+            deadline,
+            &mut |body| read_result(body, each),
+        )
+    };
+    let mut token = match first_page(each) {
+        // The session's container view is gone (destroyed, or the server
+        // restarted and lost it): make a new one and ask once more.
+        Err(Error::Fault { fault, .. })
+            if fault == "ManagedObjectNotFound" && matches!(scope, Scope::All) =>
+        {
+            forget_view(connection, kind);
+            first_page(each)?
+        }
+        other => other?,
+    };
     while let Some(current) = token.take() {
         let args = |_: &Session| {
             let mut out = String::new();
@@ -117,9 +130,7 @@ fn read_result(
     each: &mut dyn FnMut(ObjectContent) -> Result<(), Error>,
 ) -> Result<Option<String>, Error> {
     let mut document = Document::new(body);
-    if !document.enter("Body")? || document.next_child_start()?.is_none() {
-        return Err(Error::VSphere("an empty SOAP response".into()));
-    }
+    document.enter_response()?;
     // No `returnval` at all: nothing matched.
     if document.next_child_start()?.is_none() {
         return Ok(None);
@@ -195,12 +206,27 @@ fn container_view(
         .first()
         .and_then(MoRef::from_node)
         .ok_or_else(|| Error::VSphere("CreateContainerView returned no view".into()))?;
-    session
+    // The view belongs to the session the call ended in, which is a new one
+    // when the call had to log in again.
+    let current = connection.current();
+    let owner = current.as_deref().unwrap_or(session);
+    owner
         .views
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .insert(kind.to_owned(), view.clone());
     Ok(view)
+}
+
+/// Drops the current session's container view of `kind`.
+fn forget_view(connection: &Connection, kind: &str) {
+    if let Some(session) = connection.current() {
+        session
+            .views
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(kind);
+    }
 }
 
 /// Reads `paths` of one object; `None` for a property the server left out.

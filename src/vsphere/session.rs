@@ -74,7 +74,8 @@ impl Connection {
         self.renew(None, deadline)
     }
 
-    fn current(&self) -> Option<Arc<Session>> {
+    /// The session logged in now, if any.
+    pub fn current(&self) -> Option<Arc<Session>> {
         self.session
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -192,9 +193,20 @@ impl Connection {
     ) -> Result<T, Error> {
         let mut session = self.session(deadline)?;
         let mut renewed = false;
+        let mut rebuilt = 0;
         loop {
             let this = target(&session)?;
             let arguments = args(&session)?;
+            // Building the arguments may itself have logged in again (a
+            // container view made on the way found the session gone): build
+            // them anew for the new session, whose objects they must name.
+            if let Some(current) = self.current() {
+                if current.epoch != session.epoch && rebuilt < 2 {
+                    rebuilt += 1;
+                    session = current;
+                    continue;
+                }
+            }
             let outcome = self.transport.call(
                 &Request {
                     method,
@@ -228,9 +240,7 @@ impl Connection {
     ) -> Result<Vec<Node>, Error> {
         self.invoke(method, target, args, deadline, &mut |body| {
             let mut document = Document::new(body);
-            if !document.enter("Body")? || document.next_child_start()?.is_none() {
-                return Err(Error::VSphere("an empty SOAP response".into()));
-            }
+            document.enter_response()?;
             let mut values = Vec::new();
             while let Some(node) = document.next_child()? {
                 values.push(node);

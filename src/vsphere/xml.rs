@@ -55,6 +55,17 @@ fn xml_error(error: impl std::fmt::Display) -> Error {
     Error::VSphere(format!("invalid XML from the vSphere host: {error}"))
 }
 
+/// A failure to read the next event: the answer breaking off (an I/O error
+/// of the body, e.g. fewer bytes than announced) or text that is not XML.
+fn read_error(error: quick_xml::Error) -> Error {
+    match error {
+        quick_xml::Error::Io(io) => Error::VSphere(format!(
+            "the answer of the vSphere host ends early: {io}"
+        )),
+        other => xml_error(other),
+    }
+}
+
 /// A SOAP response being read: call [`Document::enter`] to descend to the
 /// element whose children are wanted, then [`Document::next_child`] for each.
 pub(crate) struct Document<R: BufRead> {
@@ -84,7 +95,7 @@ impl<R: BufRead> Document<R> {
             let event = self
                 .reader
                 .read_event_into(&mut self.buffer)
-                .map_err(xml_error)?;
+                .map_err(read_error)?;
             match event {
                 Event::Start(start) => {
                     self.depth += 1;
@@ -99,6 +110,20 @@ impl<R: BufRead> Document<R> {
         }
     }
 
+    /// Enters the response element of a SOAP envelope (the first child of
+    /// its Body), ready for [`Document::next_child`] over the return values.
+    pub fn enter_response(&mut self) -> Result<(), Error> {
+        if !self.enter("Body")? {
+            return Err(xml_error("no SOAP Body in the response"));
+        }
+        if self.next_child_start()?.is_none() {
+            return Err(Error::VSphere(
+                "the vSphere host sent an empty SOAP Body".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Steps into the next child element of the element entered last without
     /// reading it, and returns its local name; `None` at that element's end.
     pub fn next_child_start(&mut self) -> Result<Option<String>, Error> {
@@ -107,7 +132,7 @@ impl<R: BufRead> Document<R> {
             let event = self
                 .reader
                 .read_event_into(&mut self.buffer)
-                .map_err(xml_error)?;
+                .map_err(read_error)?;
             match event {
                 Event::Start(start) => {
                     self.depth += 1;
@@ -143,7 +168,7 @@ impl<R: BufRead> Document<R> {
             let event = self
                 .reader
                 .read_event_into(&mut self.buffer)
-                .map_err(xml_error)?;
+                .map_err(read_error)?;
             match event {
                 Event::Start(start) => {
                     let start = start.into_owned();
@@ -177,7 +202,7 @@ impl<R: BufRead> Document<R> {
             let event = self
                 .reader
                 .read_event_into(&mut self.buffer)
-                .map_err(xml_error)?;
+                .map_err(read_error)?;
             match event {
                 Event::Start(start) => {
                     let start = start.into_owned();

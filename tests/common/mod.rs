@@ -2,6 +2,8 @@
 //! `vpoller-standin` crate (tests/standin), which other languages' tests run too.
 #![allow(dead_code, unused_imports)] // each test binary uses a different part
 
+pub mod fake_vsphere;
+
 use std::ffi::CStr;
 use std::io::{BufRead, BufReader};
 use std::os::raw::c_char;
@@ -87,21 +89,29 @@ impl Simulator {
     }
 
     pub fn start() -> Simulator {
+        Simulator::start_on(0)
+    }
+
+    /// A simulator on `port` of 127.0.0.1 (0: a free one).
+    pub fn start_on(port: u16) -> Simulator {
         let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/vcsim");
         assert!(
             binary.exists(),
             "{} is missing: run `make vcsim`",
             binary.display()
         );
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "vpoller-agent-{}-{:?}",
+            "vpoller-vcsim-{}-{}",
             std::process::id(),
-            std::thread::current().id()
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let ca_file = dir.join("ca.pem");
         let mut child = Command::new(&binary)
-            .args(["-listen", "127.0.0.1:0", "-ca-out"])
+            .arg("-listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-ca-out")
             .arg(&ca_file)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

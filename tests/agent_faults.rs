@@ -1,0 +1,324 @@
+//! The vSphere agent when the server misbehaves: refused logins, SOAP faults,
+//! bodies that are not XML, truncated and huge answers, result paging, an
+//! expired session, and a vCenter killed in the middle of a request and
+//! started again. Every case ends in a clear reply within the timeout.
+
+mod common;
+use common::fake_vsphere::{fault, vm_page, Answer, FakeVSphere};
+use common::Simulator;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vpoller::{Agent, AgentOptions, Verification};
+
+const TIMEOUT_MS: u64 = 5_000;
+
+fn agent_for(host: &str, password: &str) -> Agent {
+    Agent::with_options(
+        host,
+        "root",
+        password,
+        AgentOptions {
+            verification: Verification::Insecure,
+            timeout_ms: TIMEOUT_MS,
+            connect_timeout_ms: 2_000,
+            ..AgentOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Runs `msg` and returns the parsed reply and how long it took.
+fn run(agent: &Agent, msg: Value) -> (Value, Duration) {
+    let started = Instant::now();
+    let text = agent.run(&msg.to_string());
+    let reply = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"));
+    (reply, started.elapsed())
+}
+
+/// Checks a failure reply: success 1, a message starting with `prefix` and
+/// containing `part`, within the task timeout.
+fn assert_failure(reply: &Value, took: Duration, prefix: &str, part: &str) {
+    assert_eq!(reply["success"], 1, "{reply}");
+    let msg = reply["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with(prefix),
+        "{msg:?} should start with {prefix:?}"
+    );
+    assert!(msg.contains(part), "{msg:?} should contain {part:?}");
+    assert!(
+        took < Duration::from_millis(TIMEOUT_MS + 1_000),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_failure_without_the_password() {
+    let server = FakeVSphere::with_defaults(|method, body| {
+        (method == "Login" && !body.contains("<password>right</password>")).then(|| {
+            fault(
+                "InvalidLogin",
+                "Cannot complete login due to an incorrect user name or password.",
+            )
+        })
+    });
+    let agent = agent_for(&server.host(), "wr0ng-pw");
+    let error = agent.connect().unwrap_err().to_string();
+    assert!(error.contains("login to"), "{error}");
+    assert!(error.contains("incorrect user name or password"), "{error}");
+    assert!(!error.contains("wr0ng-pw"), "{error}");
+    let (reply, took) = run(&agent, json!({"method": "vm.discover"}));
+    assert_failure(
+        &reply,
+        took,
+        "Task vm.discover failed: login to",
+        "incorrect user name",
+    );
+    assert!(!reply.to_string().contains("wr0ng-pw"));
+
+    let agent = agent_for(&server.host(), "right");
+    agent.connect().unwrap();
+}
+
+#[test]
+fn a_soap_fault_is_a_failure_reply() {
+    let server = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx")
+            .then(|| fault("InvalidProperty", "Property no.such.path not found"))
+    });
+    let agent = agent_for(&server.host(), "pw");
+    let (reply, took) = run(
+        &agent,
+        json!({"method": "vm.discover", "properties": ["no.such.path"]}),
+    );
+    assert_failure(
+        &reply,
+        took,
+        "Cannot collect properties: ",
+        "no.such.path not found",
+    );
+    let (reply, took) = run(
+        &agent,
+        json!({"method": "host.get", "name": "esx01", "properties": ["no.such.path"]}),
+    );
+    assert_failure(&reply, took, "Cannot collect properties: ", "no.such.path");
+}
+
+#[test]
+fn a_body_that_is_not_xml_is_a_failure_reply() {
+    let server = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx").then(|| {
+            Answer::Xml(
+                200,
+                "<html><body>Service Unavailable<br></body></html>\n\u{0}\u{1}".to_owned(),
+            )
+        })
+    });
+    let agent = agent_for(&server.host(), "pw");
+    let (reply, took) = run(&agent, json!({"method": "vm.discover"}));
+    assert_failure(&reply, took, "Task vm.discover failed: ", "XML");
+
+    // Not XML at all, on login.
+    let garbage = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrieveServiceContent")
+            .then(|| Answer::Xml(200, "{\"json\": true}".to_owned()))
+    });
+    let agent = agent_for(&garbage.host(), "pw");
+    assert!(agent.connect().is_err());
+    let (reply, took) = run(&agent, json!({"method": "about"}));
+    assert_failure(&reply, took, "Task about failed: ", "no SOAP Body");
+    // An HTTP error page instead of SOAP.
+    let proxy_error = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx").then(|| {
+            Answer::Raw(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\n\r\nunavailable"
+                    .to_vec(),
+            )
+        })
+    });
+    let agent = agent_for(&proxy_error.host(), "pw");
+    let (reply, took) = run(&agent, json!({"method": "vm.discover"}));
+    assert_failure(&reply, took, "Task vm.discover failed: ", "HTTP status 503");
+}
+
+#[test]
+fn a_truncated_answer_is_a_failure_reply() {
+    let server = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx").then(|| {
+            let page = vm_page("RetrievePropertiesExResponse", 0, 50, None);
+            let cut = &page.as_bytes()[..page.len() / 2];
+            let mut bytes = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+                page.len()
+            )
+            .into_bytes();
+            bytes.extend_from_slice(cut);
+            Answer::Raw(bytes)
+        })
+    });
+    let agent = agent_for(&server.host(), "pw");
+    let (reply, took) = run(&agent, json!({"method": "vm.discover"}));
+    assert_failure(&reply, took, "Task vm.discover failed: ", "ends early");
+    // Also when the XML itself ends early but the HTTP framing is whole.
+    let cut_xml = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx").then(|| {
+            let page = vm_page("RetrievePropertiesExResponse", 0, 50, None);
+            Answer::Xml(200, page[..page.len() - 200].to_owned())
+        })
+    });
+    let agent = agent_for(&cut_xml.host(), "pw");
+    let (reply, took) = run(&agent, json!({"method": "vm.discover"}));
+    assert_failure(&reply, took, "Task vm.discover failed: ", "XML");
+}
+
+#[test]
+fn a_50_mb_answer_comes_back_whole_within_the_timeout() {
+    // About 50 MB: 400 000 objects of about 130 bytes each.
+    const OBJECTS: usize = 400_000;
+    let page = Arc::new(vm_page("RetrievePropertiesExResponse", 0, OBJECTS, None));
+    assert!(page.len() > 50_000_000, "{}", page.len());
+    let served = page.clone();
+    let server = FakeVSphere::with_defaults(move |method, _| {
+        (method == "RetrievePropertiesEx").then(|| Answer::Xml(200, served.as_str().to_owned()))
+    });
+    let agent = Agent::with_options(
+        &server.host(),
+        "root",
+        "pw",
+        AgentOptions {
+            verification: Verification::Insecure,
+            timeout_ms: 60_000,
+            ..AgentOptions::default()
+        },
+    )
+    .unwrap();
+    let reply = agent.run_json(r#"{"method": "vm.discover"}"#);
+    assert_eq!(reply["success"], 0, "{}", reply["msg"]);
+    let result = reply["result"].as_array().unwrap();
+    assert_eq!(result.len(), OBJECTS);
+    assert_eq!(
+        result[OBJECTS - 1],
+        json!({"name": format!("vm-{}", OBJECTS - 1)})
+    );
+
+    // The same size of garbage is a failure, not a hang.
+    let garbage = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx").then(|| Answer::Xml(200, "x".repeat(50_000_000)))
+    });
+    let agent = agent_for(&garbage.host(), "pw");
+    let (reply, took) = run(&agent, json!({"method": "vm.discover"}));
+    assert_failure(&reply, took, "Task vm.discover failed: ", "no SOAP Body");
+}
+
+#[test]
+fn result_pages_are_followed_to_the_end() {
+    let server = FakeVSphere::with_defaults(|method, body| match method {
+        "RetrievePropertiesEx" => Some(Answer::Xml(
+            200,
+            vm_page("RetrievePropertiesExResponse", 0, 100, Some("page-2")),
+        )),
+        "ContinueRetrievePropertiesEx" if body.contains("<token>page-2</token>") => {
+            Some(Answer::Xml(
+                200,
+                vm_page(
+                    "ContinueRetrievePropertiesExResponse",
+                    100,
+                    100,
+                    Some("page-3"),
+                ),
+            ))
+        }
+        "ContinueRetrievePropertiesEx" if body.contains("<token>page-3</token>") => {
+            Some(Answer::Xml(
+                200,
+                vm_page("ContinueRetrievePropertiesExResponse", 200, 50, None),
+            ))
+        }
+        "ContinueRetrievePropertiesEx" => Some(fault("InvalidArgument", "unknown token")),
+        _ => None,
+    });
+    let agent = agent_for(&server.host(), "pw");
+    let (reply, _) = run(&agent, json!({"method": "vm.discover"}));
+    assert_eq!(reply["success"], 0, "{reply}");
+    let names: Vec<&str> = reply["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|vm| vm["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 250);
+    assert_eq!(names[0], "vm-0");
+    assert_eq!(names[249], "vm-249");
+    assert_eq!(server.count("ContinueRetrievePropertiesEx"), 2);
+}
+
+#[test]
+fn an_expired_session_is_renewed_and_the_call_made_again() {
+    let expired = Arc::new(AtomicUsize::new(0));
+    let seen = expired.clone();
+    let server = FakeVSphere::with_defaults(move |method, _| {
+        // The first property call finds the session gone, once.
+        (method == "RetrievePropertiesEx" && seen.fetch_add(1, Ordering::SeqCst) == 0)
+            .then(|| fault("NotAuthenticated", "The session is not authenticated."))
+    });
+    let agent = agent_for(&server.host(), "pw");
+    agent.connect().unwrap();
+    let (reply, _) = run(&agent, json!({"method": "vm.discover"}));
+    assert_eq!(
+        reply,
+        json!({"success": 0, "msg": "Successfully discovered objects", "result": []})
+    );
+    assert_eq!(server.count("Login"), 2, "{:?}", server.calls());
+    assert_eq!(expired.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_vcenter_killed_mid_request_and_restarted_is_used_again() {
+    let mut server = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx").then_some(Answer::Hang)
+    });
+    let port = server.port;
+    let agent = Arc::new(agent_for(&server.host(), "pw"));
+    agent.connect().unwrap();
+    let waiting = {
+        let agent = agent.clone();
+        std::thread::spawn(move || run(&agent, json!({"method": "vm.discover"})))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill();
+    let (reply, took) = waiting.join().unwrap();
+    assert_failure(&reply, took, "Task vm.discover failed: ", "");
+    assert!(
+        took < Duration::from_millis(TIMEOUT_MS),
+        "the cut connection was noticed at once, not at the timeout: {took:?}"
+    );
+
+    // While it is down: a clear failure at once.
+    let (reply, took) = run(&agent, json!({"method": "vm.discover"}));
+    assert_failure(&reply, took, "Task vm.discover failed: cannot reach", "");
+
+    // vCenter is back (a real one, which knows nothing of the old session):
+    // the next task logs in again and works, with no restart of anything.
+    let simulator = Simulator::start_on(port);
+    let (reply, _) = run(&agent, json!({"method": "host.vm.get", "name": "DC0_H0"}));
+    assert_eq!(reply["success"], 0, "{reply}");
+    assert_eq!(
+        reply["result"],
+        json!([{"name": "DC0_H0_VM0"}, {"name": "Zürich-ВМ-虚拟机"}])
+    );
+    drop(simulator);
+}
+
+#[test]
+fn a_closed_connection_without_an_answer_is_a_failure_reply() {
+    let server = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx").then_some(Answer::Close)
+    });
+    let agent = agent_for(&server.host(), "pw");
+    let (reply, took) = run(&agent, json!({"method": "vm.discover"}));
+    assert_failure(&reply, took, "Task vm.discover failed: ", "");
+    // Sent twice at most: once, and once more on a fresh connection.
+    let sent = server.count("RetrievePropertiesEx");
+    assert!((1..=2).contains(&sent), "{:?}", server.calls());
+}

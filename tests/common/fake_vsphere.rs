@@ -1,0 +1,309 @@
+//! A small fake vSphere SOAP server for the faults the simulator cannot
+//! show: SOAP faults, bodies that are not XML, truncated and huge answers,
+//! result paging, refused logins, answers that never come, and a server that
+//! dies in the middle of a request. HTTPS on a free loopback port, with the
+//! fixed test certificate in tests/certs (clients use "insecure" or that
+//! certificate); stopped (every connection shut) when dropped or killed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the server does with one request.
+pub enum Answer {
+    /// HTTP status and SOAP body text.
+    Xml(u16, String),
+    /// These bytes as the whole HTTP response, then the connection is closed.
+    Raw(Vec<u8>),
+    /// Close the connection without answering.
+    Close,
+    /// Never answer (until the server is killed).
+    Hang,
+}
+
+/// Decides the answer to a request from its SOAP method and body.
+pub type Handler = dyn Fn(&str, &str) -> Answer + Send + Sync;
+
+pub struct FakeVSphere {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+    calls: Arc<Mutex<Vec<String>>>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl FakeVSphere {
+    /// Serves with `handler`, which falls back to [`standard`] for the calls
+    /// it leaves to it (see [`FakeVSphere::with_defaults`]).
+    pub fn start(handler: Box<Handler>) -> FakeVSphere {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake vSphere server");
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let calls: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::from(handler);
+        let tls = Arc::new(server_config());
+        let acceptor = {
+            let (stop, streams, calls) = (stop.clone(), streams.clone(), calls.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            stream.set_nonblocking(false).unwrap();
+                            streams.lock().unwrap().push(stream.try_clone().unwrap());
+                            let (stop, calls, handler, tls) =
+                                (stop.clone(), calls.clone(), handler.clone(), tls.clone());
+                            std::thread::spawn(move || {
+                                serve(stream, &tls, &*handler, &calls, &stop);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        FakeVSphere {
+            port,
+            stop,
+            streams,
+            calls,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// A server answering `special` where it returns Some, and as a plain
+    /// vCenter with no objects otherwise.
+    pub fn with_defaults(
+        special: impl Fn(&str, &str) -> Option<Answer> + Send + Sync + 'static,
+    ) -> FakeVSphere {
+        FakeVSphere::start(Box::new(move |method, body| {
+            special(method, body).unwrap_or_else(|| standard(method))
+        }))
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The SOAP methods called so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// How many times `method` was called.
+    pub fn count(&self, method: &str) -> usize {
+        self.calls().iter().filter(|call| *call == method).count()
+    }
+
+    /// Stops listening and cuts every connection, as a killed server would.
+    pub fn kill(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for FakeVSphere {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn server_config() -> rustls::ServerConfig {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(format!("{dir}/fake-vsphere.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}/fake-vsphere-key.pem")).unwrap();
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap()
+}
+
+/// Serves the requests of one connection (keep-alive) until it closes.
+fn serve(
+    stream: TcpStream,
+    tls: &Arc<rustls::ServerConfig>,
+    handler: &Handler,
+    calls: &Mutex<Vec<String>>,
+    stop: &AtomicBool,
+) {
+    let connection = match rustls::ServerConnection::new(tls.clone()) {
+        Ok(connection) => connection,
+        Err(_) => return,
+    };
+    let mut tls_stream = rustls::StreamOwned::new(connection, stream);
+    loop {
+        let Some(body) = read_request(&mut tls_stream) else {
+            return;
+        };
+        let method = soap_method(&body);
+        calls.lock().unwrap().push(method.clone());
+        let answer = handler(&method, &body);
+        let bytes = match answer {
+            Answer::Xml(status, xml) => {
+                let mut head = format!(
+                    "HTTP/1.1 {status} {}\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n",
+                    if status == 200 { "OK" } else { "Internal Server Error" },
+                    xml.len()
+                );
+                if method == "Login" {
+                    head.push_str(
+                        "Set-Cookie: vmware_soap_session=\"fake-session\"; Path=/; HttpOnly\r\n",
+                    );
+                }
+                head.push_str("\r\n");
+                let mut bytes = head.into_bytes();
+                bytes.extend_from_slice(xml.as_bytes());
+                bytes
+            }
+            Answer::Raw(bytes) => {
+                let _ = tls_stream.write_all(&bytes);
+                let _ = tls_stream.flush();
+                tls_stream.conn.send_close_notify();
+                let _ = tls_stream.flush();
+                // A clone of the socket is kept for kill(): shut it, do not just drop it.
+                let _ = tls_stream.sock.shutdown(Shutdown::Both);
+                return;
+            }
+            Answer::Close => {
+                let _ = tls_stream.sock.shutdown(Shutdown::Both);
+                return;
+            }
+            Answer::Hang => {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                return;
+            }
+        };
+        if tls_stream.write_all(&bytes).is_err() || tls_stream.flush().is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads one HTTP request and returns its body.
+fn read_request(stream: &mut impl Read) -> Option<String> {
+    let mut reader = BufReader::new(stream);
+    let mut length = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    // The client sends one request and waits: nothing is left in the buffer.
+    String::from_utf8(body).ok()
+}
+
+/// The name of the first element inside the SOAP Body.
+fn soap_method(body: &str) -> String {
+    let after_body = body.find("Body>").map(|at| &body[at + 5..]).unwrap_or(body);
+    let start = after_body.find('<').map(|at| at + 1).unwrap_or(0);
+    let name: String = after_body[start..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .collect();
+    name.rsplit(':').next().unwrap_or("").to_owned()
+}
+
+/// A SOAP envelope around `inner`.
+pub fn envelope(inner: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope \
+         xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+         xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>{inner}\
+         </soapenv:Body></soapenv:Envelope>"
+    )
+}
+
+/// A SOAP fault `fault` (e.g. `InvalidLogin`) with `message`, status 500.
+pub fn fault(fault: &str, message: &str) -> Answer {
+    Answer::Xml(
+        500,
+        envelope(&format!(
+            "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>{message}</faultstring>\
+             <detail><{fault}Fault xmlns=\"urn:vim25\" xsi:type=\"{fault}\"></{fault}Fault></detail>\
+             </soapenv:Fault>"
+        )),
+    )
+}
+
+/// A `RetrievePropertiesEx` (or `Continue...`) page of virtual machines
+/// `vm-FIRST`.. with a `name` each (`vm-N`), and a continuation token.
+pub fn vm_page(response: &str, first: usize, count: usize, token: Option<&str>) -> String {
+    let mut inner = format!("<{response} xmlns=\"urn:vim25\"><returnval>");
+    if let Some(token) = token {
+        inner.push_str(&format!("<token>{token}</token>"));
+    }
+    for n in first..first + count {
+        inner.push_str(&format!(
+            "<objects><obj type=\"VirtualMachine\">vm-{n}</obj><propSet><name>name</name>\
+             <val xsi:type=\"xsd:string\">vm-{n}</val></propSet></objects>"
+        ));
+    }
+    inner.push_str(&format!("</returnval></{response}>"));
+    envelope(&inner)
+}
+
+/// The answers of a plain vCenter: service content, login, logout, container
+/// views; no objects.
+pub fn standard(method: &str) -> Answer {
+    let inner = match method {
+        "RetrieveServiceContent" => {
+            "<RetrieveServiceContentResponse xmlns=\"urn:vim25\"><returnval>\
+             <rootFolder type=\"Folder\">group-d1</rootFolder>\
+             <propertyCollector type=\"PropertyCollector\">propertyCollector</propertyCollector>\
+             <viewManager type=\"ViewManager\">ViewManager</viewManager>\
+             <about><name>Fake vCenter</name><fullName>Fake vCenter 6.5</fullName><vendor>libvpoller tests</vendor>\
+             <version>6.5.0</version><build>1</build><osType>linux-x64</osType><apiType>VirtualCenter</apiType>\
+             <apiVersion>6.5</apiVersion></about>\
+             <sessionManager type=\"SessionManager\">SessionManager</sessionManager>\
+             <perfManager type=\"PerformanceManager\">PerfMgr</perfManager>\
+             </returnval></RetrieveServiceContentResponse>"
+                .to_owned()
+        }
+        "Login" => "<LoginResponse xmlns=\"urn:vim25\"><returnval><key>fake</key><userName>root</userName>\
+                    <fullName>root</fullName></returnval></LoginResponse>"
+            .to_owned(),
+        "Logout" => "<LogoutResponse xmlns=\"urn:vim25\"></LogoutResponse>".to_owned(),
+        "CreateContainerView" => "<CreateContainerViewResponse xmlns=\"urn:vim25\">\
+             <returnval type=\"ContainerView\">session[fake]view-1</returnval></CreateContainerViewResponse>"
+            .to_owned(),
+        "RetrievePropertiesEx" => {
+            "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"></RetrievePropertiesExResponse>".to_owned()
+        }
+        other => return fault("MethodFault", &format!("the fake server does not know {other}")),
+    };
+    Answer::Xml(200, envelope(&inner))
+}
