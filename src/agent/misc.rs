@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::vsphere::property::{self, ObjectContent};
 use crate::vsphere::session::Session;
 use crate::vsphere::soap::{element, MoRef};
-use crate::vsphere::typetable::Kind;
+use crate::vsphere::typetable::{self, Kind};
 use crate::vsphere::value;
 use crate::vsphere::xml::Node;
 use serde_json::{json, Map, Value};
@@ -18,6 +18,21 @@ use std::collections::HashMap;
 
 /// What py-vpoller puts where an object lacks a requested attribute.
 const NULL_TEXT: &str = "(null)";
+
+/// Python's `getattr(item, field, "(null)")` on the pyVmomi object of data
+/// type `type_name` that `item` renders: the value when set; an unset field
+/// of the type is `None`, or `[]` for an array; a field the type does not
+/// have is "(null)".
+fn python_attribute(item: &Value, type_name: &str, field: &str) -> Value {
+    if let Some(value) = item.get(field) {
+        return value.clone();
+    }
+    match typetable::field_type(type_name, field) {
+        Some(declared) if declared.array => Value::Array(Vec::new()),
+        Some(_) => Value::Null,
+        None => NULL_TEXT.into(),
+    }
+}
 
 /// A service of the session's content, read with `paths`.
 fn service_properties(
@@ -85,10 +100,7 @@ pub(crate) fn about(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
     let data: Map<String, Value> = properties
         .into_iter()
         .map(|name| {
-            let found = about
-                .get(&name)
-                .cloned()
-                .unwrap_or_else(|| NULL_TEXT.into());
+            let found = python_attribute(&about, "AboutInfo", &name);
             (name, found)
         })
         .collect();
@@ -245,9 +257,9 @@ pub(crate) fn alarm_get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Valu
     ))
 }
 
-/// `[{first: ..., <requested>: ...}]` of the items of an array property,
-/// with py-vpoller's "(null)" for attributes an item lacks.
-fn pick_fields(items: &Value, first: &str, msg: &Msg<'_>) -> Vec<Value> {
+/// `[{first: ..., <requested>: ...}]` of the items (of data type
+/// `type_name`) of an array property, as py-vpoller's `getattr` picks them.
+fn pick_fields(items: &Value, type_name: &str, first: &str, msg: &Msg<'_>) -> Vec<Value> {
     let mut wanted = vec![first.to_owned()];
     wanted.extend(msg.properties());
     items
@@ -257,12 +269,7 @@ fn pick_fields(items: &Value, first: &str, msg: &Msg<'_>) -> Vec<Value> {
         .map(|item| {
             let fields: Map<String, Value> = wanted
                 .iter()
-                .map(|name| {
-                    (
-                        name.clone(),
-                        item.get(name).cloned().unwrap_or_else(|| NULL_TEXT.into()),
-                    )
-                })
+                .map(|name| (name.clone(), python_attribute(item, type_name, name)))
                 .collect();
             Value::Object(fields)
         })
@@ -283,7 +290,7 @@ fn guest_disks(agent: &Agent, msg: &Msg<'_>) -> Result<Result<(Value, Vec<Value>
     let disks = inventory::property_json(&content, "guest.disk");
     Ok(Ok((
         inventory::property_json(&content, "name"),
-        pick_fields(&disks, "diskPath", msg),
+        pick_fields(&disks, "GuestDiskInfo", "diskPath", msg),
     )))
 }
 
@@ -338,7 +345,7 @@ pub(crate) fn vm_guest_net_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Er
         Err(reply) => return Ok(reply),
     };
     let nets = inventory::property_json(&content, "guest.net");
-    let result = json!({"name": inventory::property_json(&content, "name"), "net": pick_fields(&nets, "network", msg)});
+    let result = json!({"name": inventory::property_json(&content, "name"), "net": pick_fields(&nets, "GuestNicInfo", "network", msg)});
     Ok(reply::success("Successfully retrieved properties", result))
 }
 
@@ -460,7 +467,7 @@ pub(crate) fn vm_process_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Erro
     );
     Ok(reply::success(
         "Successfully retrieved properties",
-        Value::Array(pick_fields(&items, "cmdLine", msg)),
+        Value::Array(pick_fields(&items, "GuestProcessInfo", "cmdLine", msg)),
     ))
 }
 

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,6 +25,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmware/govmomi"
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
@@ -58,6 +61,7 @@ func main() {
 	}
 
 	setHistoricalIntervals()
+	setLatestEvent()
 
 	model.Service.Listen = &url.URL{Host: *listen}
 	// A certificate of our own: Go's built-in test certificate has a key too
@@ -74,6 +78,10 @@ func main() {
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{certificate}}
 	server := model.Service.NewServer()
 	defer server.Close()
+
+	if err := addSnapshots(server.URL, "DC0_H0_VM0"); err != nil {
+		log.Fatalf("vcsim: snapshots: %v", err)
+	}
 
 	fmt.Println(server.URL.String())
 	os.Stdout.Sync()
@@ -108,6 +116,56 @@ func setHistoricalIntervals() {
 		{Key: 3, SamplingPeriod: 7200, Name: "Past month", Length: 2592000, Level: 1, Enabled: true},
 		{Key: 4, SamplingPeriod: 86400, Name: "Past year", Length: 31536000, Level: 1, Enabled: true},
 	}
+}
+
+// setLatestEvent gives the event manager a latest event (the simulator
+// leaves latestEvent unset), with a non-ASCII message.
+func setLatestEvent() {
+	manager := simulator.Map.EventManager()
+	manager.LatestEvent = &types.GeneralUserEvent{
+		GeneralEvent: types.GeneralEvent{
+			Event: types.Event{
+				Key:                  1,
+				ChainId:              1,
+				CreatedTime:          time.Now(),
+				UserName:             "root",
+				FullFormattedMessage: "User root logged event: Wartung in Zürich",
+			},
+			Message: "Wartung in Zürich",
+		},
+	}
+}
+
+// addSnapshots gives the virtual machine vm a chain of three snapshots
+// (before-upgrade, after-upgrade below it, after-patch below that), through
+// the API.
+func addSnapshots(u *url.URL, vm string) error {
+	ctx := context.Background()
+	client, err := govmomi.NewClient(ctx, u, true)
+	if err != nil {
+		return err
+	}
+	defer client.Logout(ctx)
+	var ref types.ManagedObjectReference
+	for _, entity := range simulator.Map.All("VirtualMachine") {
+		if entity.Entity().Name == vm {
+			ref = entity.Reference()
+		}
+	}
+	if ref.Value == "" {
+		return fmt.Errorf("no virtual machine named %q", vm)
+	}
+	machine := object.NewVirtualMachine(client.Client, ref)
+	for _, name := range []string{"before-upgrade", "after-upgrade", "after-patch"} {
+		task, err := machine.CreateSnapshot(ctx, name, "libvpoller test snapshot "+name, false, false)
+		if err != nil {
+			return err
+		}
+		if err := task.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // makeCertificate makes a throw-away CA and a server certificate it signs,
