@@ -1,7 +1,7 @@
 //! The building blocks of most tasks: discover every object of a type, find
 //! one object by name, and read its properties.
 
-use crate::agent::reply::{self, Reply};
+use crate::agent::reply::{self, Answer, ListWriter, Reply};
 use crate::agent::tasks::Msg;
 use crate::agent::Agent;
 use crate::error::Error;
@@ -29,13 +29,14 @@ pub(crate) fn to_json(content: &ObjectContent) -> Reply {
         .collect()
 }
 
-/// `<kind>.discover`: `name` and the requested properties of every object.
-pub(crate) fn discover(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Value, Error> {
+/// `<kind>.discover`: `name` and the requested properties of every object,
+/// written into the reply text as each object arrives.
+pub(crate) fn discover(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Answer, Error> {
     let mut paths = vec![String::from("name")];
     paths.extend(msg.properties());
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     let connection = agent.connection()?;
-    let mut result = Vec::new();
+    let mut result = ListWriter::new("Successfully discovered objects");
     let collected = property::retrieve(
         &connection,
         kind,
@@ -43,19 +44,16 @@ pub(crate) fn discover(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Value
         &paths,
         msg.deadline,
         &mut |object| {
-            result.push(Value::Object(to_json(&object)));
+            result.push(&Value::Object(to_json(&object)));
             Ok(())
         },
     );
     match collected {
-        Ok(()) => Ok(reply::success(
-            "Successfully discovered objects",
-            Value::Array(result),
-        )),
-        Err(Error::Fault { message, fault }) => Ok(reply::failure(format!(
+        Ok(()) => Ok(Answer::Text(result.finish())),
+        Err(Error::Fault { message, fault }) => Ok(Answer::Json(reply::failure(format!(
             "Cannot collect properties: {}",
             if message.is_empty() { fault } else { message }
-        ))),
+        )))),
         Err(other) => Err(other),
     }
 }

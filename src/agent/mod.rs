@@ -218,24 +218,32 @@ impl Agent {
     /// and returns the reply text a py-vpoller worker would send, failures
     /// included. `hostname` in the message is not needed: the agent has one host.
     pub fn run(&self, msg: &str) -> String {
-        reply::to_text(&self.run_json(msg))
+        self.answer(msg).into_text()
     }
 
     /// Like [`Agent::run`], with the reply as a JSON value.
     pub fn run_json(&self, msg: &str) -> Value {
+        self.answer(msg).into_value()
+    }
+
+    fn answer(&self, msg: &str) -> reply::Answer {
         match serde_json::from_str::<Value>(msg) {
-            Ok(parsed) => self.run_value(&parsed),
-            Err(_) => reply::failure("Invalid message received"),
+            Ok(parsed) => self.answer_value(&parsed),
+            Err(_) => reply::Answer::Json(reply::failure("Invalid message received")),
         }
     }
 
     /// Runs a task request given as a JSON value.
     pub fn run_value(&self, msg: &Value) -> Value {
+        self.answer_value(msg).into_value()
+    }
+
+    fn answer_value(&self, msg: &Value) -> reply::Answer {
         let Some(fields) = msg.as_object() else {
-            return reply::failure(format!(
+            return reply::Answer::Json(reply::failure(format!(
                 "Expected a JSON message, received {}",
                 python_class(msg)
-            ));
+            )));
         };
         tasks::run(self, fields)
     }
@@ -245,7 +253,7 @@ impl Agent {
     pub fn run_task(&self, method: &str, msg: &Map<String, Value>) -> Value {
         let mut fields = msg.clone();
         fields.insert("method".into(), Value::String(method.to_owned()));
-        tasks::run(self, &fields)
+        tasks::run(self, &fields).into_value()
     }
 }
 

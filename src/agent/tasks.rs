@@ -3,7 +3,7 @@
 //! a task runs.
 
 use crate::agent::perf::{self, Check};
-use crate::agent::reply;
+use crate::agent::reply::{self, Answer};
 use crate::agent::{inventory, misc, relations, Agent};
 use crate::error::Error;
 use serde_json::{Map, Value};
@@ -58,18 +58,34 @@ impl Msg<'_> {
 }
 
 type TaskFn = fn(&Agent, &Msg<'_>) -> Result<Value, Error>;
+type TextTaskFn = fn(&Agent, &Msg<'_>) -> Result<Answer, Error>;
+
+/// How a task runs: most build a JSON value; those with large results
+/// (discover) write the reply text as the objects arrive.
+enum Run {
+    Json(TaskFn),
+    Text(TextTaskFn),
+}
 
 struct Task {
     name: &'static str,
     required: &'static [&'static str],
-    run: TaskFn,
+    run: Run,
 }
 
 const fn task(name: &'static str, required: &'static [&'static str], run: TaskFn) -> Task {
     Task {
         name,
         required,
-        run,
+        run: Run::Json(run),
+    }
+}
+
+const fn text_task(name: &'static str, required: &'static [&'static str], run: TextTaskFn) -> Task {
+    Task {
+        name,
+        required,
+        run: Run::Text(run),
     }
 }
 
@@ -84,7 +100,7 @@ static TASKS: &[Task] = &[
     task("session.get", &[], misc::session_get),
     task("perf.metric.info", &[], perf::perf_metric_info),
     task("perf.interval.info", &[], perf::perf_interval_info),
-    task("net.discover", &[], |agent, msg| {
+    text_task("net.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "Network")
     }),
     task("net.get", NAME, |agent, msg| {
@@ -92,7 +108,7 @@ static TASKS: &[Task] = &[
     }),
     task("net.host.get", NAME, relations::net_host_get),
     task("net.vm.get", NAME, relations::net_vm_get),
-    task("datacenter.discover", &[], |agent, msg| {
+    text_task("datacenter.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "Datacenter")
     }),
     task(
@@ -109,7 +125,7 @@ static TASKS: &[Task] = &[
     task("datacenter.alarm.get", NAME, |agent, msg| {
         misc::alarm_get(agent, msg, "Datacenter")
     }),
-    task("cluster.discover", &[], |agent, msg| {
+    text_task("cluster.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "ClusterComputeResource")
     }),
     task(
@@ -126,13 +142,13 @@ static TASKS: &[Task] = &[
     task("cluster.alarm.get", NAME, |agent, msg| {
         misc::alarm_get(agent, msg, "ClusterComputeResource")
     }),
-    task("resource.pool.discover", &[], |agent, msg| {
+    text_task("resource.pool.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "ResourcePool")
     }),
     task("resource.pool.get", NAME_PROPERTIES, |agent, msg| {
         inventory::get(agent, msg, "ResourcePool")
     }),
-    task("host.discover", &[], |agent, msg| {
+    text_task("host.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "HostSystem")
     }),
     task("host.get", NAME_PROPERTIES, |agent, msg| {
@@ -162,7 +178,7 @@ static TASKS: &[Task] = &[
     task("vm.perf.metric.info", NAME, |agent, msg| {
         perf::entity_metric_info(agent, msg, "VirtualMachine")
     }),
-    task("vm.discover", &[], |agent, msg| {
+    text_task("vm.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "VirtualMachine")
     }),
     task("vm.disk.discover", NAME, misc::vm_disk_discover),
@@ -183,7 +199,7 @@ static TASKS: &[Task] = &[
         misc::vm_process_get,
     ),
     task("vm.cpu.usage.percent", NAME, misc::vm_cpu_usage_percent),
-    task("datastore.discover", &[], |agent, msg| {
+    text_task("datastore.discover", &[], |agent, msg| {
         inventory::discover(agent, msg, "Datastore")
     }),
     task("datastore.get", NAME_PROPERTIES, |agent, msg| {
@@ -209,22 +225,28 @@ pub fn task_names() -> Vec<&'static str> {
 }
 
 /// Checks `fields` as py-vpoller's worker does and runs the task.
-pub(crate) fn run(agent: &Agent, fields: &Map<String, Value>) -> Value {
+pub(crate) fn run(agent: &Agent, fields: &Map<String, Value>) -> Answer {
     let method = fields.get("method").and_then(Value::as_str);
     let Some(task) = method.and_then(|method| TASKS.iter().find(|task| task.name == method)) else {
-        return reply::failure("Unknown or missing task/method name");
+        return Answer::Json(reply::failure("Unknown or missing task/method name"));
     };
     if !task.required.iter().all(|key| fields.contains_key(*key)) {
-        return reply::failure("Invalid task request");
+        return Answer::Json(reply::failure("Invalid task request"));
     }
     let msg = Msg {
         fields,
         deadline: agent.deadline(),
     };
-    match (task.run)(agent, &msg) {
-        Ok(value) => value,
-        Err(error) => reply::failure(format!("Task {} failed: {error}", task.name)),
-    }
+    let outcome = match task.run {
+        Run::Json(run) => run(agent, &msg).map(Answer::Json),
+        Run::Text(run) => run(agent, &msg),
+    };
+    outcome.unwrap_or_else(|error| {
+        Answer::Json(reply::failure(format!(
+            "Task {} failed: {error}",
+            task.name
+        )))
+    })
 }
 
 #[cfg(test)]

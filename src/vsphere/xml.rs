@@ -59,9 +59,9 @@ fn xml_error(error: impl std::fmt::Display) -> Error {
 /// of the body, e.g. fewer bytes than announced) or text that is not XML.
 fn read_error(error: quick_xml::Error) -> Error {
     match error {
-        quick_xml::Error::Io(io) => Error::VSphere(format!(
-            "the answer of the vSphere host ends early: {io}"
-        )),
+        quick_xml::Error::Io(io) => {
+            Error::VSphere(format!("the answer of the vSphere host ends early: {io}"))
+        }
         other => xml_error(other),
     }
 }

@@ -2,8 +2,6 @@
 //! `vpoller-standin` crate (tests/standin), which other languages' tests run too.
 #![allow(dead_code, unused_imports)] // each test binary uses a different part
 
-pub mod fake_vsphere;
-
 use std::ffi::CStr;
 use std::io::{BufRead, BufReader};
 use std::os::raw::c_char;
@@ -12,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vpoller::{Agent, AgentOptions, Verification};
 
-pub use vpoller_standin::{free_port, StandIn};
+pub use vpoller_standin::{fake_vsphere, free_port, StandIn};
 
 /// A client of `endpoint` with `retries` attempts of `timeout_ms` each.
 pub fn client(endpoint: &str, retries: i32, timeout_ms: i32) -> vpoller::Client {

@@ -23,6 +23,7 @@
 //! whose `"hostname"` is `"unknown"` with
 //! `{"success": 1, "msg": "Unknown or missing agent name"}`.
 
+pub mod fake_vsphere;
 pub mod lean;
 
 use serde_json::Value;

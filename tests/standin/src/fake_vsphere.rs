@@ -1,9 +1,11 @@
 //! A small fake vSphere SOAP server for the faults the simulator cannot
 //! show: SOAP faults, bodies that are not XML, truncated and huge answers,
 //! result paging, refused logins, answers that never come, and a server that
-//! dies in the middle of a request. HTTPS on a free loopback port, with the
-//! fixed test certificate in tests/certs (clients use "insecure" or that
-//! certificate); stopped (every connection shut) when dropped or killed.
+//! dies in the middle of a request; and, for the benchmarks, large paged
+//! inventories (the `vpoller-fake-vsphere` program). HTTPS on a free loopback
+//! port, with the fixed test certificate in tests/certs (clients use
+//! "insecure" or that certificate); stopped (every connection shut) when
+//! dropped or killed.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -121,7 +123,7 @@ impl Drop for FakeVSphere {
 fn server_config() -> rustls::ServerConfig {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../certs");
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(format!("{dir}/fake-vsphere.pem"))
             .unwrap()
@@ -262,6 +264,17 @@ pub fn fault(fault: &str, message: &str) -> Answer {
 /// A `RetrievePropertiesEx` (or `Continue...`) page of virtual machines
 /// `vm-FIRST`.. with a `name` each (`vm-N`), and a continuation token.
 pub fn vm_page(response: &str, first: usize, count: usize, token: Option<&str>) -> String {
+    page(response, first, count, token, false)
+}
+
+/// Like [`vm_page`], each VM with what a monitoring discover asks for: `name`,
+/// `runtime.powerState`, `config.hardware.numCPU`, `config.hardware.memoryMB`,
+/// `summary.config.guestFullName` and `guest.ipAddress`.
+pub fn rich_vm_page(response: &str, first: usize, count: usize, token: Option<&str>) -> String {
+    page(response, first, count, token, true)
+}
+
+fn page(response: &str, first: usize, count: usize, token: Option<&str>, rich: bool) -> String {
     let mut inner = format!("<{response} xmlns=\"urn:vim25\"><returnval>");
     if let Some(token) = token {
         inner.push_str(&format!("<token>{token}</token>"));
@@ -269,11 +282,54 @@ pub fn vm_page(response: &str, first: usize, count: usize, token: Option<&str>) 
     for n in first..first + count {
         inner.push_str(&format!(
             "<objects><obj type=\"VirtualMachine\">vm-{n}</obj><propSet><name>name</name>\
-             <val xsi:type=\"xsd:string\">vm-{n}</val></propSet></objects>"
+             <val xsi:type=\"xsd:string\">vm-{n}</val></propSet>"
         ));
+        if rich {
+            inner.push_str(&format!(
+                "<propSet><name>runtime.powerState</name><val xsi:type=\"VirtualMachinePowerState\">poweredOn</val></propSet>\
+                 <propSet><name>config.hardware.numCPU</name><val xsi:type=\"xsd:int\">{}</val></propSet>\
+                 <propSet><name>config.hardware.memoryMB</name><val xsi:type=\"xsd:int\">{}</val></propSet>\
+                 <propSet><name>summary.config.guestFullName</name><val xsi:type=\"xsd:string\">Debian GNU/Linux 12 (64-bit)</val></propSet>\
+                 <propSet><name>guest.ipAddress</name><val xsi:type=\"xsd:string\">10.{}.{}.{}</val></propSet>",
+                1 + n % 8,
+                1024 * (1 + n % 16),
+                n / 65536 % 256,
+                n / 256 % 256,
+                n % 256
+            ));
+        }
+        inner.push_str("</objects>");
     }
     inner.push_str(&format!("</returnval></{response}>"));
     envelope(&inner)
+}
+
+/// A vCenter with `vms` virtual machines (rich, as [`rich_vm_page`]) that
+/// hands them out `page_size` at a time with continuation tokens, as vCenter
+/// pages large results.
+pub fn paged_inventory(vms: usize, page_size: usize) -> FakeVSphere {
+    let page_size = page_size.max(1);
+    FakeVSphere::with_defaults(move |method, body| {
+        let (response, first) = match method {
+            "RetrievePropertiesEx" => ("RetrievePropertiesExResponse", 0),
+            "ContinueRetrievePropertiesEx" => {
+                let start = body.find("<token>")? + "<token>".len();
+                let end = body[start..].find("</token>")? + start;
+                (
+                    "ContinueRetrievePropertiesExResponse",
+                    body[start..end].parse().ok()?,
+                )
+            }
+            _ => return None,
+        };
+        let count = page_size.min(vms.saturating_sub(first));
+        let next = first + count;
+        let token = (next < vms).then(|| next.to_string());
+        Some(Answer::Xml(
+            200,
+            rich_vm_page(response, first, count, token.as_deref()),
+        ))
+    })
 }
 
 /// The answers of a plain vCenter: service content, login, logout, container

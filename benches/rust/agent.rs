@@ -1,0 +1,115 @@
+//! The vSphere agent's benchmark contender (`make bench`):
+//!
+//!     bench-agent per-call HOST:PORT CA-FILE MSG CALLS         seconds per task
+//!     bench-agent threads  HOST:PORT CA-FILE MSG CALLS THREADS tasks per second, all threads
+//!     bench-agent rss      HOST:PORT MSG                       reply bytes, RSS before, peak RSS
+//!
+//! MSG is a task request as JSON. `rss` trusts any certificate (the fake
+//! server's) and prints bytes; the others verify against CA-FILE.
+
+use std::time::Instant;
+use vpoller::{Agent, AgentOptions, Verification};
+
+fn agent(host: &str, verification: Verification) -> Agent {
+    let options = AgentOptions {
+        verification,
+        timeout_ms: 600_000,
+        ..AgentOptions::default()
+    };
+    let agent = Agent::with_options(host, "root", "bench", options)
+        .unwrap_or_else(|error| fail(&error.to_string()));
+    agent
+        .connect()
+        .unwrap_or_else(|error| fail(&error.to_string()));
+    agent
+}
+
+fn fail(reason: &str) -> ! {
+    eprintln!("bench-agent: {reason}");
+    std::process::exit(1)
+}
+
+fn run_checked(agent: &Agent, msg: &str) -> String {
+    let reply = agent.run(msg);
+    if !reply.starts_with("{\"success\": 0") && !reply.starts_with("{\"msg\": \"Successfully") {
+        fail(&format!("task failed: {}", &reply[..reply.len().min(300)]));
+    }
+    reply
+}
+
+/// The resident set size now, in bytes (Linux).
+fn rss_now() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+/// The peak resident set size of the process so far, in bytes (Linux).
+fn rss_peak() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as u64 * 1024
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |index: usize| {
+        args.get(index)
+            .cloned()
+            .unwrap_or_else(|| fail("missing arguments (see the source)"))
+    };
+    let number = |index: usize| {
+        arg(index)
+            .parse::<usize>()
+            .unwrap_or_else(|_| fail("not a number"))
+    };
+    match arg(0).as_str() {
+        "per-call" => {
+            let agent = agent(&arg(1), Verification::CaFile(arg(2).into()));
+            let (msg, calls) = (arg(3), number(4));
+            for _ in 0..20 {
+                run_checked(&agent, &msg);
+            }
+            let started = Instant::now();
+            for _ in 0..calls {
+                run_checked(&agent, &msg);
+            }
+            println!("{:.9}", started.elapsed().as_secs_f64() / calls as f64);
+        }
+        "threads" => {
+            let agent = agent(&arg(1), Verification::CaFile(arg(2).into()));
+            let (msg, calls, threads) = (arg(3), number(4), number(5));
+            for _ in 0..20 {
+                run_checked(&agent, &msg);
+            }
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(|| {
+                        for _ in 0..calls {
+                            run_checked(&agent, &msg);
+                        }
+                    });
+                }
+            });
+            println!(
+                "{:.3}",
+                (calls * threads) as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+        "rss" => {
+            let agent = agent(&arg(1), Verification::Insecure);
+            let msg = arg(2);
+            let before = rss_now();
+            let reply = run_checked(&agent, &msg);
+            println!("{} {} {}", reply.len(), before, rss_peak());
+        }
+        other => fail(&format!("unknown mode {other}")),
+    }
+}
