@@ -100,7 +100,13 @@ interop-test: interop-runners venv vcsim ## Every client against py-vpoller 0.7.
 BENCH_OUT   := target/bench
 BENCH_PROGS := $(BENCH_OUT)/loop_vpoller $(BENCH_OUT)/threads $(BENCH_OUT)/big_reply
 
-bench-programs: $(BENCH_PROGS) $(BENCH_OUT)/loop_rawzmq
+bench-programs: $(BENCH_PROGS) $(BENCH_OUT)/loop_rawzmq $(BENCH_OUT)/agentloop
+
+# The floor of the agent's benchmark: a govmomi loop (Debian's govmomi source, as the simulator).
+$(BENCH_OUT)/agentloop: benches/go/agentloop.go
+	@mkdir -p $(BENCH_OUT)
+	GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOCACHE=$(abspath target/interop/go-cache) \
+	    go build -o $@ benches/go/agentloop.go
 
 $(BENCH_OUT)/%: benches/c/%.c benches/c/bench.h include/vpoller.h $(LIB_SO)
 	@mkdir -p $(BENCH_OUT)
@@ -111,7 +117,7 @@ $(BENCH_OUT)/loop_rawzmq: benches/c/loop_rawzmq.c benches/c/bench.h
 	@mkdir -p $(BENCH_OUT)
 	$(CC) $(CFLAGS) -o $@ $< -lzmq
 
-bench: deps lib c-programs bench-programs venv ## Benchmarks (see BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run
+bench: deps lib c-programs bench-programs venv vcsim ## Benchmarks (see BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run
 	$(VENV)/bin/python benches/run.py $(BENCH_ARGS)
 
 demo: deps lib c-programs venv vcsim ## Start a local vPoller and run the documented examples through C, Ruby, Python

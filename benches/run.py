@@ -24,6 +24,18 @@ STANDIN = os.path.join(ROOT, "target", "release", "vpoller-standin")
 VENV_BIN = os.path.dirname(sys.executable)
 MIB = 1024 * 1024
 BUNDLED_RAW = os.path.join(ROOT, "target", "release", "examples", "bench-raw-bundled")
+BENCH_AGENT = os.path.join(ROOT, "target", "release", "examples", "bench-agent")
+FAKE_VSPHERE = os.path.join(ROOT, "target", "release", "vpoller-fake-vsphere")
+VCSIM = os.path.join(ROOT, "target", "interop", "vcsim")
+AGENT_TASKS = {
+    "vm.get": {"method": "vm.get", "name": "DC0_H0_VM0", "properties": ["name", "runtime.powerState"]},
+    "host.get": {"method": "host.get", "name": "DC0_H0", "properties": ["name", "runtime.connectionState"]},
+    "vm.discover": {"method": "vm.discover", "properties": ["runtime.powerState"]},
+    "about": {"method": "about"},
+}
+DISCOVER_25K = {"method": "vm.discover", "properties": [
+    "runtime.powerState", "config.hardware.numCPU", "config.hardware.memoryMB", "summary.config.guestFullName",
+    "guest.ipAddress"]}
 
 
 def c_program(name):
@@ -145,6 +157,80 @@ def section_process_per_call(endpoint, rounds, cclient_calls, py_calls):
     return {name: statistics.median(values) for name, values in results.items()}
 
 
+class Simulator(object):
+    """govmomi's vSphere simulator (tests/interop/vcsim) on a free loopback port."""
+
+    def __enter__(self):
+        os.makedirs(BENCH_BIN, exist_ok=True)
+        self.ca_file = os.path.join(BENCH_BIN, "vcsim-ca.pem")
+        self.process = subprocess.Popen([VCSIM, "-listen", "127.0.0.1:0", "-ca-out", self.ca_file],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.url = self.process.stdout.readline().decode().strip()
+        if not self.url.startswith("https://"):
+            raise SystemExit("the vSphere simulator did not start")
+        self.host = self.url.split("@")[-1].split("/")[0]
+        self.port = self.host.rsplit(":", 1)[1]
+        return self
+
+    def __exit__(self, *exc_info):
+        self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+
+
+def section_agent(simulator, rounds, scale):
+    """Per task: the agent (Rust API, Python binding), py-vpoller's task
+    function and the govmomi floor, seconds per task."""
+    import json
+    tables = {}
+    for task, msg in AGENT_TASKS.items():
+        text = json.dumps(msg)
+        calls = 100000 if task == "about" else 300
+        calls = max(1, int(calls * scale))
+        py_calls = max(1, int((200 if task == "about" else 30) * scale))
+        py = [sys.executable, os.path.join(ROOT, "benches", "agent_py.py")]
+        contenders = [
+            ("agent, Rust API", [BENCH_AGENT, "per-call", simulator.host, simulator.ca_file, text, str(calls)]),
+            ("agent, Python binding", py + ["binding", simulator.port, simulator.ca_file, task,
+                                            str(max(1, calls // 5))]),
+            ("py-vpoller 0.7.3 task function", py + ["py-vpoller", simulator.port, simulator.ca_file, task,
+                                                     str(py_calls)]),
+            ("govmomi loop (Go), the floor", [c_program("agentloop"), simulator.url, simulator.ca_file, task,
+                                              str(calls)]),
+        ]
+        tables[task] = alternate(rounds, contenders, lambda argv: float(output_of(argv)[0]))
+    return tables
+
+
+def section_agent_threads(simulator, rounds, calls):
+    import json
+    text = json.dumps(AGENT_TASKS["vm.get"])
+    contenders = [
+        ("agent, 8 threads on one agent (Rust)", [BENCH_AGENT, "threads", simulator.host, simulator.ca_file, text,
+                                                 str(calls), "8"]),
+        ("govmomi, 8 goroutines on one client (Go)", [c_program("agentloop"), simulator.url, simulator.ca_file,
+                                                      "vm.get", str(calls), "8"]),
+    ]
+    return alternate(rounds, contenders, lambda argv: float(output_of(argv)[0]))
+
+
+def section_agent_memory(rounds, vms):
+    import json
+    fake = subprocess.Popen([FAKE_VSPHERE, "--vms", str(vms), "--page", "1000"], stdout=subprocess.PIPE)
+    try:
+        host = fake.stdout.readline().decode().strip()
+        samples = []
+        for _ in range(rounds):
+            reply, before, peak = (int(field) for field in
+                                   output_of([BENCH_AGENT, "rss", host, json.dumps(DISCOVER_25K)]))
+            samples.append((reply, before, peak))
+        return samples
+    finally:
+        fake.kill()
+        fake.wait()
+        fake.stdout.close()
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -248,6 +334,64 @@ def main():
         cli_speedup = process["py-vpoller vpoller-client"] / process["vpoller-cclient (libvpoller)"]
         targets.append(("vpoller-cclient at least 20x faster per call than vpoller-client",
                         "%.0fx faster" % cli_speedup, cli_speedup >= 20.0))
+
+    with Simulator() as simulator:
+        scale = 0.2 if args.quick else 1.0
+        say("### 5. The vSphere agent, one task after another, on the simulator (govmomi 0.24 vcsim)")
+        say()
+        say("Steady state: logged in, lookups and container views cached where each side caches them. "
+            "Seconds per task; ratios are medians of per-round ratios.")
+        say()
+        agent_tables = section_agent(simulator, rounds, scale)
+        say("| task | agent (Rust) us | agent (Python) us | py-vpoller us | govmomi (Go) us "
+            "| py-vpoller / agent (Rust) | py-vpoller / agent (Python) | agent (Rust) / Go |")
+        say("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for task, results in agent_tables.items():
+            rust, binding = "agent, Rust API", "agent, Python binding"
+            py, go = "py-vpoller 0.7.3 task function", "govmomi loop (Go), the floor"
+            speedup = paired_ratio(results, py, rust)
+            binding_speedup = paired_ratio(results, py, binding)
+            floor = paired_ratio(results, rust, go)
+            say("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f |" % (
+                task, statistics.median(results[rust]) * 1e6, statistics.median(results[binding]) * 1e6,
+                statistics.median(results[py]) * 1e6, statistics.median(results[go]) * 1e6,
+                speedup, binding_speedup, floor))
+            targets.append(("agent %s at least 10x faster than py-vpoller (Rust / Python binding)" % task,
+                            "%.1fx / %.1fx" % (speedup, binding_speedup),
+                            speedup >= 10.0 and binding_speedup >= 10.0))
+            targets.append(("agent %s within 1.5x of the govmomi loop" % task, "%.2fx" % floor, floor <= 1.5))
+        say()
+
+        agent_thread_calls = 40 if args.quick else 200
+        say("### 6. The agent shared by 8 threads vs 8 goroutines on one govmomi client (vm.get, %d tasks each)"
+            % agent_thread_calls)
+        say()
+        threaded = section_agent_threads(simulator, rounds, agent_thread_calls)
+        say("| contender | tasks/s |")
+        say("|---|---:|")
+        for name, values in threaded.items():
+            say("| %s | %.0f |" % (name, statistics.median(values)))
+        say()
+        # Throughput: the Go loop's rate over the agent's, per round.
+        slower = paired_ratio(threaded, "govmomi, 8 goroutines on one client (Go)",
+                              "agent, 8 threads on one agent (Rust)")
+        targets.append(("agent with 8 threads within 1.3x of 8 goroutines' throughput",
+                        "Go does %.2fx the agent's tasks/s" % slower, slower <= 1.3))
+
+    vms = 25000
+    say("### 7. A %d-VM vm.discover (6 properties each, pages of 1000) from the fake vSphere server" % vms)
+    say()
+    memory = section_agent_memory(max(3, rounds // 3), vms)
+    reply = max(sample[0] for sample in memory)
+    grown = max(sample[2] - sample[1] for sample in memory)
+    peak = max(sample[2] for sample in memory)
+    say("| reply | RSS before the task | peak RSS | peak growth | growth / reply | peak / reply |")
+    say("|---:|---:|---:|---:|---:|---:|")
+    say("| %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.2f | %.2f |" % (
+        reply / MIB, memory[0][1] / MIB, peak / MIB, grown / MIB, grown / float(reply), peak / float(reply)))
+    say()
+    targets.append(("25 000-VM vm.discover: peak RSS at most 3x the reply", "%.2fx (whole process)"
+                    % (peak / float(reply)), peak <= 3 * reply))
 
     say("### Targets")
     say()

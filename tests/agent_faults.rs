@@ -322,3 +322,19 @@ fn a_closed_connection_without_an_answer_is_a_failure_reply() {
     let sent = server.count("RetrievePropertiesEx");
     assert!((1..=2).contains(&sent), "{:?}", server.calls());
 }
+
+#[test]
+fn connections_are_kept_alive_across_tasks() {
+    let server = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx")
+            .then(|| Answer::Chunked(vm_page("RetrievePropertiesExResponse", 0, 20, None)))
+    });
+    let agent = agent_for(&server.host(), "pw");
+    for _ in 0..10 {
+        let (reply, _) = run(&agent, json!({"method": "vm.discover"}));
+        assert_eq!(reply["result"].as_array().unwrap().len(), 20, "{reply}");
+    }
+    // Every call, the login included, on the one connection: each answer is
+    // read to its end, so the connection goes back to the pool.
+    assert_eq!(server.connections(), 1, "{:?}", server.calls());
+}

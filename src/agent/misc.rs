@@ -88,11 +88,13 @@ fn python_str(value: Option<&Value>, datetime: bool) -> String {
 pub(crate) fn about(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
     let connection = agent.connection()?;
     let session = connection.session(msg.deadline)?;
-    let about = session
-        .content
-        .child("about")
-        .map(|node| value::convert(node, Some(Kind::Data("AboutInfo"))))
-        .unwrap_or(Value::Null);
+    let about = session.about.get_or_init(|| {
+        session
+            .content
+            .child("about")
+            .map(|node| value::convert(node, Some(Kind::Data("AboutInfo"))))
+            .unwrap_or(Value::Null)
+    });
     let mut properties = msg.properties();
     if properties.is_empty() {
         properties.push("fullName".into());
@@ -100,7 +102,7 @@ pub(crate) fn about(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
     let data: Map<String, Value> = properties
         .into_iter()
         .map(|name| {
-            let found = python_attribute(&about, "AboutInfo", &name);
+            let found = python_attribute(about, "AboutInfo", &name);
             (name, found)
         })
         .collect();

@@ -8,7 +8,7 @@ use crate::vsphere::soap::{element, Endpoint, MoRef, Request, Transport};
 use crate::vsphere::xml::{self, Document, Node};
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// The API version asked for before the server has told its own.
@@ -27,6 +27,8 @@ pub(crate) struct Session {
     /// Container views made in this session, by managed type: they follow
     /// inventory changes, so one per type serves every later request.
     pub views: Mutex<HashMap<String, MoRef>>,
+    /// The service content's `about`, as JSON, converted on first use.
+    pub about: OnceLock<serde_json::Value>,
 }
 
 impl Session {
@@ -171,6 +173,7 @@ impl Connection {
             api_version,
             generation: context::fork_generation(),
             views: Mutex::new(HashMap::new()),
+            about: OnceLock::new(),
         })
     }
 

@@ -194,6 +194,12 @@ impl Transport {
                 request.method
             ))),
         };
+        // The readers stop at the end of the response element: read the rest
+        // of the body (the envelope's closing tags), so that the connection
+        // goes back to the keep-alive pool instead of being closed.
+        if matches!(outcome, Ok(_) | Err(Error::Fault { .. })) {
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
         match outcome {
             Err(Error::VSphere(reason))
                 if reason.contains("timed out") || reason.contains("ends early") =>

@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -18,6 +18,9 @@ use std::time::Duration;
 pub enum Answer {
     /// HTTP status and SOAP body text.
     Xml(u16, String),
+    /// Status 200 and SOAP body text in chunked transfer encoding (4 KiB
+    /// chunks), as Go's HTTP server (the simulator's) sends larger answers.
+    Chunked(String),
     /// These bytes as the whole HTTP response, then the connection is closed.
     Raw(Vec<u8>),
     /// Close the connection without answering.
@@ -34,6 +37,7 @@ pub struct FakeVSphere {
     stop: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
     calls: Arc<Mutex<Vec<String>>>,
+    accepted: Arc<AtomicUsize>,
     acceptor: Option<JoinHandle<()>>,
 }
 
@@ -47,14 +51,17 @@ impl FakeVSphere {
         let stop = Arc::new(AtomicBool::new(false));
         let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
         let calls: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let handler: Arc<Handler> = Arc::from(handler);
         let tls = Arc::new(server_config());
         let acceptor = {
             let (stop, streams, calls) = (stop.clone(), streams.clone(), calls.clone());
+            let accepted = accepted.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
+                            accepted.fetch_add(1, Ordering::SeqCst);
                             stream.set_nonblocking(false).unwrap();
                             streams.lock().unwrap().push(stream.try_clone().unwrap());
                             let (stop, calls, handler, tls) =
@@ -73,6 +80,7 @@ impl FakeVSphere {
             stop,
             streams,
             calls,
+            accepted,
             acceptor: Some(acceptor),
         }
     }
@@ -95,6 +103,11 @@ impl FakeVSphere {
     /// The SOAP methods called so far, in order.
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
+    }
+
+    /// How many connections clients opened.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// How many times `method` was called.
@@ -173,6 +186,16 @@ fn serve(
                 head.push_str("\r\n");
                 let mut bytes = head.into_bytes();
                 bytes.extend_from_slice(xml.as_bytes());
+                bytes
+            }
+            Answer::Chunked(xml) => {
+                let mut bytes = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                for chunk in xml.as_bytes().chunks(4096) {
+                    bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    bytes.extend_from_slice(chunk);
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                bytes.extend_from_slice(b"0\r\n\r\n");
                 bytes
             }
             Answer::Raw(bytes) => {
