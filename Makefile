@@ -131,7 +131,7 @@ lint: ## rustfmt, clippy and rustdoc, warnings are errors
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --locked --no-deps -p vpoller
 
-install: lib ## Install header, libraries, pkg-config file and vpoller-cclient under PREFIX
+install: lib ## Install header, libraries, pkg-config file, vpoller-cclient, vpoller-proxy and vpoller-worker under PREFIX
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/vpoller.h $(DESTDIR)$(INCLUDEDIR)/vpoller.h
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libvpoller.so.$(VERSION)
@@ -143,11 +143,12 @@ install: lib ## Install header, libraries, pkg-config file and vpoller-cclient u
 	    vpoller.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/vpoller.pc
 	$(CC) $(CFLAGS) -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(BINDIR)/vpoller-cclient \
 	    examples/c/vpoller-cclient.c -L$(DESTDIR)$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lvpoller
+	install -m 755 $(RELEASE)/vpoller-proxy $(RELEASE)/vpoller-worker $(DESTDIR)$(BINDIR)/
 
 uninstall: ## Remove what `make install` put under PREFIX
 	rm -f $(DESTDIR)$(INCLUDEDIR)/vpoller.h $(DESTDIR)$(LIBDIR)/libvpoller.so* \
 	    $(DESTDIR)$(LIBDIR)/libvpoller.a $(DESTDIR)$(LIBDIR)/pkgconfig/vpoller.pc \
-	    $(DESTDIR)$(BINDIR)/vpoller-cclient
+	    $(DESTDIR)$(BINDIR)/vpoller-cclient $(DESTDIR)$(BINDIR)/vpoller-proxy $(DESTDIR)$(BINDIR)/vpoller-worker
 
 pkg-config-check: lib ## Install into a scratch prefix and build the C examples with pkg-config
 	scripts/pkg-config-check.sh

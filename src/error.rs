@@ -42,6 +42,15 @@ pub enum Error {
     },
 }
 
+impl From<zmq::Error> for Error {
+    fn from(source: zmq::Error) -> Error {
+        Error::Zmq {
+            action: "serving",
+            source,
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn zmq(action: &'static str, source: zmq::Error) -> Error {
         Error::Zmq { action, source }

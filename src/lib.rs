@@ -28,6 +28,7 @@ pub mod capi;
 mod client;
 mod context;
 mod error;
+pub mod server;
 pub mod vsphere;
 
 pub use agent::{Agent, AgentOptions};

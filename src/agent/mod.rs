@@ -248,6 +248,11 @@ impl Agent {
         tasks::run(self, fields)
     }
 
+    /// Runs a task request given as a JSON value; the reply text.
+    pub fn run_message(&self, msg: &Value) -> String {
+        self.answer_value(msg).into_text()
+    }
+
     /// Runs task `method` with the fields of `msg` (an object; the method
     /// given here wins over one in `msg`).
     pub fn run_task(&self, method: &str, msg: &Map<String, Value>) -> Value {
@@ -255,6 +260,22 @@ impl Agent {
         fields.insert("method".into(), Value::String(method.to_owned()));
         tasks::run(self, &fields).into_value()
     }
+}
+
+/// The reply py-vpoller's worker gives a message before it looks for the
+/// vSphere host: not an object, or no known task. `None` when it passes.
+pub(crate) fn precheck(msg: &Value) -> Option<Value> {
+    let Some(fields) = msg.as_object() else {
+        return Some(reply::failure(format!(
+            "Expected a JSON message, received {}",
+            python_class(msg)
+        )));
+    };
+    let method = fields.get("method").and_then(Value::as_str);
+    if !method.is_some_and(|method| tasks::task_names().contains(&method)) {
+        return Some(reply::failure("Unknown or missing task/method name"));
+    }
+    None
 }
 
 /// Python's `repr` of the type of a JSON value, as the worker reports it.

@@ -1,0 +1,48 @@
+//! `vpoller-proxy`: py-vpoller's proxy command line over `vpoller::server`.
+//!
+//!     vpoller-proxy [-d] [-f FILE] start
+//!     vpoller-proxy [-d] -e ENDPOINT stop|status
+
+use std::path::PathBuf;
+use vpoller::server::{self, Config, Level, Stop, DEFAULT_CONFIG};
+
+const USAGE: &str =
+    "usage: vpoller-proxy [-d] [-f FILE] start\n       vpoller-proxy [-d] -e ENDPOINT stop|status";
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut file, mut endpoint, mut command) = (PathBuf::from(DEFAULT_CONFIG), None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-d" | "--debug" => server::set_log_level(Level::Debug),
+            "-f" | "--file" => file = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
+            "-e" | "--endpoint" => endpoint = Some(args.next().unwrap_or_else(|| usage())),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return;
+            }
+            "start" | "stop" | "status" if command.is_none() => command = Some(arg),
+            _ => usage(),
+        }
+    }
+    match command.as_deref() {
+        Some("start") => {
+            let config = Config::load(&file).unwrap_or_else(|error| fail(&error));
+            if let Err(error) = server::proxy::run(&config.proxy, &Stop::on_signals()) {
+                fail(&error);
+            }
+        }
+        Some(command @ ("stop" | "status")) => {
+            server::manage(endpoint.as_deref(), "tcp://localhost:9999", command);
+        }
+        _ => usage(),
+    }
+}
+
+fn usage() -> ! {
+    server::exit_usage(USAGE)
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ! {
+    server::exit_failure(error)
+}

@@ -1,0 +1,300 @@
+//! The configuration file py-vpoller's proxy and worker read
+//! (`/etc/vpoller/vpoller.conf`): INI sections `[proxy]`, `[worker]` and
+//! `[cache]`, read as Python's ConfigParser reads them (`key = value` or
+//! `key: value`, `#` and `;` comment lines, indented continuation lines,
+//! case-insensitive keys), with py-vpoller's defaults; plus the settings this
+//! worker adds (`threads`, `per_host`, `timeout`).
+
+use crate::error::Error;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Where the configuration file is unless `-f` names another.
+pub const DEFAULT_CONFIG: &str = "/etc/vpoller/vpoller.conf";
+
+/// The proxy's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Clients' REQ sockets connect here (ROUTER), `tcp://*:10123`.
+    pub frontend: String,
+    /// Workers connect here (DEALER), `tcp://*:10124`.
+    pub backend: String,
+    /// The management REP socket, `tcp://*:9999`.
+    pub mgmt: String,
+}
+
+/// The worker's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// vconnector's host registry (SQLite), `/var/lib/vconnector/vconnector.db`.
+    pub db: String,
+    /// The proxy's backend, `tcp://localhost:10123` (py-vpoller's default,
+    /// which a deployment overrides with the backend's port).
+    pub proxy: String,
+    /// The management REP socket, `tcp://*:10000`.
+    pub mgmt: String,
+    /// The helpers a request may name (`vpoller.helpers.zabbix`, ...).
+    pub helpers: Vec<String>,
+    /// The task modules (py-vpoller needs `vpoller.vsphere.tasks`; here the
+    /// tasks are built in and the setting is only reported).
+    pub tasks: Vec<String>,
+    /// Threads running tasks in one worker process (32).
+    pub threads: usize,
+    /// Of those, at most this many on one vSphere host at a time (8), so
+    /// that a slow host leaves threads for the others.
+    pub per_host: usize,
+    /// Bound on one task, in milliseconds (60000).
+    pub timeout_ms: u64,
+}
+
+/// The `[cache]` section: py-vpoller's object lookup cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Whether lookups are cached at all (`enabled`, no).
+    pub enabled: bool,
+    /// py-vpoller's bound on cached objects (the agent's cache needs none).
+    pub maxsize: u64,
+    /// Seconds a lookup is kept.
+    pub ttl: u64,
+    /// Minutes between py-vpoller's cache sweeps (the agent expires entries as it reads them).
+    pub housekeeping: u64,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[proxy]`.
+    pub proxy: ProxyConfig,
+    /// `[worker]`.
+    pub worker: WorkerConfig,
+    /// `[cache]`.
+    pub cache: CacheConfig,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            proxy: ProxyConfig {
+                frontend: "tcp://*:10123".into(),
+                backend: "tcp://*:10124".into(),
+                mgmt: "tcp://*:9999".into(),
+            },
+            worker: WorkerConfig {
+                db: "/var/lib/vconnector/vconnector.db".into(),
+                proxy: "tcp://localhost:10123".into(),
+                mgmt: "tcp://*:10000".into(),
+                helpers: Vec::new(),
+                tasks: vec!["vpoller.vsphere.tasks".into()],
+                threads: 32,
+                per_host: 8,
+                timeout_ms: 60_000,
+            },
+            cache: CacheConfig {
+                enabled: false,
+                maxsize: 0,
+                ttl: 3600,
+                housekeeping: 480,
+            },
+        }
+    }
+}
+
+/// Sections of an INI text: section name to (key to value), keys lower-cased.
+type Sections = HashMap<String, HashMap<String, String>>;
+
+fn parse(text: &str) -> Result<Sections, Error> {
+    let mut sections = Sections::new();
+    let mut section: Option<String> = None;
+    let mut last_key: Option<String> = None;
+    for (number, raw) in text.lines().enumerate() {
+        let line = raw.trim_end();
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+            continue;
+        }
+        let bad =
+            |what: &str| Error::InvalidArgument(format!("line {}: {what}: {raw:?}", number + 1));
+        if line.starts_with(char::is_whitespace) {
+            // A continuation of the previous value.
+            let (Some(name), Some(key)) = (&section, &last_key) else {
+                return Err(bad("indented line outside a value"));
+            };
+            if let Some(value) = sections.get_mut(name).and_then(|keys| keys.get_mut(key)) {
+                value.push('\n');
+                value.push_str(trimmed);
+            }
+            continue;
+        }
+        if let Some(name) = trimmed.strip_prefix('[') {
+            let name = name
+                .strip_suffix(']')
+                .ok_or_else(|| bad("a section header without ]"))?;
+            sections.entry(name.to_owned()).or_default();
+            section = Some(name.to_owned());
+            last_key = None;
+            continue;
+        }
+        let Some(name) = &section else {
+            return Err(bad("a value before the first [section]"));
+        };
+        let at = trimmed
+            .find(['=', ':'])
+            .ok_or_else(|| bad("neither key = value nor key: value"))?;
+        let key = trimmed[..at].trim().to_lowercase();
+        let value = trimmed[at + 1..].trim().to_owned();
+        sections
+            .entry(name.clone())
+            .or_default()
+            .insert(key.clone(), value);
+        last_key = Some(key);
+    }
+    Ok(sections)
+}
+
+/// A comma-separated list, items trimmed, empty ones left out.
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// ConfigParser's booleans.
+fn boolean(key: &str, value: &str) -> Result<bool, Error> {
+    match value.to_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "0" | "no" | "false" | "off" => Ok(false),
+        _ => Err(Error::InvalidArgument(format!(
+            "{key} must be a boolean (yes/no, true/false, on/off, 1/0), not {value:?}"
+        ))),
+    }
+}
+
+fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Error> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::InvalidArgument(format!("{key} must be a whole number, not {value:?}")))
+}
+
+impl Config {
+    /// Reads `path`. A missing file is py-vpoller's error.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        if !path.exists() {
+            return Err(Error::InvalidArgument(format!(
+                "Configuration file {} does not exist",
+                path.display()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            Error::InvalidArgument(format!("cannot read {}: {error}", path.display()))
+        })?;
+        Config::parse(&text)
+            .map_err(|error| Error::InvalidArgument(format!("{}: {error}", path.display())))
+    }
+
+    /// Reads configuration text.
+    pub fn parse(text: &str) -> Result<Config, Error> {
+        let sections = parse(text)?;
+        let mut config = Config::default();
+        let get = |section: &str, key: &str| -> Option<&String> {
+            sections
+                .get(section)
+                .and_then(|keys| keys.get(key))
+                .filter(|value| !value.is_empty())
+        };
+        if let Some(value) = get("proxy", "frontend") {
+            config.proxy.frontend = value.clone();
+        }
+        if let Some(value) = get("proxy", "backend") {
+            config.proxy.backend = value.clone();
+        }
+        if let Some(value) = get("proxy", "mgmt") {
+            config.proxy.mgmt = value.clone();
+        }
+        let worker = &mut config.worker;
+        if let Some(value) = get("worker", "db") {
+            worker.db = value.clone();
+        }
+        if let Some(value) = get("worker", "proxy") {
+            worker.proxy = value.clone();
+        }
+        if let Some(value) = get("worker", "mgmt") {
+            worker.mgmt = value.clone();
+        }
+        if let Some(value) = get("worker", "helpers") {
+            worker.helpers = list(value);
+        }
+        if let Some(value) = get("worker", "tasks") {
+            worker.tasks = list(value);
+        }
+        if let Some(value) = get("worker", "threads") {
+            worker.threads = number::<usize>("threads", value)?.max(1);
+        }
+        if let Some(value) = get("worker", "per_host") {
+            worker.per_host = number::<usize>("per_host", value)?.max(1);
+        }
+        if let Some(value) = get("worker", "timeout") {
+            worker.timeout_ms = number::<u64>("timeout", value)?.max(1);
+        }
+        if let Some(value) = get("cache", "enabled") {
+            config.cache.enabled = boolean("enabled", value)?;
+        }
+        if let Some(value) = get("cache", "maxsize") {
+            config.cache.maxsize = number("maxsize", value)?;
+        }
+        if let Some(value) = get("cache", "ttl") {
+            config.cache.ttl = number("ttl", value)?;
+        }
+        if let Some(value) = get("cache", "housekeeping") {
+            config.cache.housekeeping = number("housekeeping", value)?;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_py_vpollers_file() {
+        let config = Config::parse(
+            "# vPoller configuration\n\
+             [proxy]\nfrontend = tcp://*:20123\nbackend: tcp://*:20124\n\
+             mgmt = tcp://*:19999\n\n\
+             [worker]\ndb = /tmp/v.db\nproxy = tcp://localhost:20124\n\
+             helpers = vpoller.helpers.zabbix, vpoller.helpers.czabbix\n\
+             tasks = vpoller.vsphere.tasks\nThreads = 4\n\
+             [cache]\nenabled = yes\nmaxsize = 100\nttl = 60\nhousekeeping = 5\n",
+        )
+        .unwrap();
+        assert_eq!(config.proxy.frontend, "tcp://*:20123");
+        assert_eq!(config.proxy.backend, "tcp://*:20124");
+        assert_eq!(config.proxy.mgmt, "tcp://*:19999");
+        assert_eq!(config.worker.db, "/tmp/v.db");
+        assert_eq!(config.worker.proxy, "tcp://localhost:20124");
+        assert_eq!(
+            config.worker.helpers,
+            ["vpoller.helpers.zabbix", "vpoller.helpers.czabbix"]
+        );
+        assert_eq!(config.worker.threads, 4);
+        assert_eq!(config.worker.mgmt, "tcp://*:10000");
+        assert!(config.cache.enabled);
+        assert_eq!(config.cache.ttl, 60);
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+        assert!(Config::parse("key = value\n").is_err());
+        assert!(Config::parse("[cache]\nenabled = maybe\n").is_err());
+        assert!(Config::parse("[worker]\nthreads = many\n").is_err());
+        let missing = Config::load(Path::new("/no/such/vpoller.conf")).unwrap_err();
+        assert!(missing
+            .to_string()
+            .contains("Configuration file /no/such/vpoller.conf does not exist"));
+    }
+}

@@ -1,0 +1,372 @@
+//! `vpoller-proxy` and `vpoller-worker` (the programs, as deployed) against
+//! the simulator: replies equal the agent's, py-vpoller's failure replies,
+//! helpers, management commands, bad input, a hung vSphere host next to a
+//! healthy one, and shutdown.
+
+mod common;
+use common::fake_vsphere::{Answer, FakeVSphere};
+use common::{free_port, Simulator};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vpoller::server::registry::{Host, Registry, Tls};
+use vpoller::{Agent, AgentOptions, Client, Verification};
+
+/// A proxy and a worker process with their configuration, killed by pid on drop.
+struct Stack {
+    dir: PathBuf,
+    frontend: String,
+    proxy_mgmt: String,
+    worker_mgmt: String,
+    proxy: Child,
+    worker: Child,
+}
+
+impl Stack {
+    fn start(hosts: &[Host], threads: usize, per_host: usize) -> Stack {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "vpoller-server-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("vconnector.db");
+        let registry = Registry::open(db.to_str().unwrap()).unwrap();
+        for host in hosts {
+            registry.add(host).unwrap();
+        }
+        let [frontend, backend, proxy_mgmt, worker_mgmt] =
+            [0; 4].map(|_| format!("tcp://127.0.0.1:{}", free_port()));
+        let config = dir.join("vpoller.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "[proxy]\nfrontend = {frontend}\nbackend = {backend}\nmgmt = {proxy_mgmt}\n\n\
+                 [worker]\ndb = {}\nproxy = {backend}\nmgmt = {worker_mgmt}\n\
+                 helpers = vpoller.helpers.zabbix,vpoller.helpers.czabbix,vpoller.helpers.cclient\n\
+                 tasks = vpoller.vsphere.tasks\nthreads = {threads}\nper_host = {per_host}\ntimeout = 20000\n\n\
+                 [cache]\nenabled = yes\nttl = 300\n",
+                db.display()
+            ),
+        )
+        .unwrap();
+        let spawn = |program: &str| {
+            Command::new(program)
+                .arg("-f")
+                .arg(&config)
+                .arg("start")
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let proxy = spawn(env!("CARGO_BIN_EXE_vpoller-proxy"));
+        let worker = spawn(env!("CARGO_BIN_EXE_vpoller-worker"));
+        let stack = Stack {
+            dir,
+            frontend,
+            proxy_mgmt,
+            worker_mgmt,
+            proxy,
+            worker,
+        };
+        // Both answer their management sockets once they run.
+        for endpoint in [&stack.proxy_mgmt, &stack.worker_mgmt] {
+            let client = Client::new(endpoint, 20, 250).unwrap();
+            let status = client.try_run(r#"{"method": "status"}"#).unwrap();
+            assert!(status.contains("\"status\": \"running\""), "{status}");
+        }
+        stack
+    }
+
+    fn client(&self) -> Client {
+        Client::new(&self.frontend, 1, 15_000).unwrap()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for child in [&mut self.proxy, &mut self.worker] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn simulator_host(simulator: &Simulator, name: &str) -> Host {
+    Host {
+        host: name.into(),
+        user: "root".into(),
+        password: "pw".into(),
+        enabled: true,
+        port: Some(simulator.port),
+        tls: Tls::CaFile(simulator.ca_file.to_str().unwrap().into()),
+    }
+}
+
+/// Sends raw frames from a REQ socket and returns the reply frame.
+fn raw_request(endpoint: &str, frames: &[&[u8]]) -> Option<Vec<u8>> {
+    let context = zmq::Context::new();
+    let socket = context.socket(zmq::REQ).unwrap();
+    socket.set_linger(0).unwrap();
+    socket.set_rcvtimeo(5000).unwrap();
+    socket.connect(endpoint).unwrap();
+    socket.send_multipart(frames, 0).unwrap();
+    socket.recv_bytes(0).ok()
+}
+
+#[test]
+fn the_stack_answers_as_the_agent_does() {
+    let simulator = Simulator::start();
+    let stack = Stack::start(&[simulator_host(&simulator, "127.0.0.1")], 8, 4);
+    let agent = Agent::with_options(
+        &simulator.host(),
+        "root",
+        "pw",
+        AgentOptions {
+            verification: Verification::CaFile(simulator.ca_file.clone()),
+            ..AgentOptions::default()
+        },
+    )
+    .unwrap();
+    let client = stack.client();
+    for msg in [
+        json!({"method": "vm.get", "hostname": "127.0.0.1", "name": "Zürich-ВМ-虚拟机", "properties": ["runtime.powerState"]}),
+        json!({"method": "vm.discover", "hostname": "127.0.0.1", "properties": ["runtime.host"]}),
+        json!({"method": "host.get", "hostname": "127.0.0.1", "name": "no-such-host", "properties": ["name"]}),
+        json!({"method": "about", "hostname": "127.0.0.1"}),
+        json!({"method": "vm.get", "hostname": "127.0.0.1", "name": "DC0_H0_VM0"}),
+    ] {
+        let text = msg.to_string();
+        assert_eq!(client.run(&text), agent.run(&text), "{msg}");
+    }
+    // The worker's own checks, in py-vpoller's order and words.
+    for (msg, reply) in [
+        (
+            json!({"method": "vm.get", "hostname": "vc99", "name": "x", "properties": []}),
+            r#"{"success": 1, "msg": "Unknown or missing agent name"}"#,
+        ),
+        (
+            json!({"method": "no.such.task", "hostname": "vc99"}),
+            r#"{"success": 1, "msg": "Unknown or missing task/method name"}"#,
+        ),
+        (
+            json!({"hostname": "127.0.0.1"}),
+            r#"{"success": 1, "msg": "Unknown or missing task/method name"}"#,
+        ),
+    ] {
+        assert_eq!(client.run(&msg.to_string()), reply, "{msg}");
+    }
+    assert_eq!(
+        raw_request(&stack.frontend, &[b"[1, 2]"]).unwrap(),
+        br#"{"success": 1, "msg": "Expected a JSON message, received <class 'list'>"}"#
+    );
+    assert_eq!(
+        raw_request(&stack.frontend, &[b"not json \xff"]).unwrap(),
+        br#"{"success": 1, "msg": "Invalid message received"}"#
+    );
+    // A request of 64 MiB is answered, and the next one too.
+    let big = format!(
+        r#"{{"method": "vm.get", "hostname": "127.0.0.1", "name": "{}", "properties": ["name"]}}"#,
+        "x".repeat(64 << 20)
+    );
+    let reply = client.run(&big);
+    assert!(
+        reply.starts_with(r#"{"success": 1, "msg": "Cannot find object xxxx"#),
+        "{}",
+        &reply[..100]
+    );
+    // Helpers.
+    let get = json!({"method": "vm.get", "hostname": "127.0.0.1", "name": "DC0_H0_VM0", "properties": ["runtime.powerState"]});
+    let with = |helper: &str| {
+        let mut msg = get.clone();
+        msg["helper"] = json!(helper);
+        client.run(&msg.to_string())
+    };
+    assert_eq!(with("vpoller.helpers.zabbix"), "\"poweredOn\"");
+    assert_eq!(
+        with("vpoller.helpers.czabbix"),
+        "\"poweredOn\"",
+        "the client strips the NUL"
+    );
+    assert_eq!(with("vpoller.helpers.nope"), client.run(&get.to_string()));
+    let discover = json!({"method": "vm.discover", "hostname": "127.0.0.1", "helper": "vpoller.helpers.zabbix"});
+    let lld: Value = serde_json::from_str(&client.run(&discover.to_string())).unwrap();
+    assert!(lld["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|item| item["{#VSPHERE.VM.NAME}"] == "Zürich-ВМ-虚拟机"));
+
+    // Management: status with per-host counters, unknown methods, shutdown.
+    let mgmt = Client::new(&stack.worker_mgmt, 1, 3000).unwrap();
+    let status: Value = serde_json::from_str(&mgmt.run(r#"{"method": "status"}"#)).unwrap();
+    assert_eq!(status["msg"], "vPoller Worker status");
+    let counters = &status["result"]["hosts"]["127.0.0.1"];
+    assert!(counters["requests"].as_u64().unwrap() >= 10, "{status}");
+    assert!(counters["failures"].as_u64().unwrap() >= 2, "{status}");
+    assert_eq!(
+        mgmt.run(r#"{"method": "reboot"}"#),
+        r#"{"success": 1, "msg": "Unknown method name received"}"#
+    );
+    let proxy_mgmt = Client::new(&stack.proxy_mgmt, 1, 3000).unwrap();
+    assert_eq!(
+        proxy_mgmt.run(r#"{"method": "reboot"}"#),
+        r#"{"success": 1, "msg": "Uknown method name received"}"#
+    );
+    assert_eq!(
+        proxy_mgmt.run(r#"{"nothing": 1}"#),
+        r#"{"success": 1, "msg": "Missing method name"}"#
+    );
+    let mut stack = stack;
+    for (endpoint, child) in [
+        (stack.worker_mgmt.clone(), &mut stack.worker),
+        (stack.proxy_mgmt.clone(), &mut stack.proxy),
+    ] {
+        let mgmt = Client::new(&endpoint, 1, 3000).unwrap();
+        assert_eq!(
+            mgmt.run(r#"{"method": "shutdown"}"#),
+            r#"{"success": 0, "msg": "Shutdown time has arrived"}"#
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "did not stop after shutdown");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn a_hung_vsphere_host_does_not_delay_the_others() {
+    let simulator = Simulator::start();
+    let hung = FakeVSphere::with_defaults(|method, _| {
+        (method == "RetrievePropertiesEx").then_some(Answer::Hang)
+    });
+    let hung_host = Host {
+        host: "localhost".into(),
+        user: "root".into(),
+        password: "pw".into(),
+        enabled: true,
+        port: Some(hung.port),
+        tls: Tls::Unchecked,
+    };
+    let stack = Stack::start(&[simulator_host(&simulator, "127.0.0.1"), hung_host], 8, 3);
+    let healthy = json!({"method": "vm.get", "hostname": "127.0.0.1", "name": "DC0_H0_VM0", "properties": ["name"]}).to_string();
+    // Warm up the healthy host's session and lookups.
+    assert!(stack.client().run(&healthy).starts_with(r#"{"success": 0"#));
+    // Ten requests stuck on the hung host: more than its share of threads.
+    let stuck: Vec<_> = (0..10)
+        .map(|_| {
+            let endpoint = stack.frontend.clone();
+            std::thread::spawn(move || {
+                let client = Client::new(&endpoint, 1, 2000).unwrap();
+                client.run(r#"{"method": "vm.discover", "hostname": "localhost"}"#)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let client = stack.client();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = client.run(&healthy);
+        assert!(reply.starts_with(r#"{"success": 0"#), "{reply}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "the healthy host waited {:?} behind the hung one",
+            started.elapsed()
+        );
+    }
+    for handle in stuck {
+        // The clients give up on the hung host after their timeout.
+        let reply: Value = serde_json::from_str(&handle.join().unwrap()).unwrap();
+        assert_eq!(reply, json!({"success": 1, "msg": vpoller::NO_REPLY_MSG}));
+    }
+    drop(hung);
+}
+
+#[test]
+fn hosts_are_managed_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("vpoller-hosts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("v.db");
+    let _ = std::fs::remove_file(&db);
+    let worker = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vpoller-worker"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, _, _) = worker(
+        &[
+            "hosts",
+            "add",
+            "-H",
+            "vc01.example.org",
+            "-U",
+            "root",
+            "--port",
+            "8443",
+            "--verify",
+        ],
+        "t0p-secret\n",
+    );
+    assert_eq!(code, 0);
+    let (code, _, _) = worker(
+        &["hosts", "add", "-H", "esx02", "-U", "admin", "-P", "pw2"],
+        "",
+    );
+    assert_eq!(code, 0);
+    let (code, _, _) = worker(&["hosts", "disable", "-H", "esx02"], "");
+    assert_eq!(code, 0);
+    let (code, listed, _) = worker(&["hosts", "list"], "");
+    assert_eq!(code, 0);
+    assert_eq!(
+        listed,
+        "esx02\tadmin\tport 443\tdisabled\tnot verified\nvc01.example.org\troot\tport 8443\tenabled\tsystem roots\n"
+    );
+    assert!(!listed.contains("t0p-secret"));
+    let stored = Registry::open(db.to_str().unwrap())
+        .unwrap()
+        .get("vc01.example.org")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.password, "t0p-secret");
+    let (code, _, stderr) = worker(&["hosts", "remove", "-H", "nope"], "");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no host nope"), "{stderr}");
+    let (code, _, _) = worker(&["hosts", "frobnicate"], "");
+    assert_eq!(code, 64);
+    let (code, _, stderr) = worker(&["-f", "/no/such.conf", "start"], "");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("Configuration file /no/such.conf does not exist"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!Path::new(&dir).exists());
+}
