@@ -26,6 +26,8 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 VCSIM = os.path.join(ROOT, "target", "interop", "vcsim")
+RUST_PROXY = os.path.join(ROOT, "target", "release", "vpoller-proxy")
+RUST_WORKER = os.path.join(ROOT, "target", "release", "vpoller-worker")
 WORKER_WRAPPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vpoller_worker.py")
 BIN = os.path.dirname(sys.executable)
 
@@ -55,9 +57,17 @@ def free_https_address():
 class Stack(object):
     """The simulator, the vconnector database, the proxy and the worker."""
 
-    def __init__(self, workers=2, helpers="vpoller.helpers.cclient,vpoller.helpers.zabbix"):
+    def __init__(self, workers=2, helpers="vpoller.helpers.cclient,vpoller.helpers.zabbix",
+                 proxy="python", worker="python", share=None):
+        """proxy, worker: "python" (py-vpoller 0.7.3's programs) or "rust"
+        (this project's target/release/vpoller-proxy and vpoller-worker).
+        share: another running Stack whose simulator and host registry this
+        one uses (so that replies compare across stacks)."""
         self.workers = workers
         self.helpers = helpers
+        self.proxy_kind = proxy
+        self.worker_kind = worker
+        self.share = share
         self.directory = tempfile.mkdtemp(prefix="vpoller-stack-")
         self.vsphere_host = None
         self.frontend_port = free_port()
@@ -104,11 +114,16 @@ class Stack(object):
 
     def start(self):
         try:
-            self._start_simulator()
-            self._register_simulator()
+            if self.share is None:
+                self._start_simulator()
+                self._register_simulator()
+            else:
+                self.vsphere_host = self.share.vsphere_host
+                self.vsphere_ca = self.share.vsphere_ca
+                self.db = self.share.db
             self._write_config()
             self.start_proxy()
-            self._spawn("worker", [sys.executable, WORKER_WRAPPER, "-f", self.config, "-c", str(self.workers)])
+            self.start_worker()
             self.wait_until_ready()
         except BaseException:
             self.stop()
@@ -146,10 +161,23 @@ class Stack(object):
                 % (self.endpoint, backend, free_port(), self.db, backend, free_port(), self.helpers))
 
     def start_proxy(self):
-        self._spawn("proxy", [os.path.join(BIN, "vpoller-proxy"), "-f", self.config, "start"])
+        program = RUST_PROXY if self.proxy_kind == "rust" else os.path.join(BIN, "vpoller-proxy")
+        self._spawn("proxy", [program, "-f", self.config, "start"])
 
     def stop_proxy(self):
         self._stop("proxy")
+
+    def start_worker(self):
+        if self.worker_kind == "rust":
+            self._spawn("worker", [RUST_WORKER, "-f", self.config, "-c", "1", "start"])
+        else:
+            self._spawn("worker", [sys.executable, WORKER_WRAPPER, "-f", self.config, "-c", str(self.workers)])
+
+    def stop_worker(self, sig=None):
+        """Stops the worker; with sig (e.g. SIGKILL) sends only that."""
+        if sig is not None and "worker" in self.processes:
+            os.killpg(self.processes["worker"].pid, sig)
+        self._stop("worker")
 
     def request(self, msg, timeout=3000, retries=1):
         """A request through py-vpoller's own client (a new one each time: its
