@@ -338,3 +338,33 @@ fn connections_are_kept_alive_across_tasks() {
     // read to its end, so the connection goes back to the pool.
     assert_eq!(server.connections(), 1, "{:?}", server.calls());
 }
+
+#[test]
+fn a_property_the_server_cannot_read_for_lack_of_a_session_renews_it() {
+    // vcsim answers a session it does not know with the properties missing
+    // (missingSet, NotAuthenticated) instead of a fault.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let seen = answered.clone();
+    let server = FakeVSphere::with_defaults(move |method, _| {
+        (method == "RetrievePropertiesEx").then(|| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                Answer::Xml(
+                    200,
+                    common::fake_vsphere::envelope(
+                        "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval><objects>\
+                         <obj type=\"VirtualMachine\">vm-1</obj><missingSet><path>name</path>\
+                         <fault><fault xsi:type=\"NotAuthenticated\"><object type=\"VirtualMachine\">vm-1</object>\
+                         <privilegeId>System.View</privilegeId></fault><localizedMessage></localizedMessage></fault>\
+                         </missingSet></objects></returnval></RetrievePropertiesExResponse>",
+                    ),
+                )
+            } else {
+                Answer::Xml(200, vm_page("RetrievePropertiesExResponse", 1, 1, None))
+            }
+        })
+    });
+    let agent = agent_for(&server.host(), "pw");
+    let (reply, _) = run(&agent, json!({"method": "vm.discover"}));
+    assert_eq!(reply["result"], json!([{"name": "vm-1"}]), "{reply}");
+    assert_eq!(server.count("Login"), 2, "{:?}", server.calls());
+}

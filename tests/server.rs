@@ -16,6 +16,7 @@ use vpoller::{Agent, AgentOptions, Client, Verification};
 /// A proxy and a worker process with their configuration, killed by pid on drop.
 struct Stack {
     dir: PathBuf,
+    config: PathBuf,
     frontend: String,
     proxy_mgmt: String,
     worker_mgmt: String,
@@ -53,32 +54,46 @@ impl Stack {
             ),
         )
         .unwrap();
-        let spawn = |program: &str| {
-            Command::new(program)
-                .arg("-f")
-                .arg(&config)
-                .arg("start")
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        };
-        let proxy = spawn(env!("CARGO_BIN_EXE_vpoller-proxy"));
-        let worker = spawn(env!("CARGO_BIN_EXE_vpoller-worker"));
+        let proxy = spawn(PROXY, &config);
+        let worker = spawn(WORKER, &config);
         let stack = Stack {
             dir,
+            config,
             frontend,
             proxy_mgmt,
             worker_mgmt,
             proxy,
             worker,
         };
-        // Both answer their management sockets once they run.
-        for endpoint in [&stack.proxy_mgmt, &stack.worker_mgmt] {
-            let client = Client::new(endpoint, 20, 250).unwrap();
-            let status = client.try_run(r#"{"method": "status"}"#).unwrap();
-            assert!(status.contains("\"status\": \"running\""), "{status}");
-        }
+        stack.wait_running(&stack.proxy_mgmt);
+        stack.wait_running(&stack.worker_mgmt);
         stack
+    }
+
+    /// Waits until the management socket at `endpoint` answers `status`.
+    fn wait_running(&self, endpoint: &str) {
+        let client = Client::new(endpoint, 20, 250).unwrap();
+        let status = client.try_run(r#"{"method": "status"}"#).unwrap();
+        assert!(status.contains("\"status\": \"running\""), "{status}");
+    }
+
+    /// Kills the worker (SIGKILL) or the proxy and starts it again.
+    fn restart(&mut self, worker: bool, pause: Duration) {
+        let child = if worker {
+            &mut self.worker
+        } else {
+            &mut self.proxy
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::thread::sleep(pause);
+        *child = spawn(if worker { WORKER } else { PROXY }, &self.config);
+        let endpoint = if worker {
+            &self.worker_mgmt
+        } else {
+            &self.proxy_mgmt
+        };
+        self.wait_running(endpoint);
     }
 
     fn client(&self) -> Client {
@@ -94,6 +109,19 @@ impl Drop for Stack {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+const PROXY: &str = env!("CARGO_BIN_EXE_vpoller-proxy");
+const WORKER: &str = env!("CARGO_BIN_EXE_vpoller-worker");
+
+fn spawn(program: &str, config: &Path) -> Child {
+    Command::new(program)
+        .arg("-f")
+        .arg(config)
+        .arg("start")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn simulator_host(simulator: &Simulator, name: &str) -> Host {
@@ -369,4 +397,102 @@ fn hosts_are_managed_from_the_command_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!Path::new(&dir).exists());
+}
+
+/// Clients that each ask for their own (missing) objects, `vm-T-N`, until
+/// `stop`: every reply must be the one for its own request or the
+/// no-reply failure. Returns (answered, failed) per client.
+fn load(
+    endpoint: &str,
+    clients: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<(usize, usize)> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|client_number| {
+                scope.spawn(move || {
+                    let client = Client::new(endpoint, 2, 700).unwrap();
+                    let (mut answered, mut failed) = (0, 0);
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        n += 1;
+                        let name = format!("vm-{client_number}-{n}");
+                        let msg = json!({"method": "vm.get", "hostname": "127.0.0.1", "name": name, "properties": ["name"]});
+                        let started = Instant::now();
+                        let reply: Value = serde_json::from_str(&client.run(&msg.to_string())).unwrap();
+                        assert!(started.elapsed() < Duration::from_millis(2 * 700 + 500), "{:?}", started.elapsed());
+                        if reply == json!({"success": 1, "msg": vpoller::NO_REPLY_MSG}) {
+                            failed += 1;
+                        } else {
+                            assert_eq!(reply, json!({"success": 1, "msg": format!("Cannot find object {name}")}));
+                            answered += 1;
+                        }
+                    }
+                    (answered, failed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    })
+}
+
+fn survives_a_restart(worker: bool) {
+    let simulator = Simulator::start();
+    let mut stack = Stack::start(&[simulator_host(&simulator, "127.0.0.1")], 8, 8);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let endpoint = stack.frontend.clone();
+    let counts = std::thread::scope(|scope| {
+        let load = scope.spawn(|| load(&endpoint, 6, &stop));
+        std::thread::sleep(Duration::from_millis(800));
+        stack.restart(worker, Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(800));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        load.join().unwrap()
+    });
+    let answered: usize = counts.iter().map(|(answered, _)| answered).sum();
+    assert!(answered > 20, "{counts:?}");
+    // Served at once again: a new request is answered on its first attempt.
+    let client = Client::new(&stack.frontend, 1, 2000).unwrap();
+    let reply = client.run(r#"{"method": "vm.get", "hostname": "127.0.0.1", "name": "DC0_H0_VM0", "properties": ["name"]}"#);
+    assert!(reply.starts_with(r#"{"success": 0"#), "{reply}");
+}
+
+#[test]
+fn a_worker_killed_under_load_and_started_again() {
+    survives_a_restart(true);
+}
+
+#[test]
+fn a_proxy_killed_under_load_and_started_again() {
+    survives_a_restart(false);
+}
+
+#[test]
+fn a_vcenter_stopped_and_started_again_is_served_again() {
+    let simulator = Simulator::start();
+    let port = simulator.port;
+    let mut host = simulator_host(&simulator, "127.0.0.1");
+    // The restarted simulator has a new certificate: no checks here.
+    host.tls = Tls::Unchecked;
+    let stack = Stack::start(&[host], 4, 2);
+    let client = Client::new(&stack.frontend, 1, 15_000).unwrap();
+    let msg = r#"{"method": "host.vm.get", "hostname": "127.0.0.1", "name": "DC0_H0"}"#;
+    let before = client.run(msg);
+    assert!(before.starts_with(r#"{"success": 0"#), "{before}");
+    drop(simulator);
+    let down: Value = serde_json::from_str(&client.run(msg)).unwrap();
+    assert_eq!(down["success"], 1);
+    assert!(
+        down["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("Task host.vm.get failed: cannot reach"),
+        "{down}"
+    );
+    let simulator = Simulator::start_on(port);
+    assert_eq!(client.run(msg), before);
+    drop(simulator);
 }

@@ -7,7 +7,7 @@
 use crate::error::Error;
 use crate::vsphere::session::{Connection, Session};
 use crate::vsphere::soap::{element, escape, MoRef};
-use crate::vsphere::xml::{Document, Node};
+use crate::vsphere::xml::{Document, Node, XsiType};
 use std::fmt::Write as _;
 use std::io::BufRead;
 use std::time::Instant;
@@ -164,6 +164,26 @@ fn object_content(node: Node) -> Result<ObjectContent, Error> {
                 }
                 if let (Some(name), Some(value)) = (name, value) {
                     props.push((name, value));
+                }
+            }
+            // A property the server could not read. Not being logged in
+            // (vcsim answers so for a session it does not know, where
+            // vCenter faults the whole call) is the session's failure: the
+            // caller logs in again and asks once more. Others (no permission
+            // on one property) leave the property out, as py-vpoller does.
+            "missingSet" => {
+                let fault = child
+                    .child("fault")
+                    .and_then(|fault| fault.child("fault"))
+                    .and_then(|fault| match &fault.xsi_type {
+                        Some(XsiType::Vim(name)) => Some(name.clone()),
+                        _ => None,
+                    });
+                if fault.as_deref() == Some("NotAuthenticated") {
+                    return Err(Error::Fault {
+                        fault: "NotAuthenticated".into(),
+                        message: "the session is not authenticated".into(),
+                    });
                 }
             }
             _ => {}
