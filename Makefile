@@ -26,7 +26,7 @@ STANDIN    := $(RELEASE)/vpoller-standin
 VENV       := .venv
 PYTHON     ?= python3
 
-.PHONY: typetable bench bench-programs all lib c-programs header test rust-test ruby-test python-test interop-test demo lint \
+.PHONY: typetable bench bench-programs all lib c-programs header test rust-test ruby-test python-test interop-test demo demo-py lint \
 	install uninstall pkg-config-check deps venv standin vcsim interop-runners clean help
 
 all: lib c-programs ## Build the library and the C examples
@@ -120,7 +120,10 @@ $(BENCH_OUT)/loop_rawzmq: benches/c/loop_rawzmq.c benches/c/bench.h
 bench: deps lib c-programs bench-programs venv vcsim ## Benchmarks (see BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run
 	$(VENV)/bin/python benches/run.py $(BENCH_ARGS)
 
-demo: deps lib c-programs venv vcsim ## Start a local vPoller and run the documented examples through C, Ruby, Python
+demo: deps lib c-programs venv vcsim ## Start a local vPoller (simulator, vpoller-proxy, vpoller-worker) and run the documented examples
+	scripts/demo-stack.sh scripts/demo.sh
+
+demo-py: deps lib c-programs venv vcsim ## The same examples against py-vpoller 0.7.3's proxy and worker (needs root: port 443)
 	$(VENV)/bin/python tests/interop/stack.py run -- scripts/demo.sh
 
 python-test: lib standin venv vcsim ## The Python binding's pytest suite

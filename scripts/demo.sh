@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The vPoller API documentation's examples against the running stack
-# (started by `make demo` through tests/interop/stack.py, which sets
-# VPOLLER_ENDPOINT, VPOLLER_VSPHERE_HOST and VPOLLER_VSPHERE_CA): vm.discover,
+# (started by `make demo` through scripts/demo-stack.sh, or `make demo-py`
+# through tests/interop/stack.py, which set VPOLLER_ENDPOINT,
+# VPOLLER_VSPHERE_HOST and VPOLLER_VSPHERE_CA): vm.discover,
 # and vm.get of runtime.powerState, through the C, Ruby and Python clients and
 # the proxy; then the same tasks run locally by the vSphere agent (no proxy, no
 # worker, no Python) from C, Ruby and Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-endpoint=${VPOLLER_ENDPOINT:?run through tests/interop/stack.py}
-host=${VPOLLER_VSPHERE_HOST:?run through tests/interop/stack.py}
-ca=${VPOLLER_VSPHERE_CA:?run through tests/interop/stack.py}
+endpoint=${VPOLLER_ENDPOINT:?run through scripts/demo-stack.sh}
+host=${VPOLLER_VSPHERE_HOST:?run through scripts/demo-stack.sh}
+ca=${VPOLLER_VSPHERE_CA:?run through scripts/demo-stack.sh}
 vm=DC0_H0_VM0
 python=${PYTHON:-.venv/bin/python}
 
@@ -28,6 +29,9 @@ target/c/vpoller-cclient -e "$endpoint" -m vm.get -V "$host" -n "$vm" -p runtime
 
 step "Ruby: examples/ruby/discover.rb"
 ruby -I bindings/ruby/lib examples/ruby/discover.rb "$endpoint" "$host"
+
+step "Ruby: examples/ruby/vm_get.rb"
+ruby -I bindings/ruby/lib examples/ruby/vm_get.rb "$endpoint" "$host" "$vm"
 
 step "Python: examples/python/discover.py"
 "$python" examples/python/discover.py "$endpoint" "$host"
