@@ -231,6 +231,39 @@ def section_agent_memory(rounds, vms):
         fake.stdout.close()
 
 
+def section_stacks(rounds, scale):
+    """Tasks per second through a whole vPoller (proxy and one worker
+    process) for 1, 8 and 32 clients: py-vpoller 0.7.3's programs and this
+    project's, on one simulator; and the agent in-process with one client."""
+    import json
+    sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
+    from stack import Stack
+    results = {}
+    with Stack(workers=1, cache=True) as py_stack:
+        with Stack(proxy="rust", worker="rust", share=py_stack, cache=True) as rust_stack:
+            task = dict(AGENT_TASKS["vm.get"], hostname=py_stack.vsphere_host)
+            text = json.dumps(task)
+            for clients in (1, 8, 32):
+                py_calls = max(2, int(400 * scale) // clients)
+                rust_calls = max(5, int(3000 * scale) // clients)
+                contenders = [
+                    ("py-vpoller stack", [BENCH_AGENT, "stack", py_stack.endpoint, text, str(py_calls),
+                                          str(clients)]),
+                    ("Rust stack", [BENCH_AGENT, "stack", rust_stack.endpoint, text, str(rust_calls),
+                                    str(clients)]),
+                ]
+                if clients == 1:
+                    local = json.dumps(AGENT_TASKS["vm.get"])
+                    # Seconds per task, turned into tasks per second below.
+                    contenders.append(("agent in-process", [BENCH_AGENT, "per-call", py_stack.vsphere_host + ":443",
+                                                            py_stack.vsphere_ca, local, str(rust_calls)]))
+                measured = alternate(rounds, contenders, lambda argv: float(output_of(argv)[0]))
+                if "agent in-process" in measured:
+                    measured["agent in-process"] = [1 / seconds for seconds in measured["agent in-process"]]
+                results[clients] = measured
+    return results
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -392,6 +425,32 @@ def main():
     say()
     targets.append(("25 000-VM vm.discover: peak RSS at most 3x the reply", "%.2fx (whole process)"
                     % (peak / float(reply)), peak <= 3 * reply))
+
+    if os.geteuid() == 0:
+        say("### 8. A whole vPoller: client, proxy, one worker process, simulator (vm.get, tasks/s)")
+        say()
+        say("py-vpoller 0.7.3's proxy and worker (`-c 1`) and this project's (`vpoller-worker -c 1`, 32 "
+            "threads) share one simulator and host registry; both with the lookup cache on. "
+            "The load comes from libvpoller clients, one per thread.")
+        say()
+        stacks = section_stacks(max(3, rounds // 2), 0.3 if args.quick else 1.0)
+        say("| clients | py-vpoller stack | Rust stack | Rust / py-vpoller | agent in-process |")
+        say("|---:|---:|---:|---:|---:|")
+        for clients, measured in stacks.items():
+            speedup = paired_ratio(measured, "Rust stack", "py-vpoller stack")
+            local = measured.get("agent in-process")
+            say("| %d | %.0f | %.0f | %.1f | %s |" % (
+                clients, statistics.median(measured["py-vpoller stack"]), statistics.median(measured["Rust stack"]),
+                speedup, "%.0f" % statistics.median(local) if local else ""))
+        say()
+        at_32 = paired_ratio(stacks[32], "Rust stack", "py-vpoller stack")
+        targets.append(("Rust stack at least 10x py-vpoller's with 32 clients", "%.1fx" % at_32, at_32 >= 10.0))
+        hops = paired_ratio(stacks[1], "agent in-process", "Rust stack")
+        targets.append(("Rust stack within 1.3x of the agent in-process with 1 client",
+                        "%.2fx the agent's time" % hops, hops <= 1.3))
+    else:
+        say("### 8. A whole vPoller: not measured (py-vpoller's stack needs root for port 443)")
+        say()
 
     say("### Targets")
     say()

@@ -3,6 +3,8 @@
 //!     bench-agent per-call HOST:PORT CA-FILE MSG CALLS         seconds per task
 //!     bench-agent threads  HOST:PORT CA-FILE MSG CALLS THREADS tasks per second, all threads
 //!     bench-agent rss      HOST:PORT MSG                       reply bytes, RSS before, peak RSS
+//!     bench-agent stack    ENDPOINT MSG CALLS CLIENTS          tasks per second through a vPoller
+//!                                                              Proxy, CLIENTS clients in parallel
 //!
 //! MSG is a task request as JSON. `rss` trusts any certificate (the fake
 //! server's) and prints bytes; the others verify against CA-FILE.
@@ -35,6 +37,15 @@ fn run_checked(agent: &Agent, msg: &str) -> String {
         fail(&format!("task failed: {}", &reply[..reply.len().min(300)]));
     }
     reply
+}
+
+fn check_stack_reply(reply: &str) {
+    if !reply.starts_with("{\"success\": 0") {
+        fail(&format!(
+            "request failed: {}",
+            &reply[..reply.len().min(300)]
+        ));
+    }
 }
 
 /// The resident set size now, in bytes (Linux).
@@ -109,6 +120,33 @@ fn main() {
             let before = rss_now();
             let reply = run_checked(&agent, &msg);
             println!("{} {} {}", reply.len(), before, rss_peak());
+        }
+        "stack" => {
+            let (endpoint, msg, calls, clients) = (arg(1), arg(2), number(3), number(4));
+            let make = || {
+                vpoller::Client::new(&endpoint, 1, 60_000)
+                    .unwrap_or_else(|error| fail(&error.to_string()))
+            };
+            let warm = make();
+            for _ in 0..10 {
+                check_stack_reply(&warm.run(&msg));
+            }
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..clients {
+                    let client = make();
+                    let msg = &msg;
+                    scope.spawn(move || {
+                        for _ in 0..calls {
+                            check_stack_reply(&client.run(msg));
+                        }
+                    });
+                }
+            });
+            println!(
+                "{:.3}",
+                (calls * clients) as f64 / started.elapsed().as_secs_f64()
+            );
         }
         other => fail(&format!("unknown mode {other}")),
     }

@@ -58,7 +58,7 @@ class Stack(object):
     """The simulator, the vconnector database, the proxy and the worker."""
 
     def __init__(self, workers=2, helpers="vpoller.helpers.cclient,vpoller.helpers.zabbix",
-                 proxy="python", worker="python", share=None):
+                 proxy="python", worker="python", share=None, cache=False):
         """proxy, worker: "python" (py-vpoller 0.7.3's programs) or "rust"
         (this project's target/release/vpoller-proxy and vpoller-worker).
         share: another running Stack whose simulator and host registry this
@@ -68,6 +68,7 @@ class Stack(object):
         self.proxy_kind = proxy
         self.worker_kind = worker
         self.share = share
+        self.cache = cache
         self.directory = tempfile.mkdtemp(prefix="vpoller-stack-")
         self.vsphere_host = None
         self.frontend_port = free_port()
@@ -157,8 +158,9 @@ class Stack(object):
                 "[proxy]\nfrontend = %s\nbackend = %s\nmgmt = tcp://127.0.0.1:%d\n\n"
                 "[worker]\ndb = %s\nproxy = %s\nmgmt = tcp://127.0.0.1:%d\nhelpers = %s\n"
                 "tasks = vpoller.vsphere.tasks\n\n"
-                "[cache]\nenabled = no\nmaxsize = 0\nttl = 3600\nhousekeeping = 480\n"
-                % (self.endpoint, backend, free_port(), self.db, backend, free_port(), self.helpers))
+                "[cache]\nenabled = %s\nmaxsize = 0\nttl = 3600\nhousekeeping = 480\n"
+                % (self.endpoint, backend, free_port(), self.db, backend, free_port(), self.helpers,
+                   "yes" if self.cache else "no"))
 
     def start_proxy(self):
         program = RUST_PROXY if self.proxy_kind == "rust" else os.path.join(BIN, "vpoller-proxy")
