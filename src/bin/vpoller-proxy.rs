@@ -1,13 +1,13 @@
 //! `vpoller-proxy`: py-vpoller's proxy command line over `vpoller::server`.
 //!
-//!     vpoller-proxy [-d] [-f FILE] start
+//!     vpoller-proxy [-d] [--log-file FILE] [-f FILE] start
 //!     vpoller-proxy [-d] -e ENDPOINT stop|status
 
 use std::path::PathBuf;
 use vpoller::server::{self, Config, Level, Stop, DEFAULT_CONFIG};
 
 const USAGE: &str =
-    "usage: vpoller-proxy [-d] [-f FILE] start\n       vpoller-proxy [-d] -e ENDPOINT stop|status";
+    "usage: vpoller-proxy [-d] [--log-file FILE] [-f FILE] start\n       vpoller-proxy [-d] -e ENDPOINT stop|status";
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -15,6 +15,10 @@ fn main() {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-d" | "--debug" => server::set_log_level(Level::Debug),
+            "--log-file" => {
+                let path = PathBuf::from(args.next().unwrap_or_else(|| usage()));
+                server::set_log_file(&path).unwrap_or_else(|error| fail(&error));
+            }
             "-f" | "--file" => file = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
             "-e" | "--endpoint" => endpoint = Some(args.next().unwrap_or_else(|| usage())),
             "-h" | "--help" => {

@@ -1,7 +1,7 @@
 //! `vpoller-worker`: py-vpoller's worker command line over `vpoller::server`,
 //! and the host registry without Python.
 //!
-//!     vpoller-worker [-d] [-c N] [-f FILE] start
+//!     vpoller-worker [-d] [--log-file FILE] [-c N] [-f FILE] start
 //!     vpoller-worker [-d] -e ENDPOINT stop|status
 //!     vpoller-worker [-f FILE] [--db PATH] hosts list
 //!     vpoller-worker [-f FILE] [--db PATH] hosts add -H HOST -U USER [-P PASSWORD]
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use vpoller::server::registry::{Host, Registry, Tls};
 use vpoller::server::{self, Config, Level, Stop, DEFAULT_CONFIG};
 
-const USAGE: &str = "usage: vpoller-worker [-d] [-c N] [-f FILE] start
+const USAGE: &str = "usage: vpoller-worker [-d] [--log-file FILE] [-c N] [-f FILE] start
        vpoller-worker [-d] -e ENDPOINT stop|status
        vpoller-worker [-f FILE] [--db PATH] hosts list
        vpoller-worker [-f FILE] [--db PATH] hosts add -H HOST -U USER [-P PASSWORD]
@@ -47,6 +47,10 @@ fn parse() -> Args {
     while let Some(arg) = input.next() {
         match arg.as_str() {
             "-d" | "--debug" => server::set_log_level(Level::Debug),
+            "--log-file" => {
+                let path = PathBuf::from(value(&mut input));
+                server::set_log_file(&path).unwrap_or_else(|error| fail(&error));
+            }
             "-f" | "--file" => args.file = Some(PathBuf::from(value(&mut input))),
             "--db" => args.db = Some(value(&mut input)),
             "-e" | "--endpoint" => args.endpoint = Some(value(&mut input)),

@@ -83,6 +83,26 @@ pub enum Level {
 
 static LOG_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 
+/// Where log lines go when not to stderr.
+static LOG_FILE: std::sync::OnceLock<std::sync::Mutex<std::fs::File>> = std::sync::OnceLock::new();
+
+/// Appends log lines to `path` from now on instead of stderr.
+pub fn set_log_file(path: &std::path::Path) -> Result<(), crate::Error> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|error| {
+            crate::Error::InvalidArgument(format!(
+                "cannot open the log file {}: {error}",
+                path.display()
+            ))
+        })?;
+    LOG_FILE
+        .set(std::sync::Mutex::new(file))
+        .map_err(|_| crate::Error::InvalidArgument("the log file is already set".into()))
+}
+
 /// Logs at `level` and above more severe ones from now on.
 pub fn set_log_level(level: Level) {
     LOG_LEVEL.store(level as u8, Ordering::Relaxed);
@@ -107,7 +127,19 @@ pub fn log(level: Level, message: &str) {
                 .map(|name| name.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    let _ = writeln!(std::io::stderr().lock(), "{name} {program}: {message}");
+    match LOG_FILE.get() {
+        Some(file) => {
+            let seconds = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_secs_f64())
+                .unwrap_or(0.0);
+            let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _ = writeln!(file, "{seconds:.3} {name} {program}: {message}");
+        }
+        None => {
+            let _ = writeln!(std::io::stderr().lock(), "{name} {program}: {message}");
+        }
+    }
 }
 
 /// How a server socket reaches its endpoint.
@@ -148,9 +180,13 @@ pub fn exit_usage(usage: &str) -> ! {
     std::process::exit(64)
 }
 
-/// For the programs: logs `error` and exits with 1.
+/// For the programs: logs `error` and exits with 1. A bad argument or
+/// configuration is reported in its own words ("Configuration file X does
+/// not exist", as py-vpoller says it).
 pub fn exit_failure(error: &dyn std::fmt::Display) -> ! {
-    log(Level::Error, &error.to_string());
+    let text = error.to_string();
+    let text = text.strip_prefix("Invalid argument: ").unwrap_or(&text);
+    log(Level::Error, text);
     std::process::exit(1)
 }
 
