@@ -496,3 +496,33 @@ fn a_vcenter_stopped_and_started_again_is_served_again() {
     assert_eq!(client.run(msg), before);
     drop(simulator);
 }
+
+#[test]
+fn malformed_envelopes_are_dropped_and_the_next_request_served() {
+    let simulator = Simulator::start();
+    let stack = Stack::start(&[simulator_host(&simulator, "127.0.0.1")], 4, 2);
+    let context = zmq::Context::new();
+    let dealer = context.socket(zmq::DEALER).unwrap();
+    dealer.set_linger(0).unwrap();
+    dealer.set_rcvtimeo(1000).unwrap();
+    dealer.connect(&stack.frontend).unwrap();
+    let about = br#"{"method": "about", "hostname": "127.0.0.1"}"#;
+    // No empty delimiter frame; then three request frames after it.
+    dealer.send_multipart([&about[..]], 0).unwrap();
+    dealer
+        .send_multipart([&b""[..], &b"one"[..], &about[..]], 0)
+        .unwrap();
+    assert!(
+        dealer.recv_multipart(0).is_err(),
+        "no reply to a malformed envelope"
+    );
+    // The same connection, well formed: answered.
+    dealer.send_multipart([&b""[..], &about[..]], 0).unwrap();
+    let reply = dealer.recv_multipart(0).unwrap();
+    assert_eq!(reply[0], b"");
+    assert!(reply[1].starts_with(br#"{"msg": "Successfully retrieved properties", "success": 0"#));
+    let client = stack.client();
+    assert!(client
+        .run(std::str::from_utf8(about).unwrap())
+        .contains("\"success\": 0"));
+}
