@@ -41,7 +41,7 @@ pub(crate) fn client_config(
 ) -> Result<(Arc<rustls::ClientConfig>, RefusedFingerprint), Error> {
     let provider = Arc::new(ring_provider::default_provider());
     let refused: RefusedFingerprint = Arc::default();
-    let verifier: Arc<dyn ServerCertVerifier> = match verification {
+    let check = match verification {
         Verification::SystemRoots => {
             let loaded = rustls_native_certs::load_native_certs();
             let mut roots = RootCertStore::empty();
@@ -53,7 +53,7 @@ pub(crate) fn client_config(
                         .into(),
                 ));
             }
-            webpki(roots, &provider, &refused)?
+            webpki(roots, &provider)?
         }
         Verification::CaFile(path) => {
             let mut roots = RootCertStore::empty();
@@ -74,19 +74,16 @@ pub(crate) fn client_config(
                     path.display()
                 )));
             }
-            webpki(roots, &provider, &refused)?
+            webpki(roots, &provider)?
         }
-        Verification::Fingerprint(text) => Arc::new(Pinned {
-            expected: parse_fingerprint(text)?,
-            provider: provider.clone(),
-            refused: refused.clone(),
-        }),
-        Verification::Insecure => Arc::new(Pinned {
-            expected: Vec::new(),
-            provider: provider.clone(),
-            refused: refused.clone(),
-        }),
+        Verification::Fingerprint(text) => Check::Pinned(parse_fingerprint(text)?),
+        Verification::Insecure => Check::Nothing,
     };
+    let verifier = Arc::new(Verifier {
+        check,
+        provider: provider.clone(),
+        refused: refused.clone(),
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|error| Error::Internal(format!("TLS set-up: {error}")))?
@@ -96,18 +93,11 @@ pub(crate) fn client_config(
     Ok((Arc::new(config), refused))
 }
 
-fn webpki(
-    roots: RootCertStore,
-    provider: &Arc<CryptoProvider>,
-    refused: &RefusedFingerprint,
-) -> Result<Arc<dyn ServerCertVerifier>, Error> {
+fn webpki(roots: RootCertStore, provider: &Arc<CryptoProvider>) -> Result<Check, Error> {
     let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|error| Error::InvalidArgument(format!("unusable CA certificates: {error}")))?;
-    Ok(Arc::new(Recording {
-        inner,
-        refused: refused.clone(),
-    }))
+    Ok(Check::Chain(inner))
 }
 
 /// Accepts 64 (SHA-256) or 40 (SHA-1) hex digits, with or without colons.
@@ -140,14 +130,39 @@ pub(crate) fn sha256_fingerprint(certificate: &[u8]) -> String {
         .join(":")
 }
 
-/// The system-roots and CA-file verifier, which records what it refuses.
+/// What is checked of the server certificate.
 #[derive(Debug)]
-struct Recording {
-    inner: Arc<WebPkiServerVerifier>,
+enum Check {
+    /// The chain up to trusted roots (the system's or a CA file's), and the
+    /// host name.
+    Chain(Arc<WebPkiServerVerifier>),
+    /// The certificate's SHA-256 (32 bytes) or SHA-1 (20 bytes) digest.
+    Pinned(Vec<u8>),
+    /// Nothing (asked for explicitly).
+    Nothing,
+}
+
+/// The verifier: the certificate check, the handshake signatures (always,
+/// so the server must hold the key of the certificate it shows), and the
+/// fingerprint of the certificate it refused last.
+#[derive(Debug)]
+struct Verifier {
+    check: Check,
+    provider: Arc<CryptoProvider>,
     refused: RefusedFingerprint,
 }
 
-impl ServerCertVerifier for Recording {
+impl Verifier {
+    fn refuse(&self, certificate: &CertificateDer<'_>) {
+        let mut slot = self
+            .refused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Some(sha256_fingerprint(certificate.as_ref()));
+    }
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -156,85 +171,30 @@ impl ServerCertVerifier for Recording {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
+        let verdict = match &self.check {
+            Check::Chain(inner) => {
+                inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            Check::Pinned(expected) => {
+                let algorithm = if expected.len() == 20 {
+                    &digest::SHA1_FOR_LEGACY_USE_ONLY
+                } else {
+                    &digest::SHA256
+                };
+                if digest::digest(algorithm, end_entity.as_ref()).as_ref() == expected.as_slice() {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::ApplicationVerificationFailure,
+                    ))
+                }
+            }
+            Check::Nothing => Ok(ServerCertVerified::assertion()),
+        };
         if verdict.is_err() {
-            record(&self.refused, end_entity);
+            self.refuse(end_entity);
         }
         verdict
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-fn record(refused: &RefusedFingerprint, certificate: &CertificateDer<'_>) {
-    let mut slot = refused
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    *slot = Some(sha256_fingerprint(certificate.as_ref()));
-}
-
-/// A pinned fingerprint (`expected` non-empty) or no check (`expected`
-/// empty). Handshake signatures are still verified, so the server must hold
-/// the key of the certificate it shows.
-#[derive(Debug)]
-struct Pinned {
-    expected: Vec<u8>,
-    provider: Arc<CryptoProvider>,
-    refused: RefusedFingerprint,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.expected.is_empty() {
-            return Ok(ServerCertVerified::assertion());
-        }
-        let algorithm = if self.expected.len() == 20 {
-            &digest::SHA1_FOR_LEGACY_USE_ONLY
-        } else {
-            &digest::SHA256
-        };
-        let actual = digest::digest(algorithm, end_entity.as_ref());
-        if actual.as_ref() == self.expected.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            record(&self.refused, end_entity);
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
     }
 
     fn verify_tls12_signature(

@@ -66,6 +66,13 @@ fn read_error(error: quick_xml::Error) -> Error {
     }
 }
 
+/// A tag read by [`Document::next_tag`].
+enum Tag {
+    Start(BytesStart<'static>),
+    Empty(BytesStart<'static>),
+    End,
+}
+
 /// A SOAP response being read: call [`Document::enter`] to descend to the
 /// element whose children are wanted, then [`Document::next_child`] for each.
 pub(crate) struct Document<R: BufRead> {
@@ -87,9 +94,9 @@ impl<R: BufRead> Document<R> {
         }
     }
 
-    /// Reads forward to the next start of an element named `name`, at any
-    /// depth, and stays inside it. `Ok(false)` when the document ends first.
-    pub fn enter(&mut self, name: &str) -> Result<bool, Error> {
+    /// The next start, empty or end tag; `None` at the end of the input.
+    /// Text between tags is skipped.
+    fn next_tag(&mut self) -> Result<Option<Tag>, Error> {
         loop {
             self.buffer.clear();
             let event = self
@@ -97,15 +104,29 @@ impl<R: BufRead> Document<R> {
                 .read_event_into(&mut self.buffer)
                 .map_err(read_error)?;
             match event {
-                Event::Start(start) => {
+                Event::Start(start) => return Ok(Some(Tag::Start(start.into_owned()))),
+                Event::Empty(start) => return Ok(Some(Tag::Empty(start.into_owned()))),
+                Event::End(_) => return Ok(Some(Tag::End)),
+                Event::Eof => return Ok(None),
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads forward to the next start of an element named `name`, at any
+    /// depth, and stays inside it. `Ok(false)` when the document ends first.
+    pub fn enter(&mut self, name: &str) -> Result<bool, Error> {
+        loop {
+            match self.next_tag()? {
+                Some(Tag::Start(start)) => {
                     self.depth += 1;
                     if start.local_name().as_ref() == name.as_bytes() {
                         return Ok(true);
                     }
                 }
-                Event::End(_) => self.depth = self.depth.saturating_sub(1),
-                Event::Eof => return Ok(false),
-                _ => {}
+                Some(Tag::End) => self.depth = self.depth.saturating_sub(1),
+                Some(Tag::Empty(_)) => {}
+                None => return Ok(false),
             }
         }
     }
@@ -127,33 +148,24 @@ impl<R: BufRead> Document<R> {
     /// Steps into the next child element of the element entered last without
     /// reading it, and returns its local name; `None` at that element's end.
     pub fn next_child_start(&mut self) -> Result<Option<String>, Error> {
-        loop {
-            self.buffer.clear();
-            let event = self
-                .reader
-                .read_event_into(&mut self.buffer)
-                .map_err(read_error)?;
-            match event {
-                Event::Start(start) => {
-                    self.depth += 1;
-                    return Ok(Some(
-                        String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
-                    ));
-                }
-                Event::Empty(start) => {
-                    // Entered and left at once: the next `next_child` ends it.
-                    self.empty_entered = true;
-                    return Ok(Some(
-                        String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
-                    ));
-                }
-                Event::End(_) => {
-                    self.depth = self.depth.saturating_sub(1);
-                    return Ok(None);
-                }
-                Event::Eof => return Err(xml_error("the response ends early")),
-                _ => {}
+        let name = |start: &BytesStart<'_>| {
+            String::from_utf8_lossy(start.local_name().as_ref()).into_owned()
+        };
+        match self.next_tag()? {
+            Some(Tag::Start(start)) => {
+                self.depth += 1;
+                Ok(Some(name(&start)))
             }
+            Some(Tag::Empty(start)) => {
+                // Entered and left at once: the next `next_child` ends it.
+                self.empty_entered = true;
+                Ok(Some(name(&start)))
+            }
+            Some(Tag::End) => {
+                self.depth = self.depth.saturating_sub(1);
+                Ok(None)
+            }
+            None => Err(xml_error("the response ends early")),
         }
     }
 
@@ -163,30 +175,14 @@ impl<R: BufRead> Document<R> {
         if std::mem::take(&mut self.empty_entered) {
             return Ok(None);
         }
-        loop {
-            self.buffer.clear();
-            let event = self
-                .reader
-                .read_event_into(&mut self.buffer)
-                .map_err(read_error)?;
-            match event {
-                Event::Start(start) => {
-                    let start = start.into_owned();
-                    let node = self.read_element(&start, false)?;
-                    return Ok(Some(node));
-                }
-                Event::Empty(start) => {
-                    let start = start.into_owned();
-                    let node = self.read_element(&start, true)?;
-                    return Ok(Some(node));
-                }
-                Event::End(_) => {
-                    self.depth = self.depth.saturating_sub(1);
-                    return Ok(None);
-                }
-                Event::Eof => return Err(xml_error("the response ends early")),
-                _ => {}
+        match self.next_tag()? {
+            Some(Tag::Start(start)) => self.read_element(&start, false).map(Some),
+            Some(Tag::Empty(start)) => self.read_element(&start, true).map(Some),
+            Some(Tag::End) => {
+                self.depth = self.depth.saturating_sub(1);
+                Ok(None)
             }
+            None => Err(xml_error("the response ends early")),
         }
     }
 
