@@ -4,6 +4,8 @@ PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR     ?= $(PREFIX)/bin
+# Where `make install` puts the Zabbix module (LoadModulePath).
+ZABBIX_MODULEDIR ?= $(LIBDIR)/zabbix/modules
 DESTDIR    ?=
 
 CARGO      ?= cargo
@@ -16,6 +18,7 @@ LIB_SO     := $(RELEASE)/libvpoller.so
 LIB_A      := $(RELEASE)/libvpoller.a
 C_OUT      := target/c
 C_LINK     := -L$(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lvpoller
+ZABBIX_MODULE := target/zabbix/vpoller.so
 C_PROGRAMS := $(C_OUT)/hello $(C_OUT)/local $(C_OUT)/vpoller-cclient $(C_OUT)/abi_test $(C_OUT)/agent_abi_test $(C_OUT)/interop-runner
 RUST_SRC   := $(shell find src tests/standin tests/interop/runners benches/rust examples/rust -name '*.rs') build.rs src/vsphere/typetable.txt \
               Cargo.toml Cargo.lock tests/standin/Cargo.toml cbindgen.toml .cargo/config.toml
@@ -48,7 +51,12 @@ header: ## Regenerate include/vpoller.h from src/capi
 	VPOLLER_UPDATE_HEADER=1 $(CARGO_BUILD)
 	ln -sf libvpoller.so $(RELEASE)/libvpoller.so.0
 
-c-programs: $(C_PROGRAMS) ## Build the C examples and the C ABI test program
+c-programs: $(C_PROGRAMS) $(ZABBIX_MODULE) ## Build the C examples, the C ABI test programs and the Zabbix module
+
+# The Zabbix loadable module (bindings/zabbix); no Zabbix source needed.
+$(ZABBIX_MODULE): bindings/zabbix/vpoller_module.c include/vpoller.h $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -Iinclude -o $@ $< $(C_LINK)
 
 $(C_OUT)/%: examples/c/%.c include/vpoller.h $(LIB_SO)
 	@mkdir -p $(C_OUT)
@@ -147,11 +155,15 @@ install: lib ## Install header, libraries, pkg-config file, vpoller-cclient, vpo
 	$(CC) $(CFLAGS) -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(BINDIR)/vpoller-cclient \
 	    examples/c/vpoller-cclient.c -L$(DESTDIR)$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lvpoller
 	install -m 755 $(RELEASE)/vpoller-proxy $(RELEASE)/vpoller-worker $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(ZABBIX_MODULEDIR)
+	$(CC) $(CFLAGS) -fPIC -shared -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(ZABBIX_MODULEDIR)/vpoller.so \
+	    bindings/zabbix/vpoller_module.c -L$(DESTDIR)$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lvpoller
 
 uninstall: ## Remove what `make install` put under PREFIX
 	rm -f $(DESTDIR)$(INCLUDEDIR)/vpoller.h $(DESTDIR)$(LIBDIR)/libvpoller.so* \
 	    $(DESTDIR)$(LIBDIR)/libvpoller.a $(DESTDIR)$(LIBDIR)/pkgconfig/vpoller.pc \
-	    $(DESTDIR)$(BINDIR)/vpoller-cclient $(DESTDIR)$(BINDIR)/vpoller-proxy $(DESTDIR)$(BINDIR)/vpoller-worker
+	    $(DESTDIR)$(BINDIR)/vpoller-cclient $(DESTDIR)$(BINDIR)/vpoller-proxy $(DESTDIR)$(BINDIR)/vpoller-worker \
+	    $(DESTDIR)$(ZABBIX_MODULEDIR)/vpoller.so
 
 pkg-config-check: lib ## Install into a scratch prefix and build the C examples with pkg-config
 	scripts/pkg-config-check.sh

@@ -126,6 +126,27 @@
 #define VPOLLER_AGENT_CACHE_TTL_S 7
 
 /**
+ * `vpoller_zabbix_value`: the item has no value; `*text` holds the reason
+ * (vPoller's message), for Zabbix's "not supported".
+ */
+#define VPOLLER_ZABBIX_FAIL 0
+
+/**
+ * `vpoller_zabbix_value`: a whole number from 0 up, as decimal text.
+ */
+#define VPOLLER_ZABBIX_UINT64 1
+
+/**
+ * `vpoller_zabbix_value`: any other number, as text for strtod.
+ */
+#define VPOLLER_ZABBIX_DOUBLE 2
+
+/**
+ * `vpoller_zabbix_value`: text.
+ */
+#define VPOLLER_ZABBIX_TEXT 3
+
+/**
  * Attempts in all when the caller gives none (py-vpoller's default).
  */
 #define VPOLLER_DEFAULT_RETRIES 3
@@ -305,6 +326,28 @@ void vpoller_agent_free(vpoller_agent *agent);
  * do not free it. Bindings make one method per task from it.
  */
 const char *vpoller_agent_tasks(void);
+
+/**
+ * The vPoller request for a Zabbix item key's parameters, `nparam` strings
+ * in the order `method, hostname, name, properties, key, username,
+ * password, counter-name, instance, perf-interval` (empty or NULL ones are
+ * left out; `properties` is comma separated). Returns the JSON text (free
+ * with `vpoller_free_string`), or NULL with the reason in
+ * `vpoller_last_error()` when `method` or `hostname` is missing, a
+ * parameter is not UTF-8 or there are more than ten.
+ */
+char *vpoller_zabbix_request(int nparam, const char *const *params);
+
+/**
+ * The value of the item that sent `request` (from `vpoller_zabbix_request`)
+ * and got `reply` (the text `vpoller_run` returned, a failure included);
+ * with `discovery` non-zero, the result in low-level discovery form
+ * (`{"data": [{"{#VSPHERE.VM.NAME}": ...}, ...]}`). Writes the value's text,
+ * or the reason there is none, to `*text` (free with `vpoller_free_string`)
+ * and returns one of the VPOLLER_ZABBIX_* types. `*text` is left as it was
+ * only if a bug inside the library was caught (VPOLLER_ZABBIX_FAIL then).
+ */
+int vpoller_zabbix_value(const char *request, const char *reply, int discovery, char **text);
 
 #ifdef __cplusplus
 }  // extern "C"

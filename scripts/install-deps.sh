@@ -4,9 +4,10 @@
 set -euo pipefail
 
 # Build and C tests; the Ruby binding's tests; the Python venv; the vSphere
-# simulator; the benchmarks' raw libzmq loop and ffi-rzmq contenders.
+# simulator; the benchmarks' raw libzmq loop and ffi-rzmq contenders; zabbix_agentd
+# for the Zabbix module's tests.
 packages=(gcc g++ make pkg-config valgrind ruby ruby-ffi ruby-minitest python3 python3-venv
-          golang-go golang-github-vmware-govmomi-dev libzmq3-dev ruby-ffi-rzmq)
+          golang-go golang-github-vmware-govmomi-dev libzmq3-dev ruby-ffi-rzmq zabbix-agent)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -30,6 +30,7 @@ mod context;
 mod error;
 pub mod server;
 pub mod vsphere;
+pub mod zabbix;
 
 pub use agent::{Agent, AgentOptions};
 pub use client::{reply_success, Client, DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS};

@@ -5,135 +5,13 @@
 
 mod common;
 use common::fake_vsphere::{Answer, FakeVSphere};
-use common::{free_port, Simulator};
+use common::{simulator_host, Simulator, Stack};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use vpoller::server::registry::{Host, Registry, Tls};
 use vpoller::{Agent, AgentOptions, Client, Verification};
-
-/// A proxy and a worker process with their configuration, killed by pid on drop.
-struct Stack {
-    dir: PathBuf,
-    config: PathBuf,
-    frontend: String,
-    proxy_mgmt: String,
-    worker_mgmt: String,
-    proxy: Child,
-    worker: Child,
-}
-
-impl Stack {
-    fn start(hosts: &[Host], threads: usize, per_host: usize) -> Stack {
-        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "vpoller-server-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("vconnector.db");
-        let registry = Registry::open(db.to_str().unwrap()).unwrap();
-        for host in hosts {
-            registry.add(host).unwrap();
-        }
-        let [frontend, backend, proxy_mgmt, worker_mgmt] =
-            [0; 4].map(|_| format!("tcp://127.0.0.1:{}", free_port()));
-        let config = dir.join("vpoller.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "[proxy]\nfrontend = {frontend}\nbackend = {backend}\nmgmt = {proxy_mgmt}\n\n\
-                 [worker]\ndb = {}\nproxy = {backend}\nmgmt = {worker_mgmt}\n\
-                 helpers = vpoller.helpers.zabbix,vpoller.helpers.czabbix,vpoller.helpers.cclient\n\
-                 tasks = vpoller.vsphere.tasks\nthreads = {threads}\nper_host = {per_host}\ntimeout = 20000\n\n\
-                 [cache]\nenabled = yes\nttl = 300\n",
-                db.display()
-            ),
-        )
-        .unwrap();
-        let proxy = spawn(PROXY, &config);
-        let worker = spawn(WORKER, &config);
-        let stack = Stack {
-            dir,
-            config,
-            frontend,
-            proxy_mgmt,
-            worker_mgmt,
-            proxy,
-            worker,
-        };
-        stack.wait_running(&stack.proxy_mgmt);
-        stack.wait_running(&stack.worker_mgmt);
-        stack
-    }
-
-    /// Waits until the management socket at `endpoint` answers `status`.
-    fn wait_running(&self, endpoint: &str) {
-        let client = Client::new(endpoint, 20, 250).unwrap();
-        let status = client.try_run(r#"{"method": "status"}"#).unwrap();
-        assert!(status.contains("\"status\": \"running\""), "{status}");
-    }
-
-    /// Kills the worker (SIGKILL) or the proxy and starts it again.
-    fn restart(&mut self, worker: bool, pause: Duration) {
-        let child = if worker {
-            &mut self.worker
-        } else {
-            &mut self.proxy
-        };
-        child.kill().unwrap();
-        child.wait().unwrap();
-        std::thread::sleep(pause);
-        *child = spawn(if worker { WORKER } else { PROXY }, &self.config);
-        let endpoint = if worker {
-            &self.worker_mgmt
-        } else {
-            &self.proxy_mgmt
-        };
-        self.wait_running(endpoint);
-    }
-
-    fn client(&self) -> Client {
-        Client::new(&self.frontend, 1, 15_000).unwrap()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for child in [&mut self.proxy, &mut self.worker] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-const PROXY: &str = env!("CARGO_BIN_EXE_vpoller-proxy");
-const WORKER: &str = env!("CARGO_BIN_EXE_vpoller-worker");
-
-fn spawn(program: &str, config: &Path) -> Child {
-    Command::new(program)
-        .arg("-f")
-        .arg(config)
-        .arg("start")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn simulator_host(simulator: &Simulator, name: &str) -> Host {
-    Host {
-        host: name.into(),
-        user: "root".into(),
-        password: "pw".into(),
-        enabled: true,
-        port: Some(simulator.port),
-        tls: Tls::CaFile(simulator.ca_file.to_str().unwrap().into()),
-    }
-}
 
 /// Sends raw frames from a REQ socket and returns the reply frame.
 fn raw_request(endpoint: &str, frames: &[&[u8]]) -> Option<Vec<u8>> {

@@ -53,6 +53,35 @@ pub(crate) fn str_arg<'a>(text: *const c_char, name: &str) -> Result<&'a str, Er
         .map_err(|error| Error::InvalidArgument(format!("{name} is not valid UTF-8 ({error})")))
 }
 
+/// Borrows an array of `count` C strings as UTF-8 texts; a NULL entry is
+/// the empty text, a NULL array with a non-zero count an error.
+pub(crate) fn str_array<'a>(
+    items: *const *const c_char,
+    count: c_int,
+) -> Result<Vec<&'a str>, Error> {
+    let count = usize::try_from(count)
+        .map_err(|_| Error::InvalidArgument("the count is negative".into()))?;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if items.is_null() {
+        return Err(Error::InvalidArgument("the array is NULL".into()));
+    }
+    // SAFETY: the header requires `items` to point to `count` readable
+    // pointers, each NULL or a NUL-terminated string valid during the call.
+    let pointers = unsafe { std::slice::from_raw_parts(items, count) };
+    pointers
+        .iter()
+        .map(|item| {
+            if item.is_null() {
+                Ok("")
+            } else {
+                str_arg(*item, "parameter")
+            }
+        })
+        .collect()
+}
+
 /// Borrows the client behind a handle; NULL is an [`Error::InvalidArgument`].
 pub(crate) fn client_arg<'a>(client: *const vpoller_client) -> Result<&'a vpoller_client, Error> {
     // SAFETY: a non-NULL handle comes from `vpoller_client_new` and, as the

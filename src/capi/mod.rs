@@ -4,8 +4,10 @@
 
 mod agent;
 mod boundary;
+mod zabbix;
 
 pub use agent::*;
+pub use zabbix::*;
 
 use crate::client::Client;
 use crate::error::Error;

@@ -114,20 +114,49 @@ fn shape(method: &str) -> Option<Shape> {
     })
 }
 
+/// What the Zabbix helper makes of a reply.
+pub(crate) enum ZabbixOutcome {
+    /// The item's value (one property, discovery data, a count).
+    Value(Value),
+    /// vPoller's failure message.
+    Failure(String),
+    /// A method the helper has no form for: its message.
+    Unknown(String),
+}
+
 fn zabbix(msg: &Map<String, Value>, reply: &Value) -> Result<String, String> {
+    Ok(match zabbix_outcome(msg, reply, false)? {
+        ZabbixOutcome::Value(value) => reply::to_text(&value),
+        ZabbixOutcome::Failure(text) | ZabbixOutcome::Unknown(text) => text,
+    })
+}
+
+/// The Zabbix helper's reading of `reply` to `msg`; with `discovery`, the
+/// result list in discovery form whatever the method.
+pub(crate) fn zabbix_outcome(
+    msg: &Map<String, Value>,
+    reply: &Value,
+    as_discovery: bool,
+) -> Result<ZabbixOutcome, String> {
     if reply.get("success").and_then(Value::as_i64) != Some(0) {
-        // The bare message, which Zabbix stores as the item's value.
-        return Ok(match reply.get("msg") {
+        // The bare message (which py-vpoller's helper hands to Zabbix as
+        // the item's value).
+        return Ok(ZabbixOutcome::Failure(match reply.get("msg") {
             Some(Value::String(text)) => text.clone(),
             Some(other) => other.to_string(),
             None => "None".into(),
-        });
+        }));
     }
     let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
-    let Some(shape) = shape(method) else {
-        return Ok(format!(
+    let shape = if as_discovery {
+        Some(Shape::Discovery)
+    } else {
+        shape(method)
+    };
+    let Some(shape) = shape else {
+        return Ok(ZabbixOutcome::Unknown(format!(
             "[zbx-helper]: Do not know how to process {method} method"
-        ));
+        )));
     };
     let result = reply.get("result").unwrap_or(&Value::Null);
     let first_property = || {
@@ -195,7 +224,7 @@ fn zabbix(msg: &Map<String, Value>, reply: &Value) -> Result<String, String> {
             Value::from(count)
         }
     };
-    Ok(reply::to_text(&value))
+    Ok(ZabbixOutcome::Value(value))
 }
 
 /// `{"data": [{"{#VSPHERE.PREFIX.KEY}": value, ...}, ...]}`.

@@ -1,0 +1,286 @@
+/*
+ * vpoller.so: a Zabbix loadable module (module API version 2) over
+ * libvpoller. It declares the few Zabbix structures it needs, in the layout
+ * Zabbix keeps stable by only appending fields (6.0, 7.x), and calls no
+ * Zabbix function, so it loads into zabbix_agentd, zabbix_proxy and
+ * zabbix_server without a Zabbix source tree, and survives Zabbix upgrades.
+ *
+ * Item keys (py-vpoller's module's, plus discovery):
+ *   vpoller[method, hostname, name, properties, key, username, password,
+ *           counter-name, instance, perf-interval]
+ *   vpoller.discovery[method, hostname, ...]    low-level discovery JSON
+ *   vpoller.echo[anything]                      the parameters, for checks
+ *
+ * Configuration: /etc/zabbix/vpoller_module.conf (or the file named by the
+ * VPOLLER_MODULE_CONF environment variable), py-vpoller's keys:
+ *   vPollerProxy = tcp://localhost:10123
+ *   vPollerTimeout = 10000       (milliseconds per attempt, 1000-60000)
+ *   vPollerRetries = 1           (attempts, 1-100)
+ * A bad file is reported on stderr (the agent's log) and the defaults used.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <vpoller.h>
+
+/* ---- The Zabbix module interface (API version 2), declared here: only the
+ * leading fields the module uses; later Zabbix releases append more. ---- */
+
+#define ZBX_MODULE_API_VERSION 2
+#define ZBX_MODULE_OK 0
+#define SYSINFO_RET_OK 0
+#define SYSINFO_RET_FAIL 1
+#define CF_HAVEPARAMS 1
+
+#define AR_UINT64 0x01
+#define AR_DOUBLE 0x02
+#define AR_STRING 0x04
+#define AR_TEXT 0x08
+#define AR_MESSAGE 0x20
+
+typedef struct {
+    char *key;
+    int nparam;
+    char **params;
+    uint64_t lastlogsize;
+    int mtime;
+} AGENT_REQUEST;
+
+typedef struct {
+    uint64_t lastlogsize;
+    uint64_t ui64;
+    double dbl;
+    char *str;
+    char *text;
+    char *msg;
+    void **logs;
+    int type;
+    int mtime;
+} AGENT_RESULT;
+
+typedef struct {
+    char *key;
+    unsigned flags;
+    int (*function)(AGENT_REQUEST *request, AGENT_RESULT *result);
+    char *test_param;
+} ZBX_METRIC;
+
+/* ---- Configuration. ---- */
+
+#define DEFAULT_CONF "/etc/zabbix/vpoller_module.conf"
+
+static char proxy[1024] = "tcp://localhost:10123";
+static int timeout_ms = 10000;
+static int retries = 1;
+static int item_timeout_s = 0;
+
+static void warn(const char *what, const char *detail)
+{
+    fprintf(stderr, "vpoller module: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+}
+
+static char *trim(char *text)
+{
+    while (isspace((unsigned char)*text))
+        text++;
+    size_t length = strlen(text);
+    while (length > 0 && isspace((unsigned char)text[length - 1]))
+        text[--length] = '\0';
+    return text;
+}
+
+/* Reads KEY = VALUE lines; '#' starts a comment. Unknown keys and bad
+ * values are reported and ignored. */
+static void load_config(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    if (file == NULL)
+        return; /* no file: the defaults, as py-vpoller's module */
+    char line[2048];
+    int number = 0;
+    while (fgets(line, sizeof line, file) != NULL) {
+        number++;
+        char *hash = strchr(line, '#');
+        if (hash != NULL)
+            *hash = '\0';
+        char *text = trim(line);
+        if (*text == '\0')
+            continue;
+        char *equals = strchr(text, '=');
+        char where[64];
+        snprintf(where, sizeof where, "%s line %d", path, number);
+        if (equals == NULL) {
+            warn("not KEY = VALUE, ignored", where);
+            continue;
+        }
+        *equals = '\0';
+        char *key = trim(text), *value = trim(equals + 1), *end = NULL;
+        if (strcmp(key, "vPollerProxy") == 0) {
+            if (*value == '\0' || strlen(value) >= sizeof proxy)
+                warn("bad vPollerProxy, the default is used", where);
+            else
+                strcpy(proxy, value);
+        } else if (strcmp(key, "vPollerTimeout") == 0) {
+            long parsed = strtol(value, &end, 10);
+            if (*value == '\0' || *end != '\0' || parsed < 1000 || parsed > 60000)
+                warn("vPollerTimeout must be 1000 to 60000 (ms), the default is used", where);
+            else
+                timeout_ms = (int)parsed;
+        } else if (strcmp(key, "vPollerRetries") == 0) {
+            long parsed = strtol(value, &end, 10);
+            if (*value == '\0' || *end != '\0' || parsed < 1 || parsed > 100)
+                warn("vPollerRetries must be 1 to 100, the default is used", where);
+            else
+                retries = (int)parsed;
+        } else {
+            warn("unknown key, ignored", where);
+        }
+    }
+    fclose(file);
+}
+
+/* ---- The client, made lazily in each process that answers items. ---- */
+
+static vpoller_client *client;
+static pid_t client_pid;
+
+static vpoller_client *get_client(void)
+{
+    pid_t pid = getpid();
+    if (client != NULL && client_pid == pid)
+        return client;
+    /* A client inherited from the parent is left alone (libvpoller drops
+     * what it holds in a forked child by itself). */
+    int attempt_ms = timeout_ms;
+    if (item_timeout_s > 0 && attempt_ms * retries > item_timeout_s * 1000)
+        attempt_ms = item_timeout_s * 1000 / retries; /* all attempts within the item timeout */
+    if (attempt_ms < 1)
+        attempt_ms = 1;
+    client = vpoller_client_new(proxy, retries, attempt_ms);
+    client_pid = pid;
+    return client;
+}
+
+/* ---- Results. ---- */
+
+static int fail(AGENT_RESULT *result, const char *message)
+{
+    result->msg = strdup(message != NULL ? message : "vpoller: unknown error");
+    result->type |= AR_MESSAGE;
+    return SYSINFO_RET_FAIL;
+}
+
+static int ask(AGENT_REQUEST *request, AGENT_RESULT *result, int discovery)
+{
+    char *msg = vpoller_zabbix_request(request->nparam, (const char *const *)request->params);
+    if (msg == NULL)
+        return fail(result, vpoller_last_error());
+    vpoller_client *connection = get_client();
+    if (connection == NULL) {
+        vpoller_free_string(msg);
+        return fail(result, vpoller_last_error());
+    }
+    char *reply = NULL;
+    vpoller_try_run(connection, msg, &reply);
+    if (reply == NULL) {
+        vpoller_free_string(msg);
+        return fail(result, "vpoller: out of memory");
+    }
+    char *text = NULL;
+    int kind = vpoller_zabbix_value(msg, reply, discovery, &text);
+    vpoller_free_string(msg);
+    vpoller_free_string(reply);
+    int status = SYSINFO_RET_OK;
+    switch (kind) {
+    case VPOLLER_ZABBIX_UINT64:
+        result->ui64 = strtoull(text, NULL, 10);
+        result->type |= AR_UINT64;
+        break;
+    case VPOLLER_ZABBIX_DOUBLE:
+        result->dbl = strtod(text, NULL);
+        result->type |= AR_DOUBLE;
+        break;
+    case VPOLLER_ZABBIX_TEXT:
+        result->text = strdup(text);
+        result->type |= AR_TEXT;
+        break;
+    default:
+        status = fail(result, text);
+    }
+    vpoller_free_string(text);
+    return status;
+}
+
+static int item_vpoller(AGENT_REQUEST *request, AGENT_RESULT *result)
+{
+    return ask(request, result, 0);
+}
+
+static int item_discovery(AGENT_REQUEST *request, AGENT_RESULT *result)
+{
+    return ask(request, result, 1);
+}
+
+static int item_echo(AGENT_REQUEST *request, AGENT_RESULT *result)
+{
+    size_t length = 1;
+    for (int i = 0; i < request->nparam; i++)
+        length += strlen(request->params[i] ? request->params[i] : "") + 1;
+    char *text = malloc(length);
+    if (text == NULL)
+        return fail(result, "vpoller: out of memory");
+    text[0] = '\0';
+    for (int i = 0; i < request->nparam; i++) {
+        if (i > 0)
+            strcat(text, ",");
+        strcat(text, request->params[i] ? request->params[i] : "");
+    }
+    result->text = text;
+    result->type |= AR_TEXT;
+    return SYSINFO_RET_OK;
+}
+
+/* ---- The module's exports. ---- */
+
+static ZBX_METRIC items[] = {
+    {"vpoller", CF_HAVEPARAMS, item_vpoller, "about,vc01.example.org,,fullName"},
+    {"vpoller.discovery", CF_HAVEPARAMS, item_discovery, "vm.discover,vc01.example.org"},
+    {"vpoller.echo", CF_HAVEPARAMS, item_echo, "hello"},
+    {NULL, 0, NULL, NULL},
+};
+
+int zbx_module_api_version(void)
+{
+    return ZBX_MODULE_API_VERSION;
+}
+
+int zbx_module_init(void)
+{
+    const char *path = getenv("VPOLLER_MODULE_CONF");
+    load_config(path != NULL && *path != '\0' ? path : DEFAULT_CONF);
+    return ZBX_MODULE_OK; /* never fail: that would stop the whole daemon */
+}
+
+int zbx_module_uninit(void)
+{
+    if (client != NULL && client_pid == getpid())
+        vpoller_client_free(client);
+    client = NULL;
+    return ZBX_MODULE_OK;
+}
+
+void zbx_module_item_timeout(int seconds)
+{
+    item_timeout_s = seconds;
+}
+
+ZBX_METRIC *zbx_module_item_list(void)
+{
+    return items;
+}
