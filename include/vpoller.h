@@ -163,6 +163,14 @@ typedef struct vpoller_agent vpoller_agent;
  */
 typedef struct vpoller_client vpoller_client;
 
+/**
+ * Requests answered in this process, without proxy or worker, by the
+ * agents of the vSphere hosts in a host registry (vconnector's SQLite
+ * database, as `vpoller-worker hosts` manages it). Opaque: create it with
+ * `vpoller_local_new`, release it with `vpoller_local_free`.
+ */
+typedef struct vpoller_local vpoller_local;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -348,6 +356,26 @@ char *vpoller_zabbix_request(int nparam, const char *const *params);
  * only if a bug inside the library was caught (VPOLLER_ZABBIX_FAIL then).
  */
 int vpoller_zabbix_value(const char *request, const char *reply, int discovery, char **text);
+
+/**
+ * Opens the host registry at `db`; each task may take `timeout_ms` (0 or
+ * less: 60000). Returns a new handle owned by the caller, or NULL with the
+ * reason in `vpoller_last_error()`.
+ */
+vpoller_local *vpoller_local_new(const char *db, int timeout_ms);
+
+/**
+ * Runs the task request `msg` (with its `hostname`) against that host's
+ * agent and returns the reply text a vPoller worker sends (free with
+ * `vpoller_free_string`); NULL only for a NULL argument or when memory
+ * runs out. Threads may share the handle.
+ */
+char *vpoller_local_run(const vpoller_local *local, const char *msg);
+
+/**
+ * Releases a handle from `vpoller_local_new`; NULL does nothing.
+ */
+void vpoller_local_free(vpoller_local *local);
 
 #ifdef __cplusplus
 }  // extern "C"

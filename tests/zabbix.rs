@@ -167,6 +167,37 @@ fn item_keys_through_zabbix_agentd() {
 }
 
 #[test]
+fn local_mode_needs_no_proxy_or_worker() {
+    let simulator = Simulator::start();
+    let setup = Setup::new("tcp://127.0.0.1:1", "");
+    let db = setup.dir.join("vconnector.db");
+    let registry = vpoller::server::registry::Registry::open(db.to_str().unwrap()).unwrap();
+    registry
+        .add(&simulator_host(&simulator, "127.0.0.1"))
+        .unwrap();
+    std::fs::write(
+        &setup.module_conf,
+        format!(
+            "vPollerLocal = {}
+vPollerTimeout = 5000
+",
+            db.display()
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        setup.test_key("vpoller[vm.get,127.0.0.1,\"Zürich-ВМ-虚拟机\",runtime.powerState]"),
+        "[t|poweredOn]"
+    );
+    assert_eq!(
+        setup.test_key("vpoller[vm.get,vc99.example.org,vm01,name]"),
+        "[m|ZBX_NOTSUPPORTED] [Unknown or missing agent name]"
+    );
+    let discovery = setup.test_key("vpoller.discovery[host.discover,127.0.0.1]");
+    assert!(discovery.contains("{#VSPHERE.HOST.NAME}"), "{discovery}");
+}
+
+#[test]
 fn no_proxy_is_not_supported_within_the_timeout() {
     let setup = Setup::new(&format!("tcp://127.0.0.1:{}", free_port()), "");
     let started = Instant::now();

@@ -16,6 +16,11 @@
  *   vPollerProxy = tcp://localhost:10123
  *   vPollerTimeout = 10000       (milliseconds per attempt, 1000-60000)
  *   vPollerRetries = 1           (attempts, 1-100)
+ * and one of libvpoller's own:
+ *   vPollerLocal = /var/lib/vconnector/vconnector.db
+ *     answer items in the agent's processes, straight against the vSphere
+ *     hosts of that registry (vpoller-worker hosts add ...): no proxy or
+ *     worker needed; vPollerProxy and vPollerRetries are then unused.
  * A bad file is reported on stderr (the agent's log) and the defaults used.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -76,6 +81,7 @@ typedef struct {
 #define DEFAULT_CONF "/etc/zabbix/vpoller_module.conf"
 
 static char proxy[1024] = "tcp://localhost:10123";
+static char local_db[1024] = "";
 static int timeout_ms = 10000;
 static int retries = 1;
 static int item_timeout_s = 0;
@@ -126,6 +132,11 @@ static void load_config(const char *path)
                 warn("bad vPollerProxy, the default is used", where);
             else
                 strcpy(proxy, value);
+        } else if (strcmp(key, "vPollerLocal") == 0) {
+            if (strlen(value) >= sizeof local_db)
+                warn("vPollerLocal is too long, ignored", where);
+            else
+                strcpy(local_db, value);
         } else if (strcmp(key, "vPollerTimeout") == 0) {
             long parsed = strtol(value, &end, 10);
             if (*value == '\0' || *end != '\0' || parsed < 1000 || parsed > 60000)
@@ -167,6 +178,39 @@ static vpoller_client *get_client(void)
     return client;
 }
 
+/* The local worker, in local mode, also made in each process. */
+static vpoller_local *local;
+static pid_t local_pid;
+
+static vpoller_local *get_local(void)
+{
+    pid_t pid = getpid();
+    if (local != NULL && local_pid == pid)
+        return local;
+    int task_ms = timeout_ms;
+    if (item_timeout_s > 0 && task_ms > item_timeout_s * 1000)
+        task_ms = item_timeout_s * 1000;
+    local = vpoller_local_new(local_db, task_ms);
+    local_pid = pid;
+    return local;
+}
+
+/* The reply to msg: from the local worker, or the proxy. NULL when neither
+ * can be made (the reason in vpoller_last_error()). */
+static char *send_request(const char *msg)
+{
+    if (local_db[0] != '\0') {
+        vpoller_local *worker = get_local();
+        return worker != NULL ? vpoller_local_run(worker, msg) : NULL;
+    }
+    vpoller_client *connection = get_client();
+    if (connection == NULL)
+        return NULL;
+    char *reply = NULL;
+    vpoller_try_run(connection, msg, &reply);
+    return reply;
+}
+
 /* ---- Results. ---- */
 
 static int fail(AGENT_RESULT *result, const char *message)
@@ -181,16 +225,10 @@ static int ask(AGENT_REQUEST *request, AGENT_RESULT *result, int discovery)
     char *msg = vpoller_zabbix_request(request->nparam, (const char *const *)request->params);
     if (msg == NULL)
         return fail(result, vpoller_last_error());
-    vpoller_client *connection = get_client();
-    if (connection == NULL) {
-        vpoller_free_string(msg);
-        return fail(result, vpoller_last_error());
-    }
-    char *reply = NULL;
-    vpoller_try_run(connection, msg, &reply);
+    char *reply = send_request(msg);
     if (reply == NULL) {
         vpoller_free_string(msg);
-        return fail(result, "vpoller: out of memory");
+        return fail(result, vpoller_last_error());
     }
     char *text = NULL;
     int kind = vpoller_zabbix_value(msg, reply, discovery, &text);
@@ -272,6 +310,9 @@ int zbx_module_uninit(void)
     if (client != NULL && client_pid == getpid())
         vpoller_client_free(client);
     client = NULL;
+    if (local != NULL && local_pid == getpid())
+        vpoller_local_free(local);
+    local = NULL;
     return ZBX_MODULE_OK;
 }
 

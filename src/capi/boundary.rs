@@ -2,7 +2,7 @@
 //! panic boundary, strings handed to C, and the thread-local last error.
 //! All of the C ABI's `unsafe` lives in this file.
 
-use crate::capi::{vpoller_agent, vpoller_client, VPOLLER_ERR_INTERNAL, VPOLLER_OK};
+use crate::capi::{vpoller_agent, vpoller_client, vpoller_local, VPOLLER_ERR_INTERNAL, VPOLLER_OK};
 use crate::error::Error;
 use std::any::Any;
 use std::cell::RefCell;
@@ -80,6 +80,22 @@ pub(crate) fn str_array<'a>(
             }
         })
         .collect()
+}
+
+/// Borrows the local worker behind a handle; NULL is an [`Error::InvalidArgument`].
+pub(crate) fn local_arg<'a>(local: *const vpoller_local) -> Result<&'a vpoller_local, Error> {
+    // SAFETY: a non-NULL handle comes from `vpoller_local_new` and, as the
+    // header requires, has not been passed to `vpoller_local_free`.
+    unsafe { local.as_ref() }.ok_or_else(|| Error::InvalidArgument("local is NULL".into()))
+}
+
+/// Frees a handle from `vpoller_local_new` (NULL: nothing).
+pub(crate) fn local_free(local: *mut vpoller_local) {
+    if !local.is_null() {
+        // SAFETY: the handle came from Box::into_raw in `vpoller_local_new`
+        // and is freed once, as the header requires.
+        drop(unsafe { Box::from_raw(local) });
+    }
 }
 
 /// Borrows the client behind a handle; NULL is an [`Error::InvalidArgument`].

@@ -77,3 +77,67 @@ pub extern "C" fn vpoller_zabbix_value(
         },
     )
 }
+
+/// Requests answered in this process, without proxy or worker, by the
+/// agents of the vSphere hosts in a host registry (vconnector's SQLite
+/// database, as `vpoller-worker hosts` manages it). Opaque: create it with
+/// `vpoller_local_new`, release it with `vpoller_local_free`.
+#[allow(non_camel_case_types)]
+pub struct vpoller_local {
+    local: crate::server::local::Local,
+}
+
+/// Opens the host registry at `db`; each task may take `timeout_ms` (0 or
+/// less: 60000). Returns a new handle owned by the caller, or NULL with the
+/// reason in `vpoller_last_error()`.
+#[no_mangle]
+pub extern "C" fn vpoller_local_new(db: *const c_char, timeout_ms: c_int) -> *mut vpoller_local {
+    boundary::guard(
+        |_| ptr::null_mut(),
+        || {
+            let outcome = boundary::str_arg(db, "db").and_then(|db| {
+                let timeout = u64::try_from(timeout_ms)
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .unwrap_or(60_000);
+                crate::server::local::Local::open(db, timeout)
+            });
+            record(&outcome);
+            match outcome {
+                Ok(local) => Box::into_raw(Box::new(vpoller_local { local })),
+                Err(_) => ptr::null_mut(),
+            }
+        },
+    )
+}
+
+/// Runs the task request `msg` (with its `hostname`) against that host's
+/// agent and returns the reply text a vPoller worker sends (free with
+/// `vpoller_free_string`); NULL only for a NULL argument or when memory
+/// runs out. Threads may share the handle.
+#[no_mangle]
+pub extern "C" fn vpoller_local_run(
+    local: *const vpoller_local,
+    msg: *const c_char,
+) -> *mut c_char {
+    boundary::guard(
+        |error| boundary::malloc_string(&error.to_reply()),
+        || {
+            let outcome = boundary::local_arg(local).and_then(|handle| {
+                let msg = boundary::str_arg(msg, "msg")?;
+                Ok(handle.local.run(msg))
+            });
+            record(&outcome);
+            match outcome {
+                Ok(reply) => boundary::malloc_string(&reply),
+                Err(_) => ptr::null_mut(),
+            }
+        },
+    )
+}
+
+/// Releases a handle from `vpoller_local_new`; NULL does nothing.
+#[no_mangle]
+pub extern "C" fn vpoller_local_free(local: *mut vpoller_local) {
+    boundary::guard(|_| (), || boundary::local_free(local))
+}

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod helpers;
+pub mod local;
 mod mgmt;
 pub mod proxy;
 pub mod registry;

@@ -40,7 +40,7 @@ struct HostStats {
 }
 
 /// The registered hosts and their agents, shared by every loop of a worker.
-struct Hosts {
+pub(crate) struct Hosts {
     db: String,
     config: Config,
     agents: Mutex<HashMap<String, (Host, Arc<Agent>)>>,
@@ -49,7 +49,7 @@ struct Hosts {
 }
 
 impl Hosts {
-    fn new(config: &Config) -> Result<Hosts, Error> {
+    pub(crate) fn new(config: &Config) -> Result<Hosts, Error> {
         let hosts = Hosts {
             db: config.worker.db.clone(),
             config: config.clone(),
@@ -123,7 +123,7 @@ impl Hosts {
 
     /// The agent of `name`; an unknown name reloads the registry (at most
     /// every two seconds), so hosts added while the worker runs are served.
-    fn agent(&self, name: &str) -> Option<Arc<Agent>> {
+    pub(crate) fn agent(&self, name: &str) -> Option<Arc<Agent>> {
         if let Some((_, agent)) = self
             .agents
             .lock()

@@ -1,0 +1,50 @@
+//! A worker without the network: requests answered in the calling process
+//! by the agents of the hosts in a registry, with the worker's replies
+//! (`Unknown or missing agent name` for a host the registry lacks). For
+//! callers that want no proxy or worker at all, such as the Zabbix module.
+
+use crate::error::Error;
+use crate::server::config::Config;
+use crate::server::worker::Hosts;
+use serde_json::{json, Value};
+
+/// The hosts of one registry and their agents; shared by threads.
+pub struct Local {
+    hosts: Hosts,
+}
+
+impl Local {
+    /// Opens the registry at `db` (vconnector's SQLite database). Lookups
+    /// are cached for 300 s; a task may take 60 s (`timeout_ms` changes it).
+    pub fn open(db: &str, timeout_ms: u64) -> Result<Local, Error> {
+        let mut config = Config::default();
+        config.worker.db = db.to_owned();
+        config.worker.timeout_ms = timeout_ms.max(1);
+        config.cache.enabled = true;
+        config.cache.ttl = crate::agent::DEFAULT_CACHE_TTL_S;
+        Ok(Local {
+            hosts: Hosts::new(&config)?,
+        })
+    }
+
+    /// Runs a task request (JSON text with `hostname`) and returns the reply
+    /// text a worker would send.
+    pub fn run(&self, msg: &str) -> String {
+        let failure =
+            |text: &str| crate::agent::reply::to_text(&json!({"success": 1, "msg": text}));
+        let Ok(parsed) = serde_json::from_str::<Value>(msg) else {
+            return failure("Invalid message received");
+        };
+        if let Some(refusal) = crate::agent::precheck(&parsed) {
+            return crate::agent::reply::to_text(&refusal);
+        }
+        let agent = parsed
+            .get("hostname")
+            .and_then(Value::as_str)
+            .and_then(|host| self.hosts.agent(host));
+        match agent {
+            Some(agent) => agent.run_message(&parsed),
+            None => failure("Unknown or missing agent name"),
+        }
+    }
+}
