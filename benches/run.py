@@ -264,6 +264,22 @@ def section_stacks(rounds, scale):
     return results
 
 
+def section_zabbix(rounds, scale):
+    """benches/zabbix_bench.py under scripts/demo-stack.sh: {contender: [queries/s per round]}."""
+    completed = subprocess.run(
+        [os.path.join(ROOT, "scripts", "demo-stack.sh"), sys.executable,
+         os.path.join(ROOT, "benches", "zabbix_bench.py"), str(rounds), str(scale)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=1800)
+    if completed.returncode != 0:
+        raise SystemExit("the Zabbix benchmark failed:\n%s" % completed.stderr.decode(errors="replace"))
+    results = {}
+    for line in completed.stdout.decode().splitlines():
+        if "\t" in line:
+            name, values = line.split("\t", 1)
+            results[name] = [1 / float(value) for value in values.split()]  # seconds per query
+    return results
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -451,6 +467,23 @@ def main():
     else:
         say("### 8. A whole vPoller: not measured (py-vpoller's stack needs root for port 443)")
         say()
+
+    say("### 9. Zabbix: one item through a running zabbix_agentd (4 connections, queries/s)")
+    say()
+    say("The same `vm.get` item through the `vpoller.so` module, through a UserParameter running "
+        "`vpoller-cclient`, and through a UserParameter running py-vpoller's `vpoller-client` (what an "
+        "external check runs), against vpoller-proxy and vpoller-worker; rounds alternate.")
+    say()
+    zabbix = section_zabbix(rounds, 0.3 if args.quick else 1.0)
+    module, external = "vpoller.so module", "py-vpoller vpoller-client (as an external check runs it)"
+    say("| item through | queries/s | x the external check |")
+    say("|---|---:|---:|")
+    for name, values in zabbix.items():
+        say("| %s | %.0f | %.1f |" % (name, 1 / statistics.median(values), paired_ratio(zabbix, external, name)))
+    say()
+    module_speedup = paired_ratio(zabbix, external, module)
+    targets.append(("Zabbix module at least 20x the external check", "%.0fx" % module_speedup,
+                    module_speedup >= 20.0))
 
     say("### Targets")
     say()
