@@ -16,6 +16,7 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 RELEASE    := target/release
 LIB_SO     := $(RELEASE)/libvpoller.so
 LIB_A      := $(RELEASE)/libvpoller.a
+SONAME_LINK := $(RELEASE)/libvpoller.so.0
 C_OUT      := target/c
 C_LINK     := -L$(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lvpoller
 ZABBIX_MODULE := target/zabbix/vpoller.so
@@ -40,33 +41,36 @@ help: ## List the targets
 deps: ## Install the system packages the build and tests need (as root on Debian)
 	@scripts/install-deps.sh
 
-lib: $(LIB_SO) ## Build libvpoller.so and libvpoller.a (target/release)
+lib: $(LIB_SO) $(SONAME_LINK) ## Build libvpoller.so and libvpoller.a (target/release)
 
 $(LIB_SO) $(LIB_A): $(RUST_SRC)
 	$(CARGO_BUILD)
-	@# Programs linked here look the library up by its soname.
-	ln -sf libvpoller.so $(RELEASE)/libvpoller.so.0
+
+# Programs linked here look the library up by its soname. A target of its
+# own, so that it is made also when cargo built the library first.
+$(SONAME_LINK): $(LIB_SO)
+	ln -sf libvpoller.so $@
 
 header: ## Regenerate include/vpoller.h from src/capi
 	VPOLLER_UPDATE_HEADER=1 $(CARGO_BUILD)
-	ln -sf libvpoller.so $(RELEASE)/libvpoller.so.0
+	ln -sf libvpoller.so $(SONAME_LINK)
 
 c-programs: $(C_PROGRAMS) $(ZABBIX_MODULE) ## Build the C examples, the C ABI test programs and the Zabbix module
 
 # The Zabbix loadable module (bindings/zabbix); no Zabbix source needed.
-$(ZABBIX_MODULE): bindings/zabbix/vpoller_module.c include/vpoller.h $(LIB_SO)
+$(ZABBIX_MODULE): bindings/zabbix/vpoller_module.c include/vpoller.h $(LIB_SO) $(SONAME_LINK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -shared -Iinclude -o $@ $< $(C_LINK)
 
-$(C_OUT)/%: examples/c/%.c include/vpoller.h $(LIB_SO)
+$(C_OUT)/%: examples/c/%.c include/vpoller.h $(LIB_SO) $(SONAME_LINK)
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK)
 
-$(C_OUT)/interop-runner: tests/interop/runners/runner.c include/vpoller.h $(LIB_SO)
+$(C_OUT)/interop-runner: tests/interop/runners/runner.c include/vpoller.h $(LIB_SO) $(SONAME_LINK)
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK)
 
-$(C_OUT)/abi_test $(C_OUT)/agent_abi_test: $(C_OUT)/%: tests/c/%.c tests/c/check.h include/vpoller.h $(LIB_SO)
+$(C_OUT)/abi_test $(C_OUT)/agent_abi_test: $(C_OUT)/%: tests/c/%.c tests/c/check.h include/vpoller.h $(LIB_SO) $(SONAME_LINK)
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK) -lpthread
 
@@ -142,25 +146,32 @@ lint: ## rustfmt, clippy and rustdoc, warnings are errors
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --locked --no-deps -p vpoller
 
-install: lib ## Install header, libraries, pkg-config file, vpoller-cclient, vpoller-proxy and vpoller-worker under PREFIX
-	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+install: lib ## Install header, libraries (stripped; debug info in .debug/), pkg-config file, vpoller-cclient, vpoller-proxy, vpoller-worker and the Zabbix module under PREFIX
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/.debug
 	install -m 644 include/vpoller.h $(DESTDIR)$(INCLUDEDIR)/vpoller.h
-	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libvpoller.so.$(VERSION)
+	@# The library stripped, its debug info beside it in .debug/ (found by gdb through the debuglink).
+	objcopy --only-keep-debug --compress-debug-sections $(LIB_SO) $(DESTDIR)$(LIBDIR)/.debug/libvpoller.so.$(VERSION).debug
+	objcopy --strip-unneeded --add-gnu-debuglink=$(DESTDIR)$(LIBDIR)/.debug/libvpoller.so.$(VERSION).debug \
+	    $(LIB_SO) $(DESTDIR)$(LIBDIR)/libvpoller.so.$(VERSION)
+	chmod 755 $(DESTDIR)$(LIBDIR)/libvpoller.so.$(VERSION)
+	chmod 644 $(DESTDIR)$(LIBDIR)/.debug/libvpoller.so.$(VERSION).debug
 	ln -sf libvpoller.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvpoller.so.0
 	ln -sf libvpoller.so.0 $(DESTDIR)$(LIBDIR)/libvpoller.so
-	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libvpoller.a
+	objcopy --strip-debug $(LIB_A) $(DESTDIR)$(LIBDIR)/libvpoller.a
+	chmod 644 $(DESTDIR)$(LIBDIR)/libvpoller.a
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    vpoller.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/vpoller.pc
-	$(CC) $(CFLAGS) -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(BINDIR)/vpoller-cclient \
+	$(CC) $(CFLAGS) -s -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(BINDIR)/vpoller-cclient \
 	    examples/c/vpoller-cclient.c -L$(DESTDIR)$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lvpoller
-	install -m 755 $(RELEASE)/vpoller-proxy $(RELEASE)/vpoller-worker $(DESTDIR)$(BINDIR)/
+	install -s -m 755 $(RELEASE)/vpoller-proxy $(RELEASE)/vpoller-worker $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(ZABBIX_MODULEDIR)
-	$(CC) $(CFLAGS) -fPIC -shared -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(ZABBIX_MODULEDIR)/vpoller.so \
+	$(CC) $(CFLAGS) -s -fPIC -shared -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(ZABBIX_MODULEDIR)/vpoller.so \
 	    bindings/zabbix/vpoller_module.c -L$(DESTDIR)$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lvpoller
 
 uninstall: ## Remove what `make install` put under PREFIX
 	rm -f $(DESTDIR)$(INCLUDEDIR)/vpoller.h $(DESTDIR)$(LIBDIR)/libvpoller.so* \
+	    $(DESTDIR)$(LIBDIR)/.debug/libvpoller.so.$(VERSION).debug \
 	    $(DESTDIR)$(LIBDIR)/libvpoller.a $(DESTDIR)$(LIBDIR)/pkgconfig/vpoller.pc \
 	    $(DESTDIR)$(BINDIR)/vpoller-cclient $(DESTDIR)$(BINDIR)/vpoller-proxy $(DESTDIR)$(BINDIR)/vpoller-worker \
 	    $(DESTDIR)$(ZABBIX_MODULEDIR)/vpoller.so

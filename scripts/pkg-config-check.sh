@@ -24,4 +24,16 @@ readelf -d "$prefix/hello-static" | grep -q 'NEEDED.*libvpoller' \
     && { echo "hello-static should not need libvpoller.so" >&2; exit 1; }
 readelf -d "$prefix/hello" | grep -q 'NEEDED.*libvpoller.so.0' \
     || { echo "hello does not link libvpoller.so.0" >&2; exit 1; }
-echo "pkg-config check: installed library, header and vpoller.pc work (prefix $prefix)"
+# Installed stripped, with the debug info split off and linked.
+library="$prefix/lib/libvpoller.so.$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
+readelf -S "$library" | grep -q '\.debug_info' && { echo "$library is not stripped" >&2; exit 1; }
+readelf -S "$library" | grep -q '\.gnu_debuglink' || { echo "$library has no debuglink" >&2; exit 1; }
+readelf -S "$prefix/lib/.debug/$(basename "$library").debug" | grep -q '\.debug_info' \
+    || { echo "the split debug info is missing" >&2; exit 1; }
+readelf -S "$prefix/lib/libvpoller.a" | grep -q '\.debug_info' && { echo "libvpoller.a keeps debug info" >&2; exit 1; }
+# Any build order works: without the soname link (as after a plain
+# `cargo build --release`), make makes it and the C programs start.
+rm -f target/release/libvpoller.so.0
+make --no-print-directory c-programs >/dev/null
+target/c/vpoller-cclient -h >/dev/null
+echo "pkg-config check: installed library (stripped, debug info split), header and vpoller.pc work (prefix $prefix)"
