@@ -187,42 +187,70 @@ impl Stack {
         for host in hosts {
             registry.add(host).unwrap();
         }
-        let [frontend, backend, proxy_mgmt, worker_mgmt] =
-            [0; 4].map(|_| format!("tcp://127.0.0.1:{}", free_port()));
         let config = dir.join("vpoller.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "[proxy]\nfrontend = {frontend}\nbackend = {backend}\nmgmt = {proxy_mgmt}\n\n\
-                 [worker]\ndb = {}\nproxy = {backend}\nmgmt = {worker_mgmt}\n\
-                 helpers = vpoller.helpers.zabbix,vpoller.helpers.czabbix,vpoller.helpers.cclient\n\
-                 tasks = vpoller.vsphere.tasks\nthreads = {threads}\nper_host = {per_host}\ntimeout = 20000\n\n\
-                 [cache]\nenabled = yes\nttl = 300\n",
-                db.display()
-            ),
-        )
-        .unwrap();
-        let proxy = spawn(PROXY, &config);
-        let worker = spawn(WORKER, &config);
-        let stack = Stack {
-            dir,
-            config,
-            frontend,
-            proxy_mgmt,
-            worker_mgmt,
-            proxy,
-            worker,
-        };
-        stack.wait_running(&stack.proxy_mgmt);
-        stack.wait_running(&stack.worker_mgmt);
-        stack
+        // A port picked free may be taken before the programs bind it (other
+        // tests start servers on random ports too): then they exit, and the
+        // stack starts again on other ports.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let [frontend, backend, proxy_mgmt, worker_mgmt] =
+                [0; 4].map(|_| format!("tcp://127.0.0.1:{}", free_port()));
+            std::fs::write(
+                &config,
+                format!(
+                    "[proxy]\nfrontend = {frontend}\nbackend = {backend}\nmgmt = {proxy_mgmt}\n\n\
+                     [worker]\ndb = {}\nproxy = {backend}\nmgmt = {worker_mgmt}\n\
+                     helpers = vpoller.helpers.zabbix,vpoller.helpers.czabbix,vpoller.helpers.cclient\n\
+                     tasks = vpoller.vsphere.tasks\nthreads = {threads}\nper_host = {per_host}\ntimeout = 20000\n\n\
+                     [cache]\nenabled = yes\nttl = 300\n",
+                    db.display()
+                ),
+            )
+            .unwrap();
+            let mut stack = Stack {
+                dir: dir.clone(),
+                config: config.clone(),
+                frontend,
+                proxy_mgmt,
+                worker_mgmt,
+                proxy: spawn(PROXY, &config),
+                worker: spawn(WORKER, &config),
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            let exited = stack.proxy.try_wait().unwrap().is_some()
+                || stack.worker.try_wait().unwrap().is_some();
+            if exited && attempts < 3 {
+                for child in [&mut stack.proxy, &mut stack.worker] {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                // Keep the directory (and the registry) for the next attempt.
+                stack.dir = PathBuf::new();
+                continue;
+            }
+            stack.wait_running(&stack.proxy_mgmt);
+            stack.wait_running(&stack.worker_mgmt);
+            return stack;
+        }
     }
 
-    /// Waits until the management socket at `endpoint` answers `status`.
+    /// Waits (up to 30 s: the machine may be busy) until the management
+    /// socket at `endpoint` answers `status`; shows the programs' logs if not.
     pub fn wait_running(&self, endpoint: &str) {
-        let client = Client::new(endpoint, 20, 250).unwrap();
-        let status = client.try_run(r#"{"method": "status"}"#).unwrap();
-        assert!(status.contains("\"status\": \"running\""), "{status}");
+        let client = Client::new(endpoint, 60, 500).unwrap();
+        match client.try_run(r#"{"method": "status"}"#) {
+            Ok(status) => assert!(status.contains("\"status\": \"running\""), "{status}"),
+            Err(error) => {
+                let log =
+                    |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+                panic!(
+                    "{endpoint} did not answer: {error}\nproxy: {}\nworker: {}",
+                    log("vpoller-proxy.log"),
+                    log("vpoller-worker.log")
+                );
+            }
+        }
     }
 
     /// Kills the worker (SIGKILL) or the proxy and starts it again.
@@ -262,12 +290,24 @@ impl Drop for Stack {
 pub const PROXY: &str = env!("CARGO_BIN_EXE_vpoller-proxy");
 pub const WORKER: &str = env!("CARGO_BIN_EXE_vpoller-worker");
 
+/// Starts `program -f config start`, its log appended to `PROGRAM.log`
+/// beside the configuration.
 pub fn spawn(program: &str, config: &Path) -> Child {
+    let name = Path::new(program)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name(format!("{name}.log")))
+        .unwrap();
     Command::new(program)
         .arg("-f")
         .arg(config)
         .arg("start")
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
