@@ -30,7 +30,7 @@ STANDIN    := $(RELEASE)/vpoller-standin
 VENV       := .venv
 PYTHON     ?= python3
 
-.PHONY: typetable bench bench-programs all lib c-programs header test rust-test ruby-test python-test interop-test demo demo-py lint \
+.PHONY: dll test-windows typetable bench bench-programs all lib c-programs header test rust-test ruby-test python-test interop-test demo demo-py lint \
 	install uninstall pkg-config-check deps venv standin vcsim interop-runners clean help
 
 all: lib c-programs ## Build the library and the C examples
@@ -140,6 +140,13 @@ demo-py: deps lib c-programs venv vcsim ## The same examples against py-vpoller 
 
 python-test: lib standin venv vcsim ## The Python binding's pytest suite
 	$(VENV)/bin/pytest -q bindings/python
+
+dll: ## The Windows x86_64 vpoller.dll (+ import library, header, test programs) in target/windows/dist, cross-built
+	@scripts/install-deps.sh windows
+	scripts/build-dll.sh
+
+test-windows: dll standin ## The DLL's C ABI test program and hello.c under Wine against the stand-in proxy
+	scripts/test-windows.sh
 
 lint: ## rustfmt, clippy and rustdoc, warnings are errors
 	$(CARGO) fmt --all --check

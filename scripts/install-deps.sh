@@ -8,6 +8,11 @@ set -euo pipefail
 # for the Zabbix module's tests.
 packages=(gcc g++ make pkg-config valgrind ruby ruby-ffi ruby-minitest python3 python3-venv
           golang-go golang-github-vmware-govmomi-dev libzmq3-dev ruby-ffi-rzmq zabbix-agent)
+# `install-deps.sh windows`: the Windows DLL's cross build (Debian's Rust with
+# its library source, for -Zbuild-std; MinGW-w64) and its test under Wine.
+if [ "${1:-}" = windows ]; then
+    packages=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine64)
+fi
 
 missing=()
 for package in "${packages[@]}"; do

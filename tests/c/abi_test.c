@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 #include <vpoller.h>
 
 #include "check.h"
@@ -166,6 +168,7 @@ static void test_threads(vpoller_client *client)
     }
 }
 
+#ifndef _WIN32 /* fork: POSIX only */
 static void test_fork(vpoller_client *client)
 {
     fflush(NULL);
@@ -183,6 +186,7 @@ static void test_fork(vpoller_client *client)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(run_expect(client, "{\"method\": \"about\", \"who\": \"parent\"}", VPOLLER_OK, "{\"success\": 0"));
 }
+#endif
 
 int main(int argc, char **argv)
 {
@@ -200,7 +204,9 @@ int main(int argc, char **argv)
         test_bad_messages(client);
         test_replies(client);
         test_threads(client);
+#ifndef _WIN32
         test_fork(client);
+#endif
         vpoller_client_free(client);
     }
     test_no_reply();
