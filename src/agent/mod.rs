@@ -238,7 +238,9 @@ impl Agent {
         self.answer_value(msg).into_value()
     }
 
-    fn answer_value(&self, msg: &Value) -> reply::Answer {
+    /// The reply to a task request given as a JSON value, before it
+    /// becomes text (the server reads its success from it).
+    pub(crate) fn answer_value(&self, msg: &Value) -> reply::Answer {
         let Some(fields) = msg.as_object() else {
             return reply::Answer::Json(reply::failure(format!(
                 "Expected a JSON message, received {}",
@@ -246,11 +248,6 @@ impl Agent {
             )));
         };
         tasks::run(self, fields)
-    }
-
-    /// Runs a task request given as a JSON value; the reply text.
-    pub fn run_message(&self, msg: &Value) -> String {
-        self.answer_value(msg).into_text()
     }
 
     /// Runs task `method` with the fields of `msg` (an object; the method

@@ -57,8 +57,7 @@ pub(crate) struct Tables {
     by_name: HashMap<String, usize>,
     intervals: Vec<Interval>,
     summaries: Mutex<HashMap<MoRef, Summary>>,
-    /// The connection they were read over, and when.
-    connection: usize,
+    /// When they were read (the agent drops them when its connection changes).
     read_at: Instant,
 }
 
@@ -90,14 +89,13 @@ impl TableCache {
     }
 }
 
-/// The tables for `connection`, read when missing, older than `ttl`, or read
-/// over another connection.
+/// The tables, read over `connection` when missing or older than the lookup
+/// TTL ([`Agent::set_options`] drops them when the connection changes).
 fn tables(
     agent: &Agent,
     connection: &Arc<Connection>,
     deadline: Instant,
 ) -> Result<Arc<Tables>, Error> {
-    let identity = Arc::as_ptr(connection) as usize;
     let ttl = agent.cache.ttl();
     if let Some(tables) = agent
         .perf
@@ -106,7 +104,7 @@ fn tables(
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .as_ref()
     {
-        if tables.connection == identity && tables.read_at.elapsed() < ttl {
+        if tables.read_at.elapsed() < ttl {
             return Ok(tables.clone());
         }
     }
@@ -118,7 +116,7 @@ fn tables(
         &["perfCounter", "historicalInterval"],
         deadline,
     )?;
-    let tables = Arc::new(read_tables(content.as_ref(), identity));
+    let tables = Arc::new(read_tables(content.as_ref()));
     if !ttl.is_zero() {
         *agent
             .perf
@@ -129,7 +127,7 @@ fn tables(
     Ok(tables)
 }
 
-fn read_tables(content: Option<&ObjectContent>, connection: usize) -> Tables {
+fn read_tables(content: Option<&ObjectContent>) -> Tables {
     let items = |path: &str| -> Vec<Value> {
         match content.and_then(|content| content.get(path)) {
             Some(node) => match value::property_value(node) {
@@ -211,7 +209,6 @@ fn read_tables(content: Option<&ObjectContent>, connection: usize) -> Tables {
         by_name,
         intervals,
         summaries: Mutex::new(HashMap::new()),
-        connection,
         read_at: Instant::now(),
     }
 }

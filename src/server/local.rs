@@ -6,7 +6,6 @@
 use crate::error::Error;
 use crate::server::config::Config;
 use crate::server::worker::Hosts;
-use serde_json::{json, Value};
 
 /// The hosts of one registry and their agents; shared by threads.
 pub struct Local {
@@ -30,21 +29,9 @@ impl Local {
     /// Runs a task request (JSON text with `hostname`) and returns the reply
     /// text a worker would send.
     pub fn run(&self, msg: &str) -> String {
-        let failure =
-            |text: &str| crate::agent::reply::to_text(&json!({"success": 1, "msg": text}));
-        let Ok(parsed) = serde_json::from_str::<Value>(msg) else {
-            return failure("Invalid message received");
-        };
-        if let Some(refusal) = crate::agent::precheck(&parsed) {
-            return crate::agent::reply::to_text(&refusal);
-        }
-        let agent = parsed
-            .get("hostname")
-            .and_then(Value::as_str)
-            .and_then(|host| self.hosts.agent(host));
-        match agent {
-            Some(agent) => agent.run_message(&parsed),
-            None => failure("Unknown or missing agent name"),
+        match self.hosts.route(msg.as_bytes()) {
+            Ok((parsed, _, agent)) => agent.answer_value(&parsed).into_text(),
+            Err(refusal) => refusal,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! other hosts go on. Replies come back to the loop over an in-process
 //! socket; the loop alone touches the DEALER socket.
 
-use crate::agent::reply::to_text;
+use crate::agent::reply::{to_text, Answer};
 use crate::agent::{Agent, AgentOptions};
 use crate::error::Error;
 use crate::server::config::Config;
@@ -151,6 +151,32 @@ impl Hosts {
         None
     }
 
+    /// What a worker does with a request's text before any task runs, as
+    /// py-vpoller's worker checks it: the message, its host and that host's
+    /// agent, or the refusal's reply text (not JSON, not an object, no known
+    /// task, no known vSphere host).
+    pub(crate) fn route(&self, body: &[u8]) -> Result<(Value, String, Arc<Agent>), String> {
+        let Ok(msg) = serde_json::from_slice::<Value>(body) else {
+            log(Level::Warning, "invalid client message received");
+            return Err(to_text(
+                &json!({"success": 1, "msg": "Invalid message received"}),
+            ));
+        };
+        if let Some(refusal) = crate::agent::precheck(&msg) {
+            return Err(to_text(&refusal));
+        }
+        let host = msg
+            .get("hostname")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        match host.and_then(|host| self.agent(&host).map(|agent| (host, agent))) {
+            Some((host, agent)) => Ok((msg, host, agent)),
+            None => Err(to_text(
+                &json!({"success": 1, "msg": "Unknown or missing agent name"}),
+            )),
+        }
+    }
+
     fn record(&self, host: &str, failure: Option<String>, latency: Duration) {
         let mut stats = self
             .stats
@@ -196,23 +222,6 @@ impl Hosts {
     }
 }
 
-/// Whether a reply text reports success: its top-level `"success": 0`,
-/// found without parsing a large reply. The top-level key follows `{` or a
-/// space (and comes before `result`); inside a string a quote is escaped,
-/// so the key's text there follows a backslash.
-fn succeeded(reply: &str) -> bool {
-    const KEY: &str = "\"success\": ";
-    let mut from = 0;
-    while let Some(found) = reply[from..].find(KEY) {
-        let at = from + found;
-        if at == 0 || matches!(reply.as_bytes()[at - 1], b'{' | b' ') {
-            return reply[at + KEY.len()..].starts_with('0');
-        }
-        from = at + KEY.len();
-    }
-    false
-}
-
 /// One request handed to a thread.
 struct Job {
     envelope: Vec<Vec<u8>>,
@@ -243,20 +252,11 @@ fn answer(job: &Job, helpers_allowed: &[String]) -> (String, Option<String>) {
         })
     };
     match helper {
-        None => {
-            let text = job.agent.run_message(&job.msg);
-            let failure = if succeeded(&text) {
-                None
-            } else {
-                Some(
-                    serde_json::from_str::<Value>(&text)
-                        .ok()
-                        .and_then(|reply| failure_of(&reply))
-                        .unwrap_or_else(|| text.chars().take(200).collect()),
-                )
-            };
-            (text, failure)
-        }
+        // Replies written as text are successful lists; the others say.
+        None => match job.agent.answer_value(&job.msg) {
+            Answer::Json(reply) => (to_text(&reply), failure_of(&reply)),
+            Answer::Text(text) => (text, None),
+        },
         Some(name) => {
             let reply = job.agent.run_value(&job.msg);
             let fields = job.msg.as_object().cloned().unwrap_or_default();
@@ -269,13 +269,6 @@ fn answer(job: &Job, helpers_allowed: &[String]) -> (String, Option<String>) {
             }
         }
     }
-}
-
-/// The reply for a message the worker refuses before any task runs, as
-/// py-vpoller's worker checks it; `None` when it goes to the agent of host
-/// `hostname`.
-fn precheck(msg: &Value) -> Option<String> {
-    crate::agent::precheck(msg).map(|reply| crate::agent::reply::to_text(&reply))
 }
 
 /// One worker loop: its DEALER socket, its thread pool, its queue.
@@ -329,30 +322,12 @@ impl Loop<'_> {
         }
         let body = frames.pop().unwrap_or_default();
         let envelope = frames;
-        let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
-            log(Level::Warning, "invalid client message received");
-            self.reply(
-                envelope,
-                to_text(&json!({"success": 1, "msg": "Invalid message received"})),
-            );
-            return;
-        };
-        if let Some(refusal) = precheck(&msg) {
-            self.reply(envelope, refusal);
-            return;
-        }
-        let host = msg
-            .get("hostname")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let Some((host, agent)) =
-            host.and_then(|host| self.hosts.agent(&host).map(|agent| (host, agent)))
-        else {
-            self.reply(
-                envelope,
-                to_text(&json!({"success": 1, "msg": "Unknown or missing agent name"})),
-            );
-            return;
+        let (msg, host, agent) = match self.hosts.route(&body) {
+            Ok(routed) => routed,
+            Err(refusal) => {
+                self.reply(envelope, refusal);
+                return;
+            }
         };
         let queue = self.pending.entry(host.clone()).or_default();
         if queue.len() >= MAX_PENDING_PER_HOST {
@@ -653,22 +628,5 @@ fn serve(
             }
         }
         state.dispatch();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::succeeded;
-
-    #[test]
-    fn success_is_read_from_the_top_level_key() {
-        assert!(succeeded(r#"{"success": 0, "msg": "ok", "result": []}"#));
-        assert!(succeeded(
-            r#"{"msg": "say \"success\": 1", "success": 0, "result": []}"#
-        ));
-        assert!(!succeeded(
-            r#"{"success": 1, "msg": "Cannot find object x"}"#
-        ));
-        assert!(!succeeded("Cannot find object x"));
     }
 }
