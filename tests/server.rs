@@ -404,3 +404,107 @@ fn malformed_envelopes_are_dropped_and_the_next_request_served() {
         .run(std::str::from_utf8(about).unwrap())
         .contains("\"success\": 0"));
 }
+
+/// The stack on endpoints the built-in ZMTP relay leaves to libzmq:
+/// `ipc://` everywhere, and a `tcp://` frontend before an `ipc://` backend.
+#[test]
+fn ipc_endpoints_are_served_over_libzmq() {
+    let simulator = Simulator::start();
+    let host = simulator_host(&simulator, "127.0.0.1");
+    let agent = simulator.agent(Verification::CaFile(simulator.ca_file.clone()));
+    let ipc = |dir: &Path, name: &str| format!("ipc://{}", dir.join(name).display());
+    type Layout<'a> = &'a dyn Fn(&Path) -> [String; 4];
+    let layouts: [Layout; 2] = [
+        &|dir| ["frontend", "backend", "proxy-mgmt", "worker-mgmt"].map(|name| ipc(dir, name)),
+        &|dir| {
+            [
+                format!("tcp://127.0.0.1:{}", common::free_port()),
+                ipc(dir, "backend"),
+                ipc(dir, "proxy-mgmt"),
+                ipc(dir, "worker-mgmt"),
+            ]
+        },
+    ];
+    for layout in layouts {
+        let stack = Stack::start_on(std::slice::from_ref(&host), 4, 2, layout);
+        let client = stack.client();
+        for msg in [
+            json!({"method": "vm.get", "hostname": "127.0.0.1", "name": "DC0_H0_VM0", "properties": ["runtime.powerState"]}),
+            json!({"method": "vm.discover", "hostname": "127.0.0.1"}),
+        ] {
+            let text = msg.to_string();
+            assert_eq!(client.run(&text), agent.run(&text), "{msg}");
+        }
+        assert_eq!(
+            client.run(r#"{"method": "about", "hostname": "vc99"}"#),
+            r#"{"success": 1, "msg": "Unknown or missing agent name"}"#
+        );
+        let mgmt = Client::new(&stack.worker_mgmt, 1, 3000).unwrap();
+        assert!(mgmt
+            .run(r#"{"method": "status"}"#)
+            .contains(r#""concurrency": 1"#));
+    }
+}
+
+/// A request that reaches the proxy while no worker is connected is
+/// answered once one connects.
+#[test]
+fn a_request_waits_for_a_worker() {
+    let simulator = Simulator::start();
+    let mut stack = Stack::start(&[simulator_host(&simulator, "127.0.0.1")], 4, 2);
+    stack.worker.kill().unwrap();
+    stack.worker.wait().unwrap();
+    let client = Client::new(&stack.frontend, 1, 20_000).unwrap();
+    let msg = r#"{"method": "vm.get", "hostname": "127.0.0.1", "name": "DC0_H0_VM0", "properties": ["name"]}"#;
+    let reply = std::thread::scope(|scope| {
+        let asked = scope.spawn(|| client.run(msg));
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(!asked.is_finished(), "answered without a worker");
+        stack.restart(true, Duration::ZERO);
+        asked.join().unwrap()
+    });
+    assert!(reply.starts_with(r#"{"success": 0"#), "{reply}");
+}
+
+/// Connections that do not speak ZMTP 3 with the NULL mechanism (an HTTP
+/// client, a libzmq 3.x peer, a CURVE peer) are closed, on both of the
+/// proxy's ends; the stack goes on serving.
+#[test]
+fn peers_that_do_not_speak_zmtp_3_are_turned_away() {
+    use std::io::{Read, Write};
+    let simulator = Simulator::start();
+    let stack = Stack::start(&[simulator_host(&simulator, "127.0.0.1")], 4, 2);
+    let mut zmtp2 = vec![0u8; 64];
+    zmtp2[0] = 0xff;
+    zmtp2[9] = 0x7f;
+    zmtp2[10] = 1;
+    let mut curve = zmtp2.clone();
+    curve[10] = 3;
+    curve[12..17].copy_from_slice(b"CURVE");
+    let http = b"GET / HTTP/1.1\r\nHost: vpoller\r\n\r\n".to_vec();
+    for endpoint in [&stack.frontend, &stack.backend] {
+        for greeting in [&http, &zmtp2, &curve] {
+            let address = endpoint.trim_start_matches("tcp://");
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.write_all(greeting).unwrap();
+            let mut answer = Vec::new();
+            // Our greeting and READY, then the end of the stream.
+            let outcome = stream.read_to_end(&mut answer);
+            assert!(
+                outcome.is_ok()
+                    || outcome.as_ref().is_err_and(|error| {
+                        error.kind() == std::io::ErrorKind::ConnectionReset
+                    }),
+                "{endpoint}: {outcome:?}"
+            );
+            assert!(answer.len() <= 64 + 32, "{endpoint}: {answer:?}");
+        }
+    }
+    let reply = stack
+        .client()
+        .run(r#"{"method": "about", "hostname": "127.0.0.1"}"#);
+    assert!(reply.contains(r#""success": 0"#), "{reply}");
+}

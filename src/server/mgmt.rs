@@ -3,10 +3,11 @@
 //! client side that `stop` and `status` command lines use.
 
 use crate::error::Error;
+use crate::server::Stop;
 use serde_json::{json, Value};
 
 /// What a management request asks for.
-pub(crate) enum Command {
+enum Command {
     Status,
     Shutdown,
     /// Answer this reply text and carry on.
@@ -15,7 +16,7 @@ pub(crate) enum Command {
 
 /// Reads a management request as py-vpoller does; `unknown` is the reply's
 /// text for an unknown method (the proxy's says "Uknown", sic).
-pub(crate) fn command(request: &[u8], unknown: &str) -> Command {
+fn command(request: &[u8], unknown: &str) -> Command {
     let Ok(msg) = serde_json::from_slice::<Value>(request) else {
         return Command::Reply("Invalid message received".into());
     };
@@ -30,8 +31,69 @@ pub(crate) fn command(request: &[u8], unknown: &str) -> Command {
     }
 }
 
+/// Answers management requests on `socket` (a bound REP socket) until
+/// `stop` is set: `status` with `status()`, `shutdown` by setting `stop`,
+/// anything else with py-vpoller's error text (`unknown` for an unknown
+/// method). It runs in a thread of its own, so that the relaying and task
+/// loops never wait on it.
+fn serve(
+    socket: &zmq::Socket,
+    unknown: &str,
+    stop: &Stop,
+    status: &dyn Fn() -> String,
+) -> Result<(), Error> {
+    while !stop.is_set() {
+        match socket.poll(zmq::POLLIN, 250) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(zmq::Error::EINTR) => continue,
+            Err(error) => return Err(error.into()),
+        }
+        let request = match socket.recv_bytes(zmq::DONTWAIT) {
+            Ok(request) => request,
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => continue,
+            Err(error) => return Err(error.into()),
+        };
+        let reply = match command(&request, unknown) {
+            Command::Status => status(),
+            Command::Shutdown => {
+                stop.set();
+                shutdown_reply()
+            }
+            Command::Reply(text) => text,
+        };
+        socket.send(reply.as_bytes(), 0)?;
+    }
+    Ok(())
+}
+
+/// Runs `work` (a program's main loop, which ends once `stop` is set) with
+/// the management loop ([`serve`]) beside it in a thread of its own; either
+/// one ending stops the other.
+pub(crate) fn beside(
+    socket: zmq::Socket,
+    unknown: &str,
+    stop: &Stop,
+    status: &(dyn Fn() -> String + Sync),
+    work: impl FnOnce() -> Result<(), Error>,
+) -> Result<(), Error> {
+    std::thread::scope(|scope| {
+        let managing = scope.spawn(move || {
+            let outcome = serve(&socket, unknown, stop, status);
+            stop.set();
+            outcome
+        });
+        let worked = work();
+        stop.set();
+        let managed = managing
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("the management loop panicked".into())));
+        worked.and(managed)
+    })
+}
+
 /// The reply to `shutdown`.
-pub(crate) fn shutdown_reply() -> String {
+fn shutdown_reply() -> String {
     to_ascii_text(&json!({"success": 0, "msg": "Shutdown time has arrived"}))
 }
 

@@ -12,6 +12,7 @@ mod mgmt;
 pub mod proxy;
 pub mod registry;
 pub mod worker;
+mod zmtp;
 
 pub use config::{Config, DEFAULT_CONFIG};
 pub use mgmt::request as management_request;

@@ -166,6 +166,7 @@ pub struct Stack {
     dir: PathBuf,
     config: PathBuf,
     pub frontend: String,
+    pub backend: String,
     pub proxy_mgmt: String,
     pub worker_mgmt: String,
     pub proxy: Child,
@@ -174,6 +175,19 @@ pub struct Stack {
 
 impl Stack {
     pub fn start(hosts: &[Host], threads: usize, per_host: usize) -> Stack {
+        Stack::start_on(hosts, threads, per_host, |_| {
+            [0; 4].map(|_| format!("tcp://127.0.0.1:{}", free_port()))
+        })
+    }
+
+    /// A stack whose frontend, backend and management endpoints `endpoints`
+    /// picks (given the stack's directory), e.g. `ipc://` ones.
+    pub fn start_on(
+        hosts: &[Host],
+        threads: usize,
+        per_host: usize,
+        endpoints: impl Fn(&Path) -> [String; 4],
+    ) -> Stack {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "vpoller-server-{}-{}",
@@ -194,8 +208,7 @@ impl Stack {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let [frontend, backend, proxy_mgmt, worker_mgmt] =
-                [0; 4].map(|_| format!("tcp://127.0.0.1:{}", free_port()));
+            let [frontend, backend, proxy_mgmt, worker_mgmt] = endpoints(&dir);
             std::fs::write(
                 &config,
                 format!(
@@ -212,6 +225,7 @@ impl Stack {
                 dir: dir.clone(),
                 config: config.clone(),
                 frontend,
+                backend,
                 proxy_mgmt,
                 worker_mgmt,
                 proxy: spawn(PROXY, &config),

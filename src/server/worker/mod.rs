@@ -1,27 +1,32 @@
-//! The vPoller Worker: a DEALER socket connected to the proxy's backend,
+//! The vPoller Worker: connected to the proxy's backend as a DEALER socket,
 //! reading requests (client id, empty frame, JSON) and answering each with
 //! the same envelope, as py-vpoller's worker; but many requests at once.
 //!
 //! Each worker loop keeps a pool of threads (`threads`, 32) that run tasks
-//! on one [`Agent`] per vSphere host (shared by the threads), and sends them
-//! work so that no host has more than `per_host` (8) tasks running: a host
-//! that is slow or down holds at most that many threads, and requests for
-//! other hosts go on. Replies come back to the loop over an in-process
-//! socket; the loop alone touches the DEALER socket.
+//! on one [`Agent`] per vSphere host (shared by the threads), so that no
+//! host has more than `per_host` (8) tasks running: a host that is slow or
+//! down holds at most that many threads, and requests for other hosts go on
+//! ([`Schedule`]).
+//!
+//! On a `tcp://` proxy endpoint the pool's threads read and answer the
+//! connection themselves ([`tcp`]: the thread that reads a request runs it
+//! and writes its reply); on others a libzmq socket is read by one loop
+//! that hands requests to the pool ([`libzmq`]).
+
+mod libzmq;
+mod tcp;
 
 use crate::agent::reply::{to_text, Answer};
 use crate::agent::{Agent, AgentOptions};
 use crate::error::Error;
 use crate::server::config::Config;
 use crate::server::helpers;
-use crate::server::mgmt::{self, Command};
+use crate::server::mgmt;
 use crate::server::registry::{Host, Registry, Tls};
-use crate::server::{log, open_socket, Attach, Level, Stop};
+use crate::server::{log, open_socket, zmtp, Attach, Level, Stop};
 use crate::vsphere::Verification;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -271,145 +276,138 @@ fn answer(job: &Job, helpers_allowed: &[String]) -> (String, Option<String>) {
     }
 }
 
-/// One worker loop: its DEALER socket, its thread pool, its queue.
-struct Loop<'a> {
-    hosts: &'a Hosts,
-    config: &'a Config,
-    dealer: zmq::Socket,
-    replies: zmq::Socket,
-    jobs: mpsc::Sender<Job>,
+/// Which job runs next: requests waiting per host, taken host by host in
+/// turn, no host over `per_host` running at once.
+struct Schedule {
+    per_host: usize,
     pending: HashMap<String, VecDeque<Job>>,
     order: VecDeque<String>,
     running: HashMap<String, usize>,
     total_running: usize,
 }
 
-impl Loop<'_> {
-    fn send(&self, frames: Vec<Vec<u8>>) {
-        if let Err(error) = self.dealer.send_multipart(frames, 0) {
-            log(Level::Warning, &format!("cannot send a reply: {error}"));
+impl Schedule {
+    fn new(per_host: usize) -> Schedule {
+        Schedule {
+            per_host,
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+            running: HashMap::new(),
+            total_running: 0,
         }
     }
 
-    fn reply(&self, mut envelope: Vec<Vec<u8>>, text: String) {
-        envelope.push(text.into_bytes());
-        self.send(envelope);
-    }
-
-    /// Reads every request waiting on the DEALER socket.
-    fn take_requests(&mut self) -> Result<(), Error> {
-        loop {
-            let frames = match self.dealer.recv_multipart(zmq::DONTWAIT) {
-                Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN) => return Ok(()),
-                Err(zmq::Error::EINTR) => continue,
-                Err(error) => return Err(error.into()),
-            };
-            self.take(frames);
-        }
-    }
-
-    fn take(&mut self, mut frames: Vec<Vec<u8>>) {
-        if frames.len() < 3 || !frames[frames.len() - 2].is_empty() {
-            log(
-                Level::Warning,
-                &format!(
-                    "dropped a message of {} frames that is not client id, empty frame, request",
-                    frames.len()
-                ),
-            );
-            return;
-        }
-        let body = frames.pop().unwrap_or_default();
-        let envelope = frames;
-        let (msg, host, agent) = match self.hosts.route(&body) {
-            Ok(routed) => routed,
-            Err(refusal) => {
-                self.reply(envelope, refusal);
-                return;
-            }
-        };
-        let queue = self.pending.entry(host.clone()).or_default();
+    /// Queues a job; when its host already has too many waiting, the
+    /// refusal's frames (the job's envelope and the reply) instead.
+    fn queue(&mut self, job: Job) -> Result<(), Vec<Vec<u8>>> {
+        let queue = self.pending.entry(job.host.clone()).or_default();
         if queue.len() >= MAX_PENDING_PER_HOST {
-            self.reply(
-                envelope,
-                to_text(
-                    &json!({"success": 1, "msg": format!("Too many requests waiting for {host}")}),
-                ),
-            );
-            return;
+            let msg = format!("Too many requests waiting for {}", job.host);
+            let mut frames = job.envelope;
+            frames.push(to_text(&json!({"success": 1, "msg": msg})).into_bytes());
+            return Err(frames);
         }
         if queue.is_empty() {
-            self.order.push_back(host.clone());
+            self.order.push_back(job.host.clone());
         }
-        queue.push_back(Job {
+        queue.push_back(job);
+        Ok(())
+    }
+
+    /// The next job whose host is under `per_host`, counted as running.
+    fn next(&mut self) -> Option<Job> {
+        for _ in 0..self.order.len() {
+            let host = self.order.pop_front()?;
+            let running = self.running.get(&host).copied().unwrap_or(0);
+            let Some(queue) = self.pending.get_mut(&host) else {
+                continue;
+            };
+            if running >= self.per_host {
+                self.order.push_back(host);
+                continue;
+            }
+            let Some(job) = queue.pop_front() else {
+                self.pending.remove(&host);
+                continue;
+            };
+            if queue.is_empty() {
+                self.pending.remove(&host);
+            } else {
+                self.order.push_back(host.clone());
+            }
+            *self.running.entry(host).or_default() += 1;
+            self.total_running += 1;
+            return Some(job);
+        }
+        None
+    }
+
+    /// A job of `host` has finished.
+    fn done(&mut self, host: &str) {
+        if let Some(running) = self.running.get_mut(host) {
+            *running = running.saturating_sub(1);
+            if *running == 0 {
+                self.running.remove(host);
+            }
+        }
+        self.total_running = self.total_running.saturating_sub(1);
+    }
+
+    fn busy(&self) -> bool {
+        self.total_running > 0 || !self.pending.is_empty()
+    }
+}
+
+/// Runs a job on the calling thread: the reply's frames (envelope, text),
+/// with the host's counters updated. A panic in a task is a failure reply.
+fn perform(hosts: &Hosts, job: Job, helpers_allowed: &[String]) -> Vec<Vec<u8>> {
+    let (text, failure) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        answer(&job, helpers_allowed)
+    }))
+    .unwrap_or_else(|_| {
+        let msg = "Task failed: internal error in the worker".to_owned();
+        (to_text(&json!({"success": 1, "msg": msg})), Some(msg))
+    });
+    hosts.record(&job.host, failure, job.queued.elapsed());
+    let mut frames = job.envelope;
+    frames.push(text.into_bytes());
+    frames
+}
+
+/// A request's frames as py-vpoller's worker takes them (client id, empty
+/// frame, request): the envelope and the request, or `None` (logged) for
+/// any other shape, which gets no reply.
+fn split_request(mut frames: Vec<Vec<u8>>) -> Option<(Vec<Vec<u8>>, Vec<u8>)> {
+    if frames.len() < 3 || !frames[frames.len() - 2].is_empty() {
+        log(
+            Level::Warning,
+            &format!(
+                "dropped a message of {} frames that is not client id, empty frame, request",
+                frames.len()
+            ),
+        );
+        return None;
+    }
+    let body = frames.pop().unwrap_or_default();
+    Some((frames, body))
+}
+
+/// A request routed to a job, or the reply's frames when it is refused at
+/// once (py-vpoller's worker checks, an unknown host).
+fn job_for(hosts: &Hosts, envelope: Vec<Vec<u8>>, body: &[u8]) -> Result<Job, Vec<Vec<u8>>> {
+    match hosts.route(body) {
+        Ok((msg, host, agent)) => Ok(Job {
             envelope,
             msg,
             host,
             agent,
             queued: Instant::now(),
-        });
-    }
-
-    /// Hands waiting jobs to idle threads, host by host in turn, keeping
-    /// each host under `per_host`.
-    fn dispatch(&mut self) {
-        let threads = self.config.worker.threads;
-        let per_host = self.config.worker.per_host;
-        let mut passes = self.order.len();
-        while self.total_running < threads && passes > 0 {
-            let Some(host) = self.order.pop_front() else {
-                break;
-            };
-            let running = self.running.get(&host).copied().unwrap_or(0);
-            let queue = self.pending.get_mut(&host);
-            let Some(queue) = queue.filter(|queue| !queue.is_empty()) else {
-                self.pending.remove(&host);
-                passes = self.order.len();
-                continue;
-            };
-            if running >= per_host {
-                self.order.push_back(host);
-                passes -= 1;
-                continue;
-            }
-            let job = queue.pop_front().expect("a non-empty queue");
-            let more = !queue.is_empty();
-            if self.jobs.send(job).is_err() {
-                log(Level::Error, "the task threads are gone");
-                return;
-            }
-            *self.running.entry(host.clone()).or_default() += 1;
-            self.total_running += 1;
-            if more {
-                self.order.push_back(host);
-            } else {
-                self.pending.remove(&host);
-            }
-            passes = self.order.len();
+        }),
+        Err(refusal) => {
+            let mut frames = envelope;
+            frames.push(refusal.into_bytes());
+            Err(frames)
         }
-    }
-
-    /// Sends the replies the threads finished.
-    fn take_replies(&mut self) -> Result<(), Error> {
-        loop {
-            let mut frames = match self.replies.recv_multipart(zmq::DONTWAIT) {
-                Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN) => return Ok(()),
-                Err(zmq::Error::EINTR) => continue,
-                Err(error) => return Err(error.into()),
-            };
-            let host = String::from_utf8_lossy(&frames.remove(0)).into_owned();
-            if let Some(running) = self.running.get_mut(&host) {
-                *running = running.saturating_sub(1);
-            }
-            self.total_running = self.total_running.saturating_sub(1);
-            self.send(frames);
-        }
-    }
-
-    fn busy(&self) -> bool {
-        self.total_running > 0 || self.pending.values().any(|queue| !queue.is_empty())
     }
 }
 
@@ -442,8 +440,6 @@ impl Status<'_> {
     }
 }
 
-static LOOP_IDS: AtomicUsize = AtomicUsize::new(0);
-
 /// Runs the worker: `loops` worker loops (py-vpoller's `-c`, each with its
 /// own connection to the proxy and its own threads) until `shutdown` or
 /// `stop`; requests in hand are finished first.
@@ -451,182 +447,58 @@ pub fn run(config: &Config, loops: usize, stop: &Stop) -> Result<(), Error> {
     let hosts = Hosts::new(config)?;
     let context = zmq::Context::new();
     let management = open_socket(&context, zmq::REP, 0, &config.worker.mgmt, Attach::Bind)?;
+    let loops = loops.max(1);
     let status = Status {
         config,
-        loops: loops.max(1),
+        loops,
         node: mgmt::node_name(),
     };
+    let lean = zmtp::tcp_addresses(&config.worker.proxy, false);
     log(
         Level::Info,
         &format!(
-            "worker running: proxy {}, management {}, {} loop(s) of {} threads, at most {} per host",
+            "worker running{}: proxy {}, management {}, {} loop(s) of {} threads, at most {} per host",
+            if lean.is_some() { "" } else { " (libzmq)" },
             config.worker.proxy,
             config.worker.mgmt,
-            loops.max(1),
+            loops,
             config.worker.threads,
             config.worker.per_host
         ),
     );
-    std::thread::scope(|scope| -> Result<(), Error> {
-        let mut handles = Vec::new();
-        for _ in 1..loops.max(1) {
-            let (hosts, context) = (&hosts, &context);
-            handles
-                .push(scope.spawn(move || worker_loop(config, hosts, context, None, None, stop)));
-        }
-        let first = worker_loop(
-            config,
-            &hosts,
-            &context,
-            Some(&management),
-            Some(&status),
-            stop,
-        );
-        stop.set();
-        for handle in handles {
-            match handle.join() {
-                Ok(outcome) => outcome?,
-                Err(_) => return Err(Error::Internal("a worker loop panicked".into())),
-            }
-        }
-        first
-    })?;
+    let (hosts, context) = (&hosts, &context);
+    let reply = || status.reply(hosts);
+    mgmt::beside(
+        management,
+        "Unknown method name received",
+        stop,
+        &reply,
+        || {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..loops)
+                    .map(|_| {
+                        let lean = lean.as_deref();
+                        scope.spawn(move || match lean {
+                            Some(addresses) => tcp::run(config, hosts, addresses, stop),
+                            None => libzmq::run(config, hosts, context, stop),
+                        })
+                    })
+                    .collect();
+                let mut outcome = Ok(());
+                for handle in handles {
+                    let finished = handle
+                        .join()
+                        .unwrap_or_else(|_| Err(Error::Internal("a worker loop panicked".into())));
+                    // One loop failing stops the others.
+                    if finished.is_err() {
+                        stop.set();
+                    }
+                    outcome = outcome.and(finished);
+                }
+                outcome
+            })
+        },
+    )?;
     log(Level::Info, "worker stopped");
     Ok(())
-}
-
-fn worker_loop(
-    config: &Config,
-    hosts: &Hosts,
-    context: &zmq::Context,
-    management: Option<&zmq::Socket>,
-    status: Option<&Status<'_>>,
-    stop: &Stop,
-) -> Result<(), Error> {
-    let dealer = open_socket(
-        context,
-        zmq::DEALER,
-        2000,
-        &config.worker.proxy,
-        Attach::Connect,
-    )?;
-    let endpoint = format!(
-        "inproc://vpoller-worker-replies-{}",
-        LOOP_IDS.fetch_add(1, Ordering::SeqCst)
-    );
-    let replies = context.socket(zmq::PULL)?;
-    replies.bind(&endpoint)?;
-    let (jobs, receiver) = mpsc::channel::<Job>();
-    let receiver = Arc::new(Mutex::new(receiver));
-    let helpers_allowed = config.worker.helpers.clone();
-    std::thread::scope(|scope| -> Result<(), Error> {
-        for _ in 0..config.worker.threads {
-            let push = context.socket(zmq::PUSH)?;
-            push.connect(&endpoint)?;
-            let (receiver, helpers_allowed) = (receiver.clone(), &helpers_allowed);
-            scope.spawn(move || loop {
-                let job = {
-                    let receiver = receiver
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    receiver.recv()
-                };
-                let Ok(job) = job else {
-                    return;
-                };
-                let (text, failure) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        answer(&job, helpers_allowed)
-                    }))
-                    .unwrap_or_else(|_| {
-                        let msg = "Task failed: internal error in the worker".to_owned();
-                        (to_text(&json!({"success": 1, "msg": msg})), Some(msg))
-                    });
-                hosts.record(&job.host, failure, job.queued.elapsed());
-                let mut frames = vec![job.host.into_bytes()];
-                frames.extend(job.envelope);
-                frames.push(text.into_bytes());
-                if push.send_multipart(frames, 0).is_err() {
-                    return;
-                }
-            });
-        }
-        let mut state = Loop {
-            hosts,
-            config,
-            dealer,
-            replies,
-            jobs,
-            pending: HashMap::new(),
-            order: VecDeque::new(),
-            running: HashMap::new(),
-            total_running: 0,
-        };
-        let outcome = serve(&mut state, management, status, stop);
-        // Closing the channel ends the threads once they are idle.
-        drop(state.jobs);
-        outcome
-    })
-}
-
-fn serve(
-    state: &mut Loop<'_>,
-    management: Option<&zmq::Socket>,
-    status: Option<&Status<'_>>,
-    stop: &Stop,
-) -> Result<(), Error> {
-    let mut draining_since: Option<Instant> = None;
-    loop {
-        if stop.is_set() && draining_since.is_none() {
-            draining_since = Some(Instant::now());
-        }
-        if let Some(since) = draining_since {
-            // Finish the requests in hand, bounded by one task's timeout.
-            let limit =
-                Duration::from_millis(state.config.worker.timeout_ms) + Duration::from_secs(1);
-            if !state.busy() || since.elapsed() > limit {
-                return Ok(());
-            }
-        }
-        let accepting = draining_since.is_none();
-        let mut items = vec![
-            state.replies.as_poll_item(zmq::POLLIN),
-            state.dealer.as_poll_item(if accepting {
-                zmq::POLLIN
-            } else {
-                zmq::PollEvents::empty()
-            }),
-        ];
-        if let Some(management) = management {
-            items.push(management.as_poll_item(zmq::POLLIN));
-        }
-        match zmq::poll(&mut items, 250) {
-            Ok(_) => {}
-            Err(zmq::Error::EINTR) => continue,
-            Err(error) => return Err(error.into()),
-        }
-        let (replies_ready, requests_ready) = (items[0].is_readable(), items[1].is_readable());
-        let managed = items.get(2).is_some_and(|item| item.is_readable());
-        if replies_ready {
-            state.take_replies()?;
-        }
-        if requests_ready && accepting {
-            state.take_requests()?;
-        }
-        if managed {
-            if let (Some(management), Some(status)) = (management, status) {
-                let request = management.recv_bytes(0)?;
-                let reply = match mgmt::command(&request, "Unknown method name received") {
-                    Command::Status => status.reply(state.hosts),
-                    Command::Shutdown => {
-                        stop.set();
-                        mgmt::shutdown_reply()
-                    }
-                    Command::Reply(text) => text,
-                };
-                management.send(reply.as_bytes(), 0)?;
-            }
-        }
-        state.dispatch();
-    }
 }

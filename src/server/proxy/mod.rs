@@ -1,0 +1,132 @@
+//! The vPoller Proxy: clients connect to its `frontend` (a ROUTER socket in
+//! ZeroMQ's terms), workers to its `backend` (a DEALER socket); requests go
+//! to the workers in turn and replies back to the client that asked,
+//! frames unchanged, as py-vpoller's proxy relays them; a management REP
+//! socket answers `status` and `shutdown`.
+//!
+//! On `tcp://` endpoints one thread relays every connection itself
+//! ([`tcp`], ZMTP 3 over non-blocking sockets); other endpoints (`ipc://`,
+//! interface names) are relayed over libzmq sockets ([`libzmq`]).
+
+mod libzmq;
+mod tcp;
+
+use crate::error::Error;
+use crate::server::config::ProxyConfig;
+use crate::server::zmtp;
+use crate::server::{log, mgmt, open_socket, Attach, Level, Stop};
+use serde_json::json;
+
+/// Marks the client identities this run of the proxy hands to workers, so
+/// that a reply to a request a previous run took in (a worker finishing it
+/// after the proxy restarted) is dropped instead of reaching whichever new
+/// client happens to have the same routing identity. The mark goes into the
+/// identity frame itself, so workers still see client id, empty frame,
+/// request (py-vpoller's worker reads exactly those three).
+struct Incarnation([u8; 8]);
+
+impl Incarnation {
+    fn new() -> Incarnation {
+        let mut mark = [0u8; 8];
+        // Without randomness: the time and pid still differ between runs.
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut mark).is_err() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_nanos() as u64)
+                .unwrap_or(0);
+            mark = (now ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+        }
+        Incarnation(mark)
+    }
+
+    /// A request from a client: its identity frame gets the mark.
+    fn to_worker(&self, frames: &mut [Vec<u8>]) {
+        if let Some(identity) = frames.first_mut() {
+            identity.splice(0..0, self.0);
+        }
+    }
+
+    /// A reply from a worker: the mark is taken off; false when it is not
+    /// this run's.
+    fn to_client(&self, frames: &mut [Vec<u8>]) -> bool {
+        match frames.first_mut() {
+            Some(identity) if identity.starts_with(&self.0) => {
+                identity.drain(..self.0.len());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The marked identity frame of connection `client` (libzmq's form of
+    /// a generated routing id: a zero byte and a 32-bit number).
+    fn identity(&self, client: u32) -> [u8; 13] {
+        let mut identity = [0u8; 13];
+        identity[..8].copy_from_slice(&self.0);
+        identity[9..].copy_from_slice(&client.to_be_bytes());
+        identity
+    }
+
+    /// The connection an identity frame made by [`Incarnation::identity`]
+    /// names; `None` for another run's or a foreign one.
+    fn client(&self, identity: &[u8]) -> Option<u32> {
+        let rest = identity.strip_prefix(&self.0)?;
+        match rest {
+            [0, a, b, c, d] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the proxy until `shutdown` or `stop` is set.
+pub fn run(config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
+    let context = zmq::Context::new();
+    let management = open_socket(&context, zmq::REP, 0, &config.mgmt, Attach::Bind)?;
+    let node = mgmt::node_name();
+    let status = || {
+        mgmt::to_ascii_text(&json!({
+            "success": 0,
+            "msg": "vPoller Proxy status",
+            "result": {
+                "status": "running",
+                "hostname": node,
+                "mgmt": config.mgmt,
+                "frontend": config.frontend,
+                "backend": config.backend,
+            }
+        }))
+    };
+    let lean =
+        zmtp::tcp_addresses(&config.frontend, true).zip(zmtp::tcp_addresses(&config.backend, true));
+    mgmt::beside(
+        management,
+        "Uknown method name received",
+        stop,
+        &status,
+        || match lean {
+            Some((frontend, backend)) => tcp::run(config, &frontend, &backend, stop),
+            None => libzmq::run(&context, config, stop),
+        },
+    )?;
+    log(Level::Info, "proxy stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Incarnation;
+
+    #[test]
+    fn identities_name_their_connection_for_this_run_only() {
+        let (this, earlier) = (Incarnation::new(), Incarnation::new());
+        let identity = this.identity(0x0102_0304);
+        assert_eq!(this.client(&identity), Some(0x0102_0304));
+        assert_eq!(earlier.client(&identity), None);
+        assert_eq!(this.client(&identity[..12]), None);
+        let mut frames = vec![b"\x00abcd".to_vec(), Vec::new(), b"{}".to_vec()];
+        this.to_worker(&mut frames);
+        assert!(!earlier.to_client(&mut frames.clone()));
+        assert!(this.to_client(&mut frames));
+        assert_eq!(frames[0], b"\x00abcd");
+    }
+}
