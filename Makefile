@@ -70,6 +70,11 @@ $(C_OUT)/interop-runner: tests/interop/runners/runner.c include/vpoller.h $(LIB_
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK)
 
+# py-vpoller's old C client's wire behaviour, on the system's libzmq as that client is.
+$(C_OUT)/legacy-cclient: tests/interop/runners/legacy_cclient.c
+	@mkdir -p $(C_OUT)
+	$(CC) $(CFLAGS) -o $@ $< -lzmq
+
 $(C_OUT)/abi_test $(C_OUT)/agent_abi_test: $(C_OUT)/%: tests/c/%.c tests/c/check.h include/vpoller.h $(LIB_SO) $(SONAME_LINK)
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK) -lpthread
@@ -104,7 +109,7 @@ $(VCSIM): tests/interop/vcsim/main.go
 	GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOCACHE=$(abspath target/interop/go-cache) \
 	    go build -o $@ $<
 
-interop-runners: lib c-programs ## The interop tests' runners (Rust one built with the library)
+interop-runners: lib c-programs $(C_OUT)/legacy-cclient ## The interop tests' runners (Rust one built with the library)
 
 interop-test: interop-runners venv vcsim ## Every client against py-vpoller 0.7.3 and the simulator (needs root)
 	cd tests/interop && ../../$(VENV)/bin/pytest -q .

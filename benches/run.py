@@ -253,6 +253,10 @@ def section_stacks(rounds, scale):
                                     str(clients)]),
                 ]
                 if clients == 1:
+                    # The hops alone: a task that needs no vSphere call.
+                    about = json.dumps(dict(AGENT_TASKS["about"], hostname=py_stack.vsphere_host))
+                    contenders.append(("Rust stack, about", [BENCH_AGENT, "stack", rust_stack.endpoint, about,
+                                                             str(rust_calls), "1"]))
                     local = json.dumps(AGENT_TASKS["vm.get"])
                     # Seconds per task, turned into tasks per second below.
                     contenders.append(("agent in-process", [BENCH_AGENT, "per-call", py_stack.vsphere_host + ":443",
@@ -458,6 +462,19 @@ def main():
             say("| %d | %.0f | %.0f | %.1f | %s |" % (
                 clients, statistics.median(measured["py-vpoller stack"]), statistics.median(measured["Rust stack"]),
                 speedup, "%.0f" % statistics.median(local) if local else ""))
+        say()
+        one = stacks[1]
+        agent_us = 1e6 / statistics.median(one["agent in-process"])
+        stack_us = 1e6 / statistics.median(one["Rust stack"])
+        hops_us = 1e6 / statistics.median(one["Rust stack, about"])
+        say("With one client, microseconds per request: the agent in-process (`vm.get`), the Rust stack "
+            "(`vm.get`), and the Rust stack answering `about`, which needs no vSphere call, so that it "
+            "measures the hops alone (client, proxy, worker and back); the last column is the ratio the "
+            "stack would have if its `vm.get` cost the agent's time plus those hops and nothing else.")
+        say()
+        say("| agent in-process | Rust stack | Rust stack, `about` (the hops) | (agent + hops) / agent |")
+        say("|---:|---:|---:|---:|")
+        say("| %.0f | %.0f | %.0f | %.2f |" % (agent_us, stack_us, hops_us, (agent_us + hops_us) / agent_us))
         say()
         at_32 = paired_ratio(stacks[32], "Rust stack", "py-vpoller stack")
         targets.append(("Rust stack at least 10x py-vpoller's with 32 clients", "%.1fx" % at_32, at_32 >= 10.0))

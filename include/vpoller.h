@@ -184,6 +184,10 @@ extern "C" {
  * py-vpoller (3 attempts, 3000 ms). No connection is needed yet: the proxy
  * may start later.
  *
+ * On a "tcp://" endpoint the calling thread speaks ZeroMQ's wire protocol
+ * (ZMTP 3.0, as a REQ socket) itself, and no thread is started; other
+ * endpoints ("ipc://", interface names) use a libzmq REQ socket.
+ *
  * Returns a new client owned by the caller, to be released with
  * `vpoller_client_free`; or NULL when `endpoint` is NULL, not UTF-8 or
  * refused by ZeroMQ, with the reason in `vpoller_last_error()`.

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # Build and C tests; the Ruby binding's tests; the Python venv; the vSphere
-# simulator; the benchmarks' raw libzmq loop and ffi-rzmq contenders; zabbix_agentd
+# simulator; the system libzmq for the benchmarks' raw loop and the old C client's replica
+# in the interop tests; ffi-rzmq for the benchmarks; zabbix_agentd
 # for the Zabbix module's tests.
 packages=(gcc g++ make pkg-config valgrind ruby ruby-ffi ruby-minitest python3 python3-venv
           golang-go golang-github-vmware-govmomi-dev libzmq3-dev ruby-ffi-rzmq zabbix-agent)

@@ -31,6 +31,7 @@ mod error;
 pub mod server;
 pub mod vsphere;
 pub mod zabbix;
+mod zmtp;
 
 pub use agent::{Agent, AgentOptions};
 pub use client::{reply_success, Client, DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS};

@@ -134,3 +134,20 @@ fn slow_reply_within_the_timeout_is_accepted() {
     assert!(reply.starts_with(r#"{"success": 0"#));
     assert_eq!(stand_in.requests(), 1);
 }
+
+/// A connection kept from an earlier request, which the proxy closed when
+/// it went away, does not cost an attempt: one attempt is enough after
+/// the proxy is back.
+#[test]
+fn one_attempt_is_enough_after_the_proxy_restarts() {
+    let stand_in = StandIn::start();
+    let port = stand_in.port();
+    let client = client(stand_in.endpoint(), 1, 3000);
+    assert!(client.try_run(r#"{"method": "about", "n": 1}"#).is_ok());
+    stand_in.stop();
+    let stand_in = StandIn::start_on(port, 1).expect("restart the stand-in on its port");
+    let (reply, elapsed) = timed(|| client.try_run(r#"{"method": "about", "n": 2}"#));
+    assert!(reply.unwrap().contains(r#""n": 2"#));
+    assert!(elapsed < Duration::from_millis(2000), "{elapsed:?}");
+    stand_in.stop();
+}

@@ -40,7 +40,7 @@ fn run_checked(agent: &Agent, msg: &str) -> String {
 }
 
 fn check_stack_reply(reply: &str) {
-    if !reply.starts_with("{\"success\": 0") {
+    if vpoller::reply_success(reply) != Some(0) {
         fail(&format!(
             "request failed: {}",
             &reply[..reply.len().min(300)]

@@ -12,7 +12,6 @@ mod mgmt;
 pub mod proxy;
 pub mod registry;
 pub mod worker;
-mod zmtp;
 
 pub use config::{Config, DEFAULT_CONFIG};
 pub use mgmt::request as management_request;

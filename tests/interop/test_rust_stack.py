@@ -107,3 +107,39 @@ def _config_value(path, section, key):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+LEGACY_CCLIENT = os.path.join(ROOT, "target", "c", "legacy-cclient")
+
+
+def test_the_old_c_clients_requests(stack, other):
+    """py-vpoller's old C client (extra/vpoller-cclient) fills every field of
+    its template, the ones not given as "(null)", asks for the cclient helper
+    unless told otherwise, and prints the reply up to its NUL: through each
+    stack, the same output as through the reference stack."""
+    host = stack.vsphere_host
+    cases = [
+        ["method=vm.get", "hostname=" + host, "name=DC0_H0_VM0", "properties=runtime.powerState"],
+        ["method=host.get", "hostname=" + host, "name=DC0_H0", "properties=runtime.powerState"],
+        ["method=vm.get", "hostname=" + host, "name=no-such-vm", "properties=name"],
+        ["method=vm.discover", "hostname=" + host],
+        ["method=datastore.discover", "hostname=" + host, "properties=summary.accessible"],
+        ["method=about", "hostname=" + host, "properties=fullName"],
+        ["method=vm.get", "hostname=vc99.example.org", "name=DC0_H0_VM0", "properties=name"],
+        ["method=vm.get", "hostname=" + host, "name=DC0_H0_VM0", "properties=runtime.powerState",
+         "helper=vpoller.helpers.zabbix"],
+    ]
+
+    def run(endpoint, fields):
+        completed = subprocess.run([LEGACY_CCLIENT, endpoint, "10000", "1"] + fields,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        return completed.returncode, completed.stdout.decode("utf-8")
+
+    mismatches = []
+    for fields in cases:
+        expected = run(stack.endpoint, fields)
+        assert expected[0] == 0, (fields, expected)
+        got = run(other.endpoint, fields)
+        if got != expected:
+            mismatches.append("%s:\n  expected %r\n  got      %r" % (" ".join(fields), expected, got))
+    assert not mismatches, "\n".join(mismatches)

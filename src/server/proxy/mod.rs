@@ -5,16 +5,16 @@
 //! socket answers `status` and `shutdown`.
 //!
 //! On `tcp://` endpoints one thread relays every connection itself
-//! ([`tcp`], ZMTP 3 over non-blocking sockets); other endpoints (`ipc://`,
-//! interface names) are relayed over libzmq sockets ([`libzmq`]).
+//! (`tcp.rs`, ZMTP 3 over non-blocking sockets); other endpoints (`ipc://`,
+//! interface names) are relayed over libzmq sockets (`libzmq.rs`).
 
 mod libzmq;
 mod tcp;
 
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
-use crate::server::zmtp;
 use crate::server::{log, mgmt, open_socket, Attach, Level, Stop};
+use crate::zmtp;
 use serde_json::json;
 
 /// Marks the client identities this run of the proxy hands to workers, so

@@ -1,5 +1,5 @@
 //! The proxy's relay on `tcp://` endpoints: one thread, non-blocking
-//! sockets, ZMTP 3 spoken here ([`crate::server::zmtp`]). A request is read
+//! sockets, ZMTP 3 spoken here ([`crate::zmtp`]). A request is read
 //! and written on to a worker's connection in the same wake-up, and so is a
 //! reply; nothing is handed between threads.
 //!
@@ -13,8 +13,8 @@
 use super::Incarnation;
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
-use crate::server::zmtp::{self, Decoder, Event};
 use crate::server::{log, Level, Stop};
+use crate::zmtp::{self, Decoder, Event};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
@@ -217,12 +217,12 @@ impl Relay {
                 self.free.push(slot);
                 continue;
             }
-            let (socket_type, accepts): (&str, &'static [&'static str]) = match side {
-                Side::Client => ("ROUTER", &["REQ", "DEALER", "ROUTER"]),
-                Side::Worker => ("DEALER", &["REP", "DEALER", "ROUTER"]),
+            let accepts: &'static [&'static str] = match side {
+                Side::Client => &["REQ", "DEALER", "ROUTER"],
+                Side::Worker => &["REP", "DEALER", "ROUTER"],
             };
             let mut out = Vec::with_capacity(128);
-            zmtp::push_handshake(&mut out, socket_type);
+            zmtp::push_greeting(&mut out);
             self.peers[slot] = Some(Peer {
                 stream,
                 side,
@@ -289,6 +289,14 @@ impl Relay {
                 }
             };
             match event {
+                Event::Greeting => {
+                    let socket_type = match side {
+                        Side::Client => "ROUTER",
+                        Side::Worker => "DEALER",
+                    };
+                    zmtp::push_ready(&mut peer.out, socket_type);
+                    self.flush(slot);
+                }
                 Event::Ready(_) => self.ready(slot, side),
                 Event::Ping(context) => {
                     zmtp::push_pong(&mut peer.out, &context);

@@ -6,12 +6,12 @@
 //! on one [`Agent`] per vSphere host (shared by the threads), so that no
 //! host has more than `per_host` (8) tasks running: a host that is slow or
 //! down holds at most that many threads, and requests for other hosts go on
-//! ([`Schedule`]).
+//! (`Schedule`).
 //!
 //! On a `tcp://` proxy endpoint the pool's threads read and answer the
-//! connection themselves ([`tcp`]: the thread that reads a request runs it
+//! connection themselves (`tcp.rs`: the thread that reads a request runs it
 //! and writes its reply); on others a libzmq socket is read by one loop
-//! that hands requests to the pool ([`libzmq`]).
+//! that hands requests to the pool (`libzmq.rs`).
 
 mod libzmq;
 mod tcp;
@@ -23,8 +23,9 @@ use crate::server::config::Config;
 use crate::server::helpers;
 use crate::server::mgmt;
 use crate::server::registry::{Host, Registry, Tls};
-use crate::server::{log, open_socket, zmtp, Attach, Level, Stop};
+use crate::server::{log, open_socket, Attach, Level, Stop};
 use crate::vsphere::Verification;
+use crate::zmtp;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,5 @@
 //! A worker loop on a `tcp://` proxy endpoint: ZMTP 3 spoken by the pool's
-//! own threads ([`crate::server::zmtp`]), no libzmq socket.
+//! own threads ([`crate::zmtp`]), no libzmq socket.
 //!
 //! One idle thread of the pool at a time is the reader: it reads the next
 //! request from the connection, queues it in the [`Schedule`] and, when
@@ -14,8 +14,8 @@
 use super::{job_for, perform, split_request, Hosts, Schedule};
 use crate::error::Error;
 use crate::server::config::Config;
-use crate::server::zmtp::{self, Decoder, Event};
 use crate::server::{log, Level, Stop};
+use crate::zmtp::{self, Decoder, Event};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -250,6 +250,19 @@ impl Connection<'_> {
             }
             match self.decoder.next() {
                 Ok(Some(Event::Message(frames))) => return Some(frames),
+                Ok(Some(Event::Greeting)) => {
+                    let mut ready = Vec::new();
+                    zmtp::push_ready(&mut ready, "DEALER");
+                    let written = self
+                        .stream
+                        .as_ref()
+                        .map(|mut stream| stream.write_all(&ready));
+                    if let Some(Err(error)) = written {
+                        self.disconnect(shared, &error.to_string());
+                        return None;
+                    }
+                    continue;
+                }
                 Ok(Some(Event::Ready(_))) => {
                     self.ready(shared);
                     continue;
@@ -297,8 +310,8 @@ impl Connection<'_> {
         for address in self.addresses {
             match TcpStream::connect_timeout(address, CONNECT_TIMEOUT) {
                 Ok(stream) => {
-                    let mut hello = Vec::with_capacity(128);
-                    zmtp::push_handshake(&mut hello, "DEALER");
+                    let mut hello = Vec::with_capacity(64);
+                    zmtp::push_greeting(&mut hello);
                     let prepared = stream
                         .set_nodelay(true)
                         .and_then(|()| stream.set_read_timeout(Some(READ_WAIT)))

@@ -1,11 +1,20 @@
 //! The vPoller client: py-vpoller 0.7.3's `VPollerClient` behaviour ("Lazy
 //! Pirate" retries over a REQ socket), with the per-call costs taken out.
+//!
+//! On a `tcp://` endpoint the calling thread speaks ZMTP itself ([`tcp`]);
+//! other endpoints (`ipc://`, `inproc://`, interface names) use libzmq REQ
+//! sockets.
+
+mod tcp;
 
 use crate::context;
 use crate::error::Error;
+use crate::zmtp;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -39,21 +48,59 @@ pub struct Client {
     endpoint: String,
     retries: u32,
     timeout: Duration,
+    /// The endpoint's addresses when this thread speaks ZMTP itself.
+    tcp: Option<Vec<SocketAddr>>,
     idle: Mutex<IdleSockets>,
+}
+
+/// What carries one request: a libzmq REQ socket or a connection of our own.
+enum Socket {
+    Zmq(zmq::Socket),
+    Tcp(tcp::Connection),
+}
+
+impl Socket {
+    /// Lets go of a socket made in fork generation `made_in`: a libzmq
+    /// socket of a parent process is never touched (its I/O thread is not
+    /// in this process); a connection of our own is only closed here.
+    fn release(self, made_in: u64) {
+        match self {
+            Socket::Zmq(socket) if made_in != context::generation() => std::mem::forget(socket),
+            // LINGER is 0: a request or reply still queued is discarded.
+            other => drop(other),
+        }
+    }
+}
+
+/// A reply as it came: libzmq's message or our own bytes.
+enum Reply {
+    Zmq(zmq::Message),
+    Bytes(Vec<u8>),
+}
+
+impl Deref for Reply {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Reply::Zmq(message) => message,
+            Reply::Bytes(bytes) => bytes,
+        }
+    }
 }
 
 /// Sockets that finished an exchange and can carry the next request.
 struct IdleSockets {
     generation: u64,
-    sockets: Vec<zmq::Socket>,
+    sockets: Vec<Socket>,
 }
 
 impl IdleSockets {
-    /// Forgets sockets made before a fork: they belong to the parent.
+    /// Lets go of sockets made before a fork: they belong to the parent.
     fn adopt(&mut self, generation: u64) {
         if self.generation != generation {
             for inherited in self.sockets.drain(..) {
-                std::mem::forget(inherited);
+                inherited.release(self.generation);
             }
             self.generation = generation;
         }
@@ -63,25 +110,13 @@ impl IdleSockets {
 /// A socket checked out of the pool for one call.
 struct Lease {
     generation: u64,
-    socket: Option<zmq::Socket>,
-}
-
-impl Lease {
-    fn socket(&self) -> &zmq::Socket {
-        // `socket` is only `None` after `Client::give_back` consumed the lease.
-        self.socket.as_ref().expect("lease holds a socket")
-    }
+    socket: Option<Socket>,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(socket) = self.socket.take() {
-            if self.generation == context::generation() {
-                // LINGER is 0: a request or reply still queued is discarded.
-                drop(socket);
-            } else {
-                std::mem::forget(socket);
-            }
+            socket.release(self.generation);
         }
     }
 }
@@ -116,6 +151,7 @@ impl Client {
             endpoint: endpoint.to_owned(),
             retries,
             timeout: Duration::from_millis(u64::from(timeout_ms)),
+            tcp: zmtp::tcp_addresses(endpoint, false),
             idle: Mutex::new(IdleSockets {
                 generation: context::generation(),
                 sockets: Vec::new(),
@@ -220,11 +256,20 @@ impl Client {
     }
 
     /// One request, up to `retries` attempts: the Lazy Pirate loop.
-    fn exchange(&self, msg: &[u8]) -> Result<zmq::Message, Error> {
+    fn exchange(&self, msg: &[u8]) -> Result<Reply, Error> {
         let mut lease = self.take()?;
         let mut attempt = 1;
         loop {
-            if let Some(reply) = send_and_wait(lease.socket(), msg, self.timeout)? {
+            let reply = match (lease.socket.as_mut(), &self.tcp) {
+                (Some(Socket::Zmq(socket)), _) => {
+                    send_and_wait(socket, msg, self.timeout)?.map(Reply::Zmq)
+                }
+                (Some(Socket::Tcp(connection)), Some(addresses)) => connection
+                    .exchange(&self.endpoint, addresses, msg, self.timeout)?
+                    .map(Reply::Bytes),
+                _ => return Err(Error::Internal("a lease without its socket".into())),
+            };
+            if let Some(reply) = reply {
                 self.give_back(lease);
                 return Ok(reply);
             }
@@ -265,8 +310,15 @@ impl Client {
         }
     }
 
-    /// A new REQ socket connected to the endpoint.
+    /// A new REQ socket connected to the endpoint (a connection of our own
+    /// is only made when the request is sent).
     fn connect(&self) -> Result<Lease, Error> {
+        if self.tcp.is_some() {
+            return Ok(Lease {
+                generation: context::fork_generation(),
+                socket: Some(Socket::Tcp(tcp::Connection::new())),
+            });
+        }
         let (generation, context) = context::context();
         let socket = context
             .socket(zmq::REQ)
@@ -283,7 +335,7 @@ impl Client {
             .map_err(|e| Error::zmq("connecting to the endpoint", e))?;
         Ok(Lease {
             generation,
-            socket: Some(socket),
+            socket: Some(Socket::Zmq(socket)),
         })
     }
 
@@ -294,7 +346,7 @@ impl Client {
         };
         let current = context::generation();
         if lease.generation != current {
-            std::mem::forget(socket);
+            socket.release(lease.generation);
             return;
         }
         let mut idle = self.lock_idle();

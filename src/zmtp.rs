@@ -21,10 +21,16 @@ const COMMAND: u8 = 0x04;
 /// ends the connection. libzmq's default has no limit; this one only keeps
 /// a broken or hostile peer from exhausting memory.
 pub(crate) const MAX_MESSAGE: usize = 1 << 30;
+/// Frames from this size on are handed out without a copy when they can be.
+const LARGE: usize = 1 << 20;
 
 /// What a peer sent that the connection's owner has to act on.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Event {
+    /// The peer's greeting is in: send READY now ([`push_ready`]). Some
+    /// libzmq versions never answer a READY that arrives before they sent
+    /// their own greeting, so it waits for this.
+    Greeting,
     /// The handshake is done; the peer's socket type.
     Ready(String),
     /// A whole message, its frames in order.
@@ -48,6 +54,8 @@ pub(crate) struct Decoder {
     buffer: Vec<u8>,
     start: usize,
     end: usize,
+    /// Bytes from `start` the frame being read needs in all.
+    wanted: usize,
     stage: Stage,
     frames: Vec<Vec<u8>>,
     message_size: usize,
@@ -62,6 +70,7 @@ impl Decoder {
             buffer: Vec::new(),
             start: 0,
             end: 0,
+            wanted: 0,
             stage: Stage::Greeting,
             frames: Vec::new(),
             message_size: 0,
@@ -75,22 +84,24 @@ impl Decoder {
     }
 
     /// One `read` from `source` into the buffer: the bytes read, 0 at the
-    /// end of the stream.
+    /// end of the stream. The buffer grows to fit a large frame whole, and
+    /// no further, so a big message costs its size once here.
     pub(crate) fn read_from(&mut self, source: &mut impl Read) -> io::Result<usize> {
         const ROOM: usize = 64 * 1024;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        if self.buffer.len() - self.end < ROOM {
+        let needed = (self.start + self.wanted).max(self.end + ROOM);
+        if self.buffer.len() < needed {
             if self.start > 0 {
                 self.buffer.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
             }
-            if self.buffer.len() - self.end < ROOM {
-                let size = (self.buffer.len() * 2).max(self.end + ROOM);
-                self.buffer.resize(size, 0);
+            let needed = self.wanted.max(self.end + ROOM);
+            if self.buffer.len() < needed {
+                self.buffer.resize(needed, 0);
             }
         }
         let read = source.read(&mut self.buffer[self.end..])?;
@@ -125,7 +136,7 @@ impl Decoder {
                 check_mechanism(&data[12..32])?;
                 self.start += 64;
                 self.stage = Stage::Handshake;
-                continue;
+                return Ok(Some(Event::Greeting));
             }
             let Some((flags, header, size)) = frame_header(data)? else {
                 return Ok(None);
@@ -136,7 +147,24 @@ impl Decoder {
                 ));
             }
             if data.len() < header + size {
+                self.wanted = header + size;
                 return Ok(None);
+            }
+            self.wanted = 0;
+            if flags & COMMAND == 0 && self.stage != Stage::Traffic {
+                return Err("a message before the handshake".into());
+            }
+            if flags & COMMAND == 0 && size >= LARGE && data.len() == header + size {
+                // A large frame that ends the bytes read: the buffer itself
+                // becomes the frame, instead of a copy of it.
+                let mut body = std::mem::take(&mut self.buffer);
+                body.truncate(self.end);
+                body.drain(..self.start + header);
+                (self.start, self.end) = (0, 0);
+                if let Some(message) = self.add_frame(flags, body) {
+                    return Ok(Some(message));
+                }
+                continue;
             }
             let body = &data[header..header + size];
             self.start += header + size;
@@ -168,16 +196,23 @@ impl Decoder {
                     _ => continue,
                 }
             }
-            if self.stage != Stage::Traffic {
-                return Err("a message before the handshake".into());
-            }
-            self.frames.push(body.to_vec());
-            self.message_size += size;
-            if flags & MORE == 0 {
-                self.message_size = 0;
-                return Ok(Some(Event::Message(std::mem::take(&mut self.frames))));
+            let body = body.to_vec();
+            if let Some(message) = self.add_frame(flags, body) {
+                return Ok(Some(message));
             }
         }
+    }
+
+    /// Adds a data frame to the message being read; the message when it
+    /// was the last frame.
+    fn add_frame(&mut self, flags: u8, body: Vec<u8>) -> Option<Event> {
+        self.message_size += body.len();
+        self.frames.push(body);
+        if flags & MORE != 0 {
+            return None;
+        }
+        self.message_size = 0;
+        Some(Event::Message(std::mem::take(&mut self.frames)))
     }
 }
 
@@ -262,10 +297,14 @@ pub(crate) fn greeting() -> [u8; 64] {
     greeting
 }
 
-/// Appends the greeting and the READY command of a `socket_type` socket:
-/// all a connection sends before its first message.
-pub(crate) fn push_handshake(out: &mut Vec<u8>, socket_type: &str) {
+/// Appends our greeting, the first thing a connection sends.
+pub(crate) fn push_greeting(out: &mut Vec<u8>) {
     out.extend_from_slice(&greeting());
+}
+
+/// Appends the READY command of a `socket_type` socket, sent once the
+/// peer's greeting is in ([`Event::Greeting`]).
+pub(crate) fn push_ready(out: &mut Vec<u8>, socket_type: &str) {
     let mut ready = vec![5];
     ready.extend_from_slice(b"READY");
     ready.push(11);
@@ -338,7 +377,8 @@ mod tests {
 
     fn handshake(socket_type: &str) -> Vec<u8> {
         let mut bytes = Vec::new();
-        push_handshake(&mut bytes, socket_type);
+        push_greeting(&mut bytes);
+        push_ready(&mut bytes, socket_type);
         bytes
     }
 
@@ -359,12 +399,46 @@ mod tests {
         assert_eq!(
             events,
             vec![
+                Event::Greeting,
                 Event::Ready("REQ".into()),
                 Event::Message(vec![vec![], b"{\"method\": \"about\"}".to_vec()]),
                 Event::Message(vec![long]),
             ]
         );
         assert!(decoder.is_ready());
+    }
+
+    #[test]
+    fn large_frames_come_whole_in_any_split() {
+        let big: Vec<u8> = (0..3 << 20).map(|index| (index % 251) as u8).collect();
+        let mut bytes = handshake("REQ");
+        push_message(&mut bytes, [&b""[..], &big[..]]);
+        push_message(&mut bytes, [&big[..1 << 20]]);
+        push_message(&mut bytes, [&b"after"[..]]);
+        for chunk in [bytes.len(), 100_000, 7] {
+            let mut decoder = Decoder::new(&["REQ"]);
+            let mut messages = Vec::new();
+            for piece in bytes.chunks(chunk) {
+                decoder.push(piece);
+                while let Some(event) = decoder.next().unwrap() {
+                    if let Event::Message(frames) = event {
+                        messages.push(frames);
+                    }
+                }
+            }
+            assert_eq!(messages.len(), 3, "chunks of {chunk}");
+            assert!(messages[0][0].is_empty() && messages[0][1] == big);
+            assert_eq!(messages[1], vec![big[..1 << 20].to_vec()]);
+            assert_eq!(messages[2], vec![b"after".to_vec()]);
+            if chunk < big.len() {
+                // Grown to fit one frame, not doubled past it.
+                assert!(
+                    decoder.buffer.len() < (3 << 20) + (256 << 10),
+                    "{}",
+                    decoder.buffer.len()
+                );
+            }
+        }
     }
 
     #[test]
@@ -375,6 +449,7 @@ mod tests {
         push_message(&mut bytes, [&b"x"[..]]);
         let mut decoder = Decoder::new(&["DEALER"]);
         decoder.push(&bytes);
+        assert_eq!(decoder.next().unwrap(), Some(Event::Greeting));
         assert_eq!(decoder.next().unwrap(), Some(Event::Ready("DEALER".into())));
         assert_eq!(decoder.next().unwrap(), Some(Event::Ping(b"abc".to_vec())));
         assert_eq!(
