@@ -54,8 +54,9 @@ pub(crate) struct Decoder {
     buffer: Vec<u8>,
     start: usize,
     end: usize,
-    /// Bytes from `start` the frame being read needs in all.
-    wanted: usize,
+    /// A large data frame being read straight into its own buffer: its
+    /// flags, the body so far and the bytes still to come.
+    large: Option<(u8, Vec<u8>, usize)>,
     stage: Stage,
     frames: Vec<Vec<u8>>,
     message_size: usize,
@@ -70,7 +71,7 @@ impl Decoder {
             buffer: Vec::new(),
             start: 0,
             end: 0,
-            wanted: 0,
+            large: None,
             stage: Stage::Greeting,
             frames: Vec::new(),
             message_size: 0,
@@ -84,24 +85,37 @@ impl Decoder {
     }
 
     /// One `read` from `source` into the buffer: the bytes read, 0 at the
-    /// end of the stream. The buffer grows to fit a large frame whole, and
-    /// no further, so a big message costs its size once here.
+    /// end of the stream. The body of a large frame is read into a buffer
+    /// of its exact size, which becomes the frame: a big message costs its
+    /// size once here, not a growing buffer and a copy.
     pub(crate) fn read_from(&mut self, source: &mut impl Read) -> io::Result<usize> {
         const ROOM: usize = 64 * 1024;
+        if let Some((_, body, left)) = self.large.as_mut().filter(|(_, _, left)| *left > 0) {
+            let before = body.len();
+            // Reads into the spare capacity; what came before an error is kept.
+            let outcome = source.take(*left as u64).read_to_end(body);
+            let read = body.len() - before;
+            *left -= read;
+            return match outcome {
+                Ok(_) if read == 0 && *left > 0 => Ok(0),
+                Ok(_) => Ok(read),
+                Err(_) if read > 0 => Ok(read),
+                Err(error) => Err(error),
+            };
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        let needed = (self.start + self.wanted).max(self.end + ROOM);
-        if self.buffer.len() < needed {
+        if self.buffer.len() - self.end < ROOM {
             if self.start > 0 {
                 self.buffer.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
             }
-            let needed = self.wanted.max(self.end + ROOM);
-            if self.buffer.len() < needed {
-                self.buffer.resize(needed, 0);
+            if self.buffer.len() - self.end < ROOM {
+                let size = (self.buffer.len() * 2).max(self.end + ROOM);
+                self.buffer.resize(size, 0);
             }
         }
         let read = source.read(&mut self.buffer[self.end..])?;
@@ -125,6 +139,16 @@ impl Decoder {
     /// [`MAX_MESSAGE`]).
     pub(crate) fn next(&mut self) -> Result<Option<Event>, String> {
         loop {
+            if let Some((flags, body, left)) = self.large.take() {
+                if left > 0 {
+                    self.large = Some((flags, body, left));
+                    return Ok(None);
+                }
+                if let Some(message) = self.add_frame(flags, body) {
+                    return Ok(Some(message));
+                }
+                continue;
+            }
             let data = &self.buffer[self.start..self.end];
             if self.stage == Stage::Greeting {
                 if data.len() >= 11 {
@@ -146,25 +170,20 @@ impl Decoder {
                     "a message over {MAX_MESSAGE} bytes (a frame of {size})"
                 ));
             }
-            if data.len() < header + size {
-                self.wanted = header + size;
-                return Ok(None);
-            }
-            self.wanted = 0;
             if flags & COMMAND == 0 && self.stage != Stage::Traffic {
                 return Err("a message before the handshake".into());
             }
-            if flags & COMMAND == 0 && size >= LARGE && data.len() == header + size {
-                // A large frame that ends the bytes read: the buffer itself
-                // becomes the frame, instead of a copy of it.
-                let mut body = std::mem::take(&mut self.buffer);
-                body.truncate(self.end);
-                body.drain(..self.start + header);
+            if flags & COMMAND == 0 && size >= LARGE && data.len() < header + size {
+                // The size is the peer's word: memory is taken as bytes come.
+                let mut body = Vec::with_capacity(size.min(64 << 20));
+                body.extend_from_slice(&data[header..]);
+                let left = size - body.len();
                 (self.start, self.end) = (0, 0);
-                if let Some(message) = self.add_frame(flags, body) {
-                    return Ok(Some(message));
-                }
+                self.large = Some((flags, body, left));
                 continue;
+            }
+            if data.len() < header + size {
+                return Ok(None);
             }
             let body = &data[header..header + size];
             self.start += header + size;
