@@ -460,6 +460,49 @@ mod tests {
         }
     }
 
+    /// Random bytes, and valid streams with random bytes changed, in random
+    /// pieces: the decoder reports or refuses, and never panics.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut valid = handshake("DEALER");
+        push_message(&mut valid, [&b""[..], &[1u8; 300][..], b"{}"]);
+        push_frame(&mut valid, COMMAND, b"\x04PING\x00\x01ctx");
+        for round in 0..2000 {
+            let mut bytes = if round % 2 == 0 {
+                valid.clone()
+            } else {
+                (0..random() % 400).map(|_| random() as u8).collect()
+            };
+            for _ in 0..random() % 4 {
+                if !bytes.is_empty() {
+                    let at = (random() as usize) % bytes.len();
+                    bytes[at] = random() as u8;
+                }
+            }
+            let mut decoder = Decoder::new(&["DEALER", "ROUTER", "REQ"]);
+            let mut rest = &bytes[..];
+            'feed: while !rest.is_empty() {
+                let take = 1 + (random() as usize) % rest.len();
+                decoder.push(&rest[..take]);
+                rest = &rest[take..];
+                loop {
+                    match decoder.next() {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn pings_are_reported_and_other_commands_skipped() {
         let mut bytes = handshake("DEALER");
