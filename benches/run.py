@@ -265,6 +265,27 @@ def section_stacks(rounds, scale):
                 if "agent in-process" in measured:
                     measured["agent in-process"] = [1 / seconds for seconds in measured["agent in-process"]]
                 results[clients] = measured
+            # The same three with every process on one core, where a wake-up
+            # needs no other core: how much of the hops is the machine's.
+            one_core = [py_stack.processes["vcsim"].pid] + [process.pid for process in rust_stack.processes.values()]
+            pin = lambda cpus: [subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)],
+                                               stdout=subprocess.DEVNULL, check=True) for pid in one_core]
+            pin("0")
+            try:
+                local = json.dumps(AGENT_TASKS["vm.get"])
+                about = json.dumps(dict(AGENT_TASKS["about"], hostname=py_stack.vsphere_host))
+                calls = str(max(5, int(3000 * scale)))
+                on_one = ["taskset", "-c", "0", BENCH_AGENT]
+                measured = alternate(rounds, [
+                    ("Rust stack", on_one + ["stack", rust_stack.endpoint, text, calls, "1"]),
+                    ("Rust stack, about", on_one + ["stack", rust_stack.endpoint, about, calls, "1"]),
+                    ("agent in-process", on_one + ["per-call", py_stack.vsphere_host + ":443", py_stack.vsphere_ca,
+                                                   local, calls]),
+                ], lambda argv: float(output_of(argv)[0]))
+                measured["agent in-process"] = [1 / seconds for seconds in measured["agent in-process"]]
+                results["one core"] = measured
+            finally:
+                pin("0-%d" % (os.cpu_count() - 1))
     return results
 
 
@@ -457,6 +478,8 @@ def main():
         say("| clients | py-vpoller stack | Rust stack | Rust / py-vpoller | agent in-process |")
         say("|---:|---:|---:|---:|---:|")
         for clients, measured in stacks.items():
+            if clients == "one core":
+                continue
             speedup = paired_ratio(measured, "Rust stack", "py-vpoller stack")
             local = measured.get("agent in-process")
             say("| %d | %.0f | %.0f | %.1f | %s |" % (
@@ -464,17 +487,23 @@ def main():
                 speedup, "%.0f" % statistics.median(local) if local else ""))
         say()
         one = stacks[1]
-        agent_us = 1e6 / statistics.median(one["agent in-process"])
-        stack_us = 1e6 / statistics.median(one["Rust stack"])
-        hops_us = 1e6 / statistics.median(one["Rust stack, about"])
         say("With one client, microseconds per request: the agent in-process (`vm.get`), the Rust stack "
             "(`vm.get`), and the Rust stack answering `about`, which needs no vSphere call, so that it "
             "measures the hops alone (client, proxy, worker and back); the last column is the ratio the "
-            "stack would have if its `vm.get` cost the agent's time plus those hops and nothing else.")
+            "stack would have if its `vm.get` cost the agent's time plus those hops and nothing else. "
+            "The second row runs the same with every process (simulator, proxy, worker, client, agent) "
+            "on one core, where a process wakes without a call to the other core.")
         say()
-        say("| agent in-process | Rust stack | Rust stack, `about` (the hops) | (agent + hops) / agent |")
-        say("|---:|---:|---:|---:|")
-        say("| %.0f | %.0f | %.0f | %.2f |" % (agent_us, stack_us, hops_us, (agent_us + hops_us) / agent_us))
+        say("| processes on | agent in-process | Rust stack | Rust stack, `about` (the hops) | stack / agent "
+            "| (agent + hops) / agent |")
+        say("|---|---:|---:|---:|---:|---:|")
+        for label, row in (("both cores", one), ("one core (`taskset -c 0`)", stacks["one core"])):
+            agent_us = 1e6 / statistics.median(row["agent in-process"])
+            stack_us = 1e6 / statistics.median(row["Rust stack"])
+            hops_us = 1e6 / statistics.median(row["Rust stack, about"])
+            say("| %s | %.0f | %.0f | %.0f | %.2f | %.2f |" % (
+                label, agent_us, stack_us, hops_us, paired_ratio(row, "agent in-process", "Rust stack"),
+                (agent_us + hops_us) / agent_us))
         say()
         at_32 = paired_ratio(stacks[32], "Rust stack", "py-vpoller stack")
         targets.append(("Rust stack at least 10x py-vpoller's with 32 clients", "%.1fx" % at_32, at_32 >= 10.0))
