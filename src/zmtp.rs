@@ -237,11 +237,12 @@ impl Decoder {
 
 fn check_signature(signature: &[u8]) -> Result<(), String> {
     if signature[0] != 0xff || signature[9] & 1 == 0 {
-        return Err("not a ZeroMQ peer (or one older than libzmq 3)".into());
+        return Err("not a ZMTP 2 or 3 peer (not ZeroMQ, or ZMTP 1.0 of libzmq 2.x)".into());
     }
     if signature[10] < 3 {
+        // Revision 1 is ZMTP 2.0 (libzmq 3.x); ZMTP 1.0 has no revision.
         return Err(format!(
-            "a ZMTP {}.0 peer (libzmq 3.x); ZMTP 3 (libzmq 4 and later) is needed",
+            "a ZMTP 2.0 peer (libzmq 3.x, revision {}); ZMTP 3 (libzmq 4 and later) is needed",
             signature[10]
         ));
     }
@@ -540,10 +541,10 @@ mod tests {
         let http = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(3);
         assert!(refusal(&http, &["REQ"])
             .unwrap()
-            .contains("not a ZeroMQ peer"));
+            .contains("not a ZMTP 2 or 3 peer"));
         let mut old = greeting().to_vec();
         old[10] = 1;
-        assert!(refusal(&old[..11], &["REQ"]).unwrap().contains("ZMTP 1.0"));
+        assert!(refusal(&old[..11], &["REQ"]).unwrap().contains("ZMTP 2.0"));
         let mut curve = greeting().to_vec();
         curve[12..17].copy_from_slice(b"CURVE");
         assert!(refusal(&curve, &["REQ"]).unwrap().contains("CURVE"));
