@@ -6,7 +6,10 @@
 //! It keeps libzmq's REQ behaviour where a client can see it: a proxy that
 //! is not up yet is tried again every 100 ms within the attempt's time; the
 //! request goes out as an empty delimiter frame and the message; a reply
-//! without the delimiter is ignored; heartbeats are answered.
+//! without the delimiter is ignored; heartbeats that come during a request
+//! are answered. Between requests nothing reads the connection: a proxy
+//! that drops it for missed heartbeats costs a new connection at the next
+//! request, within its attempt.
 
 use crate::error::Error;
 use crate::zmtp::{self, Decoder, Event};

@@ -174,3 +174,27 @@ def test_unclosed_client_at_interpreter_exit_is_quiet(endpoint):
 
 def test_library_version():
     assert library_version().count(".") >= 2
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc (Linux)")
+def test_a_client_on_tcp_starts_no_thread(endpoint, tmp_path):
+    """On tcp:// the calling thread speaks ZMTP itself; other endpoints use
+    libzmq, whose context starts I/O threads."""
+    code = ("import os, sys, vpoller_ffi\n"
+            "client = vpoller_ffi.VPollerClient(sys.argv[1], 1, int(sys.argv[2]))\n"
+            "reply = client.run({'method': 'about', 'hostname': 'vc01'})\n"
+            "print(len(os.listdir('/proc/self/task')), reply)\n")
+
+    def threads_after_a_request(target, timeout_ms):
+        completed = subprocess.run([sys.executable, "-c", code, target, str(timeout_ms)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert completed.returncode == 0, completed.stderr
+        count, reply = completed.stdout.decode().split(" ", 1)
+        return int(count), reply
+
+    count, reply = threads_after_a_request(endpoint, 3000)
+    assert reply.startswith('{"success": 0'), reply
+    assert count == 1
+    count, reply = threads_after_a_request("ipc://%s" % (tmp_path / "no-proxy"), 100)
+    assert reply.strip() == NO_REPLY
+    assert count > 1
