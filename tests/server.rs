@@ -508,3 +508,42 @@ fn peers_that_do_not_speak_zmtp_3_are_turned_away() {
         .run(r#"{"method": "about", "hostname": "127.0.0.1"}"#);
     assert!(reply.contains(r#""success": 0"#), "{reply}");
 }
+
+/// A libzmq client that sends heartbeats (ZMTP PING) and drops a
+/// connection whose PONGs stop keeps its connection to the proxy while
+/// idle, and is answered on it.
+#[test]
+fn heartbeats_of_libzmq_clients_are_answered() {
+    let simulator = Simulator::start();
+    let stack = Stack::start(&[simulator_host(&simulator, "127.0.0.1")], 4, 2);
+    let context = zmq::Context::new();
+    let dealer = context.socket(zmq::DEALER).unwrap();
+    dealer.set_linger(0).unwrap();
+    dealer.set_heartbeat_ivl(50).unwrap();
+    dealer.set_heartbeat_timeout(200).unwrap();
+    dealer.set_rcvtimeo(5000).unwrap();
+    dealer
+        .monitor("inproc://heartbeat-events", zmq::SocketEvent::ALL as i32)
+        .unwrap();
+    let events = context.socket(zmq::PAIR).unwrap();
+    events.connect("inproc://heartbeat-events").unwrap();
+    dealer.connect(&stack.frontend).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let about = br#"{"method": "about", "hostname": "127.0.0.1"}"#;
+    dealer.send_multipart([&b""[..], &about[..]], 0).unwrap();
+    let reply = dealer.recv_multipart(0).unwrap();
+    assert!(reply[1].starts_with(br#"{"msg": "Successfully retrieved properties""#));
+    let mut seen = Vec::new();
+    while let Ok(frames) = events.recv_multipart(zmq::DONTWAIT) {
+        let event = u16::from_le_bytes([frames[0][0], frames[0][1]]);
+        seen.push(event);
+    }
+    assert!(
+        seen.contains(&(zmq::SocketEvent::HANDSHAKE_SUCCEEDED as u16)),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.contains(&(zmq::SocketEvent::DISCONNECTED as u16)),
+        "the connection was dropped: {seen:?}"
+    );
+}
