@@ -10,8 +10,9 @@
 //! This module is the codec (greeting, READY handshake, frames, PING) and
 //! the `tcp://` endpoint reading; the loops are in the proxy and the worker.
 
-use std::io::{self, Read};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
 
 const MORE: u8 = 0x01;
 const LONG: u8 = 0x02;
@@ -308,13 +309,47 @@ fn socket_type(mut properties: &[u8]) -> Result<String, String> {
 }
 
 /// Our greeting: ZMTP 3.0, NULL mechanism.
-pub(crate) fn greeting() -> [u8; 64] {
+fn greeting() -> [u8; 64] {
     let mut greeting = [0u8; 64];
     greeting[0] = 0xff;
     greeting[9] = 0x7f;
     greeting[10] = 3;
     greeting[12..16].copy_from_slice(b"NULL");
     greeting
+}
+
+/// Between attempts to reach a peer that is not up (libzmq's default
+/// reconnect interval).
+pub(crate) const RECONNECT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Connects to the first of `addresses` that answers before `deadline`,
+/// with Nagle off, writes bounded by `write_timeout`, and our greeting sent;
+/// the last failure when none does.
+pub(crate) fn dial(
+    addresses: &[SocketAddr],
+    deadline: Instant,
+    write_timeout: Duration,
+) -> io::Result<TcpStream> {
+    let mut failure = io::Error::new(io::ErrorKind::TimedOut, "no time left to connect");
+    let mut greeting = Vec::with_capacity(64);
+    push_greeting(&mut greeting);
+    for address in addresses {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        let dialled = TcpStream::connect_timeout(address, remaining).and_then(|stream| {
+            stream.set_nodelay(true)?;
+            stream.set_write_timeout(Some(write_timeout))?;
+            (&stream).write_all(&greeting)?;
+            Ok(stream)
+        });
+        match dialled {
+            Ok(stream) => return Ok(stream),
+            Err(error) => failure = error,
+        }
+    }
+    Err(failure)
 }
 
 /// Appends our greeting, the first thing a connection sends.

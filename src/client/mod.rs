@@ -113,6 +113,13 @@ struct Lease {
     socket: Option<Socket>,
 }
 
+impl Lease {
+    fn socket(&mut self) -> &mut Socket {
+        // `socket` is only `None` after `Client::give_back` consumed the lease.
+        self.socket.as_mut().expect("lease holds a socket")
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(socket) = self.socket.take() {
@@ -260,14 +267,17 @@ impl Client {
         let mut lease = self.take()?;
         let mut attempt = 1;
         loop {
-            let reply = match (lease.socket.as_mut(), &self.tcp) {
-                (Some(Socket::Zmq(socket)), _) => {
-                    send_and_wait(socket, msg, self.timeout)?.map(Reply::Zmq)
-                }
-                (Some(Socket::Tcp(connection)), Some(addresses)) => connection
-                    .exchange(&self.endpoint, addresses, msg, self.timeout)?
+            let reply = match lease.socket() {
+                Socket::Zmq(socket) => send_and_wait(socket, msg, self.timeout)?.map(Reply::Zmq),
+                // Connections of our own are only made when `tcp` is set.
+                Socket::Tcp(connection) => connection
+                    .exchange(
+                        &self.endpoint,
+                        self.tcp.as_deref().unwrap_or_default(),
+                        msg,
+                        self.timeout,
+                    )?
                     .map(Reply::Bytes),
-                _ => return Err(Error::Internal("a lease without its socket".into())),
             };
             if let Some(reply) = reply {
                 self.give_back(lease);

@@ -17,8 +17,6 @@ use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Between attempts to reach the proxy (libzmq's default reconnect interval).
-const RECONNECT: Duration = Duration::from_millis(100);
 /// The socket types a REQ socket may talk to.
 const PEERS: &[&str] = &["ROUTER", "REP"];
 
@@ -82,7 +80,7 @@ impl Connection {
                         return Ok(None);
                     }
                     if !again_at_once {
-                        std::thread::sleep(RECONNECT.min(remaining));
+                        std::thread::sleep(zmtp::RECONNECT_INTERVAL.min(remaining));
                     }
                     again_at_once = false;
                 }
@@ -90,8 +88,9 @@ impl Connection {
         }
     }
 
-    /// Connects (trying again every [`RECONNECT`] until `deadline`) and
-    /// writes the handshake; false when the deadline passed first.
+    /// Connects (trying again every [`zmtp::RECONNECT_INTERVAL`] until
+    /// `deadline`) and writes the greeting; false when the deadline passed
+    /// first.
     fn open(
         &mut self,
         endpoint: &str,
@@ -99,35 +98,20 @@ impl Connection {
         timeout: Duration,
         deadline: Instant,
     ) -> bool {
-        let mut greeting = Vec::with_capacity(64);
-        zmtp::push_greeting(&mut greeting);
         let mut resolved = None;
         loop {
             let round: &[SocketAddr] = resolved.as_deref().unwrap_or(addresses);
-            for address in round {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
-                    return false;
-                }
-                let Ok(stream) = TcpStream::connect_timeout(address, remaining) else {
-                    continue;
-                };
-                let ready = stream
-                    .set_nodelay(true)
-                    .and_then(|()| stream.set_write_timeout(Some(timeout)))
-                    .and_then(|()| (&stream).write_all(&greeting));
-                if ready.is_ok() {
-                    self.stream = Some(stream);
-                    self.decoder = Decoder::new(PEERS);
-                    self.ready_sent = false;
-                    return true;
-                }
+            if let Ok(stream) = zmtp::dial(round, deadline, timeout) {
+                self.stream = Some(stream);
+                self.decoder = Decoder::new(PEERS);
+                self.ready_sent = false;
+                return true;
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return false;
             }
-            std::thread::sleep(RECONNECT.min(remaining));
+            std::thread::sleep(zmtp::RECONNECT_INTERVAL.min(remaining));
             // A host name may point elsewhere by now, as libzmq resolves it
             // again on reconnecting.
             resolved = zmtp::tcp_addresses(endpoint, false);

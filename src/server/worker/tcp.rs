@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 
 /// How long a reader waits for a request before it looks at the stop flag.
 const READ_WAIT: Duration = Duration::from_millis(250);
-/// Between attempts to reach the proxy (libzmq's default reconnect interval).
-const RECONNECT: Duration = Duration::from_millis(100);
+/// How long one round of connecting to the proxy may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A proxy that takes no reply bytes for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -306,30 +305,21 @@ impl Connection<'_> {
     /// Connects and starts the handshake; false (after a pause) when the
     /// proxy cannot be reached.
     fn connect(&mut self, shared: &Shared<'_>) -> bool {
-        let mut failure = None;
-        for address in self.addresses {
-            match TcpStream::connect_timeout(address, CONNECT_TIMEOUT) {
-                Ok(stream) => {
-                    let mut hello = Vec::with_capacity(64);
-                    zmtp::push_greeting(&mut hello);
-                    let prepared = stream
-                        .set_nodelay(true)
-                        .and_then(|()| stream.set_read_timeout(Some(READ_WAIT)))
-                        .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
-                        .and_then(|()| (&stream).write_all(&hello));
-                    match prepared {
-                        Ok(()) => {
-                            self.stream = Some(stream);
-                            self.decoder = Decoder::new(PEERS);
-                            self.generation += 1;
-                            return true;
-                        }
-                        Err(error) => failure = Some(error),
-                    }
-                }
-                Err(error) => failure = Some(error),
+        let dialled = zmtp::dial(
+            self.addresses,
+            Instant::now() + CONNECT_TIMEOUT,
+            WRITE_TIMEOUT,
+        )
+        .and_then(|stream| stream.set_read_timeout(Some(READ_WAIT)).map(|()| stream));
+        let failure = match dialled {
+            Ok(stream) => {
+                self.stream = Some(stream);
+                self.decoder = Decoder::new(PEERS);
+                self.generation += 1;
+                return true;
             }
-        }
+            Err(error) => Some(error),
+        };
         if !self.complained {
             if let Some(error) = failure {
                 log(
@@ -343,7 +333,7 @@ impl Connection<'_> {
             }
         }
         if !shared.stop.is_set() {
-            std::thread::sleep(RECONNECT);
+            std::thread::sleep(zmtp::RECONNECT_INTERVAL);
         }
         false
     }
