@@ -9,7 +9,7 @@
 //! the same parameters and answers in low-level discovery form.
 
 use crate::agent::reply;
-use crate::server::helpers::{zabbix_outcome, ZabbixOutcome};
+use crate::helpers::{zabbix_outcome, ZabbixOutcome};
 use serde_json::{Map, Value};
 
 /// The request fields of the item key's parameters, in order.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vpoller::server::registry::{Host, Registry, Tls};
+use vpoller::hosts::{Host, Registry, Tls};
 use vpoller::{Agent, AgentOptions, Client, Verification};
 
 /// Sends raw frames from a REQ socket and returns the reply frame.

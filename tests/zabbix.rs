@@ -171,7 +171,7 @@ fn local_mode_needs_no_proxy_or_worker() {
     let simulator = Simulator::start();
     let setup = Setup::new("tcp://127.0.0.1:1", "");
     let db = setup.dir.join("vconnector.db");
-    let registry = vpoller::server::registry::Registry::open(db.to_str().unwrap()).unwrap();
+    let registry = vpoller::hosts::Registry::open(db.to_str().unwrap()).unwrap();
     registry
         .add(&simulator_host(&simulator, "127.0.0.1"))
         .unwrap();

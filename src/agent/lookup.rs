@@ -4,6 +4,7 @@
 //! so the cache never serves a deleted object.
 
 use crate::error::Error;
+use crate::sync::Lock;
 use crate::vsphere::property::{self, Scope};
 use crate::vsphere::session::Connection;
 use crate::vsphere::soap::MoRef;
@@ -27,32 +28,20 @@ impl LookupCache {
     }
 
     pub fn set_ttl(&self, ttl: Duration) {
-        *self
-            .ttl
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = ttl;
+        *self.ttl.locked() = ttl;
     }
 
     pub fn ttl(&self) -> Duration {
-        *self
-            .ttl
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.ttl.locked()
     }
 
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        self.entries.locked().clear();
     }
 
     fn get(&self, key: &Key) -> Option<Option<MoRef>> {
         let ttl = self.ttl();
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self.entries.locked();
         match entries.get(key) {
             Some((found, at)) if at.elapsed() < ttl => Some(found.clone()),
             Some(_) => {
@@ -64,17 +53,11 @@ impl LookupCache {
     }
 
     fn put(&self, key: Key, found: Option<MoRef>) {
-        let ttl = *self
-            .ttl
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ttl = *self.ttl.locked();
         if ttl.is_zero() {
             return;
         }
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self.entries.locked();
         // Bounded: expired entries go when the map grows large.
         if entries.len() >= 100_000 {
             entries.retain(|_, (_, at)| at.elapsed() < ttl);
@@ -84,10 +67,7 @@ impl LookupCache {
 
     pub fn forget(&self, kind: &str, property: &str, value: &str) {
         let key = (kind.to_owned(), property.to_owned(), value.to_owned());
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&key);
+        self.entries.locked().remove(&key);
     }
 
     /// The first object of managed type `kind` whose `property` equals

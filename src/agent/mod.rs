@@ -20,6 +20,7 @@ pub(crate) mod reply;
 mod tasks;
 
 use crate::error::Error;
+use crate::sync::Lock;
 use crate::vsphere::session::Connection;
 use crate::vsphere::soap::Endpoint;
 use crate::vsphere::Verification;
@@ -39,6 +40,10 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 /// How long an object lookup (name to object) is remembered, unless set.
 pub const DEFAULT_CACHE_TTL_S: u64 = 300;
+/// The longest timeout (connecting, or one task) accepted anywhere, in
+/// milliseconds: one hour. Larger values are refused with an error, so that
+/// no deadline can overflow.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// How an [`Agent`] reaches its vSphere host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,20 +137,14 @@ impl Agent {
 
     /// The agent's options.
     pub fn options(&self) -> AgentOptions {
-        self.options
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.options.locked().clone()
     }
 
     /// Replaces the options; the next request uses them (and logs in again
     /// when how to reach the host changed).
     pub fn set_options(&self, options: AgentOptions) -> Result<(), Error> {
         let endpoint_changed = {
-            let current = self
-                .options
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let current = self.options.locked();
             current.port != options.port
                 || current.verification != options.verification
                 || current.connect_timeout_ms != options.connect_timeout_ms
@@ -156,19 +155,13 @@ impl Agent {
                 &self.user,
                 &self.password,
             )?);
-            *self
-                .connection
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(connection);
+            *self.connection.locked() = Some(connection);
             self.cache.clear();
             self.perf.clear();
         }
         self.cache.set_ttl(Duration::from_secs(options.cache_ttl_s));
         self.timeout_ms.store(options.timeout_ms, Ordering::Relaxed);
-        *self
-            .options
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = options;
+        *self.options.locked() = options;
         Ok(())
     }
 
@@ -182,10 +175,7 @@ impl Agent {
     }
 
     pub(crate) fn connection(&self) -> Result<Arc<Connection>, Error> {
-        let mut slot = self
-            .connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = self.connection.locked();
         if let Some(connection) = slot.as_ref() {
             return Ok(connection.clone());
         }

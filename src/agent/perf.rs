@@ -12,6 +12,7 @@ use crate::agent::reply;
 use crate::agent::tasks::Msg;
 use crate::agent::Agent;
 use crate::error::Error;
+use crate::sync::Lock;
 use crate::vsphere::property::ObjectContent;
 use crate::vsphere::session::{Connection, Session};
 use crate::vsphere::soap::{element, MoRef};
@@ -82,10 +83,7 @@ pub(crate) struct TableCache {
 
 impl TableCache {
     pub fn clear(&self) {
-        *self
-            .slot
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        *self.slot.locked() = None;
     }
 }
 
@@ -97,13 +95,7 @@ fn tables(
     deadline: Instant,
 ) -> Result<Arc<Tables>, Error> {
     let ttl = agent.cache.ttl();
-    if let Some(tables) = agent
-        .perf
-        .slot
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .as_ref()
-    {
+    if let Some(tables) = agent.perf.slot.locked().as_ref() {
         if tables.read_at.elapsed() < ttl {
             return Ok(tables.clone());
         }
@@ -118,11 +110,7 @@ fn tables(
     )?;
     let tables = Arc::new(read_tables(content.as_ref()));
     if !ttl.is_zero() {
-        *agent
-            .perf
-            .slot
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tables.clone());
+        *agent.perf.slot.locked() = Some(tables.clone());
     }
     Ok(tables)
 }
@@ -271,12 +259,7 @@ fn summary(
     entity: &MoRef,
     deadline: Instant,
 ) -> Result<Summary, Error> {
-    if let Some(summary) = tables
-        .summaries
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .get(entity)
-    {
+    if let Some(summary) = tables.summaries.locked().get(entity) {
         return Ok(*summary);
     }
     let mut args = String::new();
@@ -296,11 +279,7 @@ fn summary(
             .and_then(Value::as_i64)
             .unwrap_or(-1),
     };
-    tables
-        .summaries
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .insert(entity.clone(), summary);
+    tables.summaries.locked().insert(entity.clone(), summary);
     Ok(summary)
 }
 

@@ -4,7 +4,7 @@
 //!     vpoller-proxy [-d] -e ENDPOINT stop|status
 
 use std::path::PathBuf;
-use vpoller::server::{self, Config, Level, Stop, DEFAULT_CONFIG};
+use vpoller::server::{self, Config, Stop, DEFAULT_CONFIG};
 
 const USAGE: &str =
     "usage: vpoller-proxy [-d] [--log-file FILE] [-f FILE] start\n       vpoller-proxy [-d] -e ENDPOINT stop|status";
@@ -14,7 +14,7 @@ fn main() {
     let (mut file, mut endpoint, mut command) = (PathBuf::from(DEFAULT_CONFIG), None, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "-d" | "--debug" => server::set_log_level(Level::Debug),
+            "-d" | "--debug" => server::set_log_level(log::LevelFilter::Debug),
             "--log-file" => {
                 let path = PathBuf::from(args.next().unwrap_or_else(|| usage()));
                 server::set_log_file(&path).unwrap_or_else(|error| fail(&error));

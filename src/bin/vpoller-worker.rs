@@ -13,8 +13,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use vpoller::server::registry::{Host, Registry, Tls};
-use vpoller::server::{self, Config, Level, Stop, DEFAULT_CONFIG};
+use vpoller::hosts::{Host, Registry, Tls};
+use vpoller::server::{self, Config, Stop, DEFAULT_CONFIG};
 
 const USAGE: &str = "usage: vpoller-worker [-d] [--log-file FILE] [-c N] [-f FILE] start
        vpoller-worker [-d] -e ENDPOINT stop|status
@@ -46,7 +46,7 @@ fn parse() -> Args {
     let value = |input: &mut dyn Iterator<Item = String>| input.next().unwrap_or_else(|| usage());
     while let Some(arg) = input.next() {
         match arg.as_str() {
-            "-d" | "--debug" => server::set_log_level(Level::Debug),
+            "-d" | "--debug" => server::set_log_level(log::LevelFilter::Debug),
             "--log-file" => {
                 let path = PathBuf::from(value(&mut input));
                 server::set_log_file(&path).unwrap_or_else(|error| fail(&error));

@@ -9,6 +9,7 @@ mod tcp;
 
 use crate::context;
 use crate::error::Error;
+use crate::sync::Lock;
 use crate::zmtp;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -65,7 +66,7 @@ impl Socket {
     /// in this process); a connection of our own is only closed here.
     fn release(self, made_in: u64) {
         match self {
-            Socket::Zmq(socket) if made_in != context::generation() => std::mem::forget(socket),
+            Socket::Zmq(socket) if made_in != crate::fork::generation() => std::mem::forget(socket),
             // LINGER is 0: a request or reply still queued is discarded.
             other => drop(other),
         }
@@ -160,7 +161,7 @@ impl Client {
             timeout: Duration::from_millis(u64::from(timeout_ms)),
             tcp: zmtp::tcp_addresses(endpoint, false),
             idle: Mutex::new(IdleSockets {
-                generation: context::generation(),
+                generation: crate::fork::generation(),
                 sockets: Vec::new(),
             }),
         };
@@ -298,14 +299,12 @@ impl Client {
 
     fn lock_idle(&self) -> MutexGuard<'_, IdleSockets> {
         // The pool holds only complete sockets, so it stays valid after a panic elsewhere.
-        self.idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.idle.locked()
     }
 
     /// An idle socket from the pool, or a new one.
     fn take(&self) -> Result<Lease, Error> {
-        let generation = context::generation();
+        let generation = crate::fork::generation();
         let reused = {
             let mut idle = self.lock_idle();
             idle.adopt(generation);
@@ -325,7 +324,7 @@ impl Client {
     fn connect(&self) -> Result<Lease, Error> {
         if self.tcp.is_some() {
             return Ok(Lease {
-                generation: context::fork_generation(),
+                generation: crate::fork::generation(),
                 socket: Some(Socket::Tcp(tcp::Connection::new())),
             });
         }
@@ -354,7 +353,7 @@ impl Client {
         let Some(socket) = lease.socket.take() else {
             return;
         };
-        let current = context::generation();
+        let current = crate::fork::generation();
         if lease.generation != current {
             socket.release(lease.generation);
             return;
@@ -368,7 +367,7 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         let mut idle = self.lock_idle();
-        idle.adopt(context::generation());
+        idle.adopt(crate::fork::generation());
     }
 }
 

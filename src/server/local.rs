@@ -4,8 +4,7 @@
 //! callers that want no proxy or worker at all, such as the Zabbix module.
 
 use crate::error::Error;
-use crate::server::config::Config;
-use crate::server::worker::Hosts;
+use crate::hosts::{AgentSettings, Hosts, Routed};
 
 /// The hosts of one registry and their agents; shared by threads.
 pub struct Local {
@@ -16,13 +15,12 @@ impl Local {
     /// Opens the registry at `db` (vconnector's SQLite database). Lookups
     /// are cached for 300 s; a task may take 60 s (`timeout_ms` changes it).
     pub fn open(db: &str, timeout_ms: u64) -> Result<Local, Error> {
-        let mut config = Config::default();
-        config.worker.db = db.to_owned();
-        config.worker.timeout_ms = timeout_ms.max(1);
-        config.cache.enabled = true;
-        config.cache.ttl = crate::agent::DEFAULT_CACHE_TTL_S;
+        let settings = AgentSettings {
+            timeout_ms: timeout_ms.max(1),
+            cache_ttl_s: crate::agent::DEFAULT_CACHE_TTL_S,
+        };
         Ok(Local {
-            hosts: Hosts::new(&config)?,
+            hosts: Hosts::open(db, settings)?,
         })
     }
 
@@ -30,7 +28,7 @@ impl Local {
     /// text a worker would send.
     pub fn run(&self, msg: &str) -> String {
         match self.hosts.route(msg.as_bytes()) {
-            Ok((parsed, _, agent)) => agent.answer_value(&parsed).into_text(),
+            Ok(Routed { msg, agent, .. }) => agent.answer_value(&msg).into_text(),
             Err(refusal) => refusal,
         }
     }

@@ -100,7 +100,7 @@ fn shutdown_reply() -> String {
 /// pyzmq's `send_json`: `json.dumps` with its default separators and
 /// non-ASCII characters escaped.
 pub(crate) fn to_ascii_text(value: &Value) -> String {
-    crate::server::helpers::ascii_json(value)
+    crate::helpers::ascii_json(value)
 }
 
 /// Sends `{"method": method}` to the management endpoint and returns the

@@ -6,16 +6,15 @@
 //! `src/bin/` only parses command lines and calls in here.
 
 pub mod config;
-pub mod helpers;
 pub mod local;
 mod mgmt;
 pub mod proxy;
-pub mod registry;
 pub mod worker;
 
 pub use config::{Config, DEFAULT_CONFIG};
 pub use mgmt::request as management_request;
 
+use crate::sync::Lock;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -26,15 +25,6 @@ use std::sync::Arc;
 #[derive(Clone, Default)]
 pub struct Stop {
     flag: Arc<AtomicBool>,
-    signals: bool,
-}
-
-/// Set by the SIGTERM and SIGINT handlers.
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-#[cfg(unix)]
-extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
 }
 
 impl Stop {
@@ -45,17 +35,13 @@ impl Stop {
 
     /// A flag that SIGTERM and SIGINT set too (for the programs).
     pub fn on_signals() -> Stop {
-        #[cfg(unix)]
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe.
-        unsafe {
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        let stop = Stop::new();
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            if let Err(error) = signal_hook::flag::register(signal, stop.flag.clone()) {
+                log::warn!("cannot catch signal {signal}: {error}");
+            }
         }
-        Stop {
-            flag: Arc::new(AtomicBool::new(false)),
-            signals: true,
-        }
+        stop
     }
 
     /// Asks the loop to stop.
@@ -65,27 +51,89 @@ impl Stop {
 
     /// Whether the loop should stop.
     pub fn is_set(&self) -> bool {
-        self.flag.load(Ordering::SeqCst) || (self.signals && SIGNALLED.load(Ordering::SeqCst))
+        self.flag.load(Ordering::SeqCst)
     }
 }
 
-/// Log levels, most severe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// A failure that stops something.
-    Error = 0,
-    /// Bad input or a failure that is survived.
-    Warning = 1,
-    /// Start, stop and configuration.
-    Info = 2,
-    /// Every message.
-    Debug = 3,
+/// The programs' logger: one line per record, `LEVEL program: message`, to
+/// stderr, or with a timestamp to the file given by [`set_log_file`].
+/// Library code logs through the `log` facade; a program that embeds the
+/// library chooses where that goes, these programs choose this.
+struct Logger {
+    level: AtomicU8,
+    file: std::sync::OnceLock<std::sync::Mutex<std::fs::File>>,
 }
 
-static LOG_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static LOGGER: Logger = Logger {
+    level: AtomicU8::new(log::LevelFilter::Info as u8),
+    file: std::sync::OnceLock::new(),
+};
 
-/// Where log lines go when not to stderr.
-static LOG_FILE: std::sync::OnceLock<std::sync::Mutex<std::fs::File>> = std::sync::OnceLock::new();
+impl Logger {
+    fn filter(&self) -> log::LevelFilter {
+        match self.level.load(Ordering::Relaxed) {
+            0 => log::LevelFilter::Off,
+            1 => log::LevelFilter::Error,
+            2 => log::LevelFilter::Warn,
+            3 => log::LevelFilter::Info,
+            4 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        }
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.filter()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let name = match record.level() {
+            log::Level::Error => "ERROR",
+            log::Level::Warn => "WARNING",
+            log::Level::Info => "INFO",
+            log::Level::Debug => "DEBUG",
+            log::Level::Trace => "TRACE",
+        };
+        let program = std::env::args()
+            .next()
+            .and_then(|path| {
+                std::path::Path::new(&path)
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
+            .unwrap_or_default();
+        let message = record.args();
+        match self.file.get() {
+            Some(file) => {
+                let seconds = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|elapsed| elapsed.as_secs_f64())
+                    .unwrap_or(0.0);
+                let _ = writeln!(file.locked(), "{seconds:.3} {name} {program}: {message}");
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{name} {program}: {message}");
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Makes the programs' logger the process's logger (once; later calls and
+/// a logger set by someone else leave it as it is).
+fn install_logger() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+    });
+}
 
 /// Appends log lines to `path` from now on instead of stderr.
 pub fn set_log_file(path: &std::path::Path) -> Result<(), crate::Error> {
@@ -99,48 +147,19 @@ pub fn set_log_file(path: &std::path::Path) -> Result<(), crate::Error> {
                 path.display()
             ))
         })?;
-    LOG_FILE
+    LOGGER
+        .file
         .set(std::sync::Mutex::new(file))
-        .map_err(|_| crate::Error::InvalidArgument("the log file is already set".into()))
+        .map_err(|_| crate::Error::InvalidArgument("the log file is already set".into()))?;
+    install_logger();
+    Ok(())
 }
 
-/// Logs at `level` and above more severe ones from now on.
-pub fn set_log_level(level: Level) {
-    LOG_LEVEL.store(level as u8, Ordering::Relaxed);
-}
-
-/// Writes one line to stderr: level, program and message.
-pub fn log(level: Level, message: &str) {
-    if level as u8 > LOG_LEVEL.load(Ordering::Relaxed) {
-        return;
-    }
-    let name = match level {
-        Level::Error => "ERROR",
-        Level::Warning => "WARNING",
-        Level::Info => "INFO",
-        Level::Debug => "DEBUG",
-    };
-    let program = std::env::args()
-        .next()
-        .and_then(|path| {
-            std::path::Path::new(&path)
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-        })
-        .unwrap_or_default();
-    match LOG_FILE.get() {
-        Some(file) => {
-            let seconds = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|elapsed| elapsed.as_secs_f64())
-                .unwrap_or(0.0);
-            let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let _ = writeln!(file, "{seconds:.3} {name} {program}: {message}");
-        }
-        None => {
-            let _ = writeln!(std::io::stderr().lock(), "{name} {program}: {message}");
-        }
-    }
+/// Logs records of `level` and more severe ones from now on (`Info` unless
+/// set), through the programs' logger.
+pub fn set_log_level(level: log::LevelFilter) {
+    LOGGER.level.store(level as u8, Ordering::Relaxed);
+    install_logger();
 }
 
 /// How a server socket reaches its endpoint.
@@ -187,7 +206,8 @@ pub fn exit_usage(usage: &str) -> ! {
 pub fn exit_failure(error: &dyn std::fmt::Display) -> ! {
     let text = error.to_string();
     let text = text.strip_prefix("Invalid argument: ").unwrap_or(&text);
-    log(Level::Error, text);
+    install_logger();
+    log::error!("{text}");
     std::process::exit(1)
 }
 

@@ -5,6 +5,7 @@
 //! server hands out a token).
 
 use crate::error::Error;
+use crate::sync::Lock;
 use crate::vsphere::session::{Connection, Session};
 use crate::vsphere::soap::{element, escape, MoRef};
 use crate::vsphere::xml::{Document, Node, XsiType};
@@ -200,12 +201,7 @@ fn container_view(
     kind: &str,
     deadline: Instant,
 ) -> Result<MoRef, Error> {
-    if let Some(view) = session
-        .views
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .get(kind)
-    {
+    if let Some(view) = session.views.locked().get(kind) {
         return Ok(view.clone());
     }
     let root = session.service("rootFolder")?;
@@ -230,22 +226,14 @@ fn container_view(
     // when the call had to log in again.
     let current = connection.current();
     let owner = current.as_deref().unwrap_or(session);
-    owner
-        .views
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .insert(kind.to_owned(), view.clone());
+    owner.views.locked().insert(kind.to_owned(), view.clone());
     Ok(view)
 }
 
 /// Drops the current session's container view of `kind`.
 fn forget_view(connection: &Connection, kind: &str) {
     if let Some(session) = connection.current() {
-        session
-            .views
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(kind);
+        session.views.locked().remove(kind);
     }
 }
 

@@ -2,8 +2,8 @@
 //! renewal when the server forgets the session (expiry, vCenter restart), and
 //! logout when the connection is dropped.
 
-use crate::context;
 use crate::error::Error;
+use crate::sync::{Lock, Shared};
 use crate::vsphere::soap::{element, Endpoint, MoRef, Request, Transport};
 use crate::vsphere::xml::{self, Document, Node};
 use std::collections::HashMap;
@@ -78,18 +78,12 @@ impl Connection {
 
     /// The session logged in now, if any.
     pub fn current(&self) -> Option<Arc<Session>> {
-        self.session
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.session.read_locked().clone()
     }
 
     /// Logs in again unless another thread already replaced `stale`.
     fn renew(&self, stale: Option<u64>, deadline: Instant) -> Result<Arc<Session>, Error> {
-        let mut logins = self
-            .login
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut logins = self.login.locked();
         if let Some(session) = self.current() {
             if Some(session.epoch) != stale {
                 return Ok(session);
@@ -97,10 +91,7 @@ impl Connection {
         }
         *logins += 1;
         let session = Arc::new(self.log_in(*logins, deadline)?);
-        *self
-            .session
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(session.clone());
+        *self.session.write_locked() = Some(session.clone());
         Ok(session)
     }
 
@@ -131,10 +122,7 @@ impl Connection {
         let mut args = String::new();
         element(&mut args, "userName", &self.user);
         element(&mut args, "password", &self.password);
-        let first_cookie = cookie_slot
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let first_cookie = cookie_slot.locked().clone();
         let login = self.transport.call(
             &Request {
                 method: "Login",
@@ -162,16 +150,14 @@ impl Connection {
             }
             other => other?,
         }
-        let cookie = cookie_slot
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        let cookie = crate::sync::into_inner(cookie_slot)
             .ok_or_else(|| Error::VSphere(format!("{} sent no session cookie", self.address())))?;
         Ok(Session {
             epoch,
             cookie,
             content,
             api_version,
-            generation: context::fork_generation(),
+            generation: crate::fork::generation(),
             views: Mutex::new(HashMap::new()),
             about: OnceLock::new(),
         })
@@ -260,7 +246,7 @@ impl Drop for Connection {
         let Some(session) = self.current() else {
             return;
         };
-        if session.generation != context::fork_generation() {
+        if session.generation != crate::fork::generation() {
             return;
         }
         let Ok(session_manager) = session.service("sessionManager") else {

@@ -5,8 +5,8 @@
 //! The pool belongs to one process: after `fork()` a child builds its own and
 //! never writes to a connection it inherited (those are the parent's).
 
-use crate::context;
 use crate::error::Error;
+use crate::sync::Lock;
 use crate::vsphere::tls::{self, RefusedFingerprint, Verification};
 use crate::vsphere::xml::{self, Node};
 use std::fmt::Write as _;
@@ -107,7 +107,7 @@ impl Transport {
             endpoint,
             tls,
             refused,
-            http: Mutex::new((context::fork_generation(), http)),
+            http: Mutex::new((crate::fork::generation(), http)),
         })
     }
 
@@ -117,11 +117,8 @@ impl Transport {
     }
 
     fn pool(&self) -> ureq::Agent {
-        let mut http = self
-            .http
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let generation = context::fork_generation();
+        let mut http = self.http.locked();
+        let generation = crate::fork::generation();
         if http.0 != generation {
             // The inherited connections are the parent's: dropping them here
             // only closes this process's descriptors (nothing is written).
@@ -212,7 +209,7 @@ impl Transport {
             }
             other => {
                 if let (Some(cookie), Some(slot)) = (cookie, request.new_cookie) {
-                    let mut slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut slot = slot.locked();
                     *slot = Some(cookie);
                 }
                 other
@@ -230,11 +227,7 @@ impl Transport {
     fn transport_error(&self, method: &str, failure: &ureq::Transport) -> Error {
         let text = failure.to_string();
         if text.contains("InvalidCertificate") || text.contains("certificate") {
-            let seen = self
-                .refused
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone();
+            let seen = self.refused.locked().clone();
             let seen = seen
                 .map(|fingerprint| format!(" Its SHA-256 fingerprint is {fingerprint}."))
                 .unwrap_or_default();

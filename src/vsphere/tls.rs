@@ -4,6 +4,7 @@
 //! certificate it refused, so the error can show the user what to pin.
 
 use crate::error::Error;
+use crate::sync::Lock;
 use ring::digest;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -100,24 +101,32 @@ fn webpki(roots: RootCertStore, provider: &Arc<CryptoProvider>) -> Result<Check,
     Ok(Check::Chain(inner))
 }
 
-/// Accepts 64 (SHA-256) or 40 (SHA-1) hex digits, with or without colons.
+/// Accepts 64 (SHA-256) or 40 (SHA-1) hex digits, with or without colons
+/// (any other character, ASCII or not, is refused).
 fn parse_fingerprint(text: &str) -> Result<Vec<u8>, Error> {
-    let digits: String = text
+    let digits: Vec<u8> = text
         .chars()
         .filter(|character| *character != ':' && !character.is_whitespace())
-        .collect();
-    let bad = || {
-        Error::InvalidArgument(format!(
-            "fingerprint {text:?} is not a SHA-256 (64 hex digits) or SHA-1 (40 hex digits) fingerprint"
-        ))
-    };
-    if digits.len() != 64 && digits.len() != 40 {
-        return Err(bad());
+        .map(|character| character.to_digit(16).and_then(|digit| u8::try_from(digit).ok()))
+        .collect::<Option<_>>()
+        .filter(|digits: &Vec<u8>| digits.len() == 64 || digits.len() == 40)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "fingerprint {text:?} is not a SHA-256 (64 hex digits) or SHA-1 (40 hex digits) fingerprint"
+            ))
+        })?;
+    Ok(digits
+        .chunks(2)
+        .map(|pair| (pair[0] << 4) | pair[1])
+        .collect())
+}
+
+impl Verification {
+    /// Checks the settings without connecting: the fingerprint's form, the
+    /// CA file's certificates, that the system has roots.
+    pub fn check(&self) -> Result<(), Error> {
+        client_config(self).map(drop)
     }
-    (0..digits.len())
-        .step_by(2)
-        .map(|index| u8::from_str_radix(&digits[index..index + 2], 16).map_err(|_| bad()))
-        .collect()
 }
 
 /// The SHA-256 fingerprint of a certificate, as `AB:CD:...`.
@@ -154,10 +163,7 @@ struct Verifier {
 
 impl Verifier {
     fn refuse(&self, certificate: &CertificateDer<'_>) {
-        let mut slot = self
-            .refused
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = self.refused.locked();
         *slot = Some(sha256_fingerprint(certificate.as_ref()));
     }
 }
@@ -244,6 +250,11 @@ mod tests {
         assert_eq!(parse_fingerprint(&with_colons).unwrap(), vec![0x0f; 20]);
         assert!(parse_fingerprint("abc").is_err());
         assert!(parse_fingerprint(&"zz".repeat(32)).is_err());
+        // 64 bytes, not all ASCII: refused, not a panic on a char boundary.
+        let mixed = format!("a{}b", "é".repeat(31));
+        assert_eq!(mixed.len(), 64);
+        assert!(parse_fingerprint(&mixed).is_err());
+        assert!(parse_fingerprint(&format!("{}é", "a".repeat(38))).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use vpoller::server::registry::{Host, Registry, Tls};
+use vpoller::hosts::{Host, Registry, Tls};
 use vpoller::{Agent, AgentOptions, Client, Verification};
 
 pub use vpoller_standin::{fake_vsphere, free_port, StandIn};

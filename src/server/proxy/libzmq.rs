@@ -4,18 +4,17 @@
 use super::Incarnation;
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
-use crate::server::{log, open_socket, Attach, Level, Stop};
+use crate::server::{open_socket, Attach, Stop};
 
 /// Relays until `stop` is set.
 pub(super) fn run(context: &zmq::Context, config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
     let frontend = open_socket(context, zmq::ROUTER, 0, &config.frontend, Attach::Bind)?;
     let backend = open_socket(context, zmq::DEALER, 0, &config.backend, Attach::Bind)?;
-    log(
-        Level::Info,
-        &format!(
-            "proxy running (libzmq): frontend {}, backend {}, management {}",
-            config.frontend, config.backend, config.mgmt
-        ),
+    log::info!(
+        "proxy running (libzmq): frontend {}, backend {}, management {}",
+        config.frontend,
+        config.backend,
+        config.mgmt
     );
     let incarnation = Incarnation::new();
     while !stop.is_set() {
@@ -36,7 +35,7 @@ pub(super) fn run(context: &zmq::Context, config: &ProxyConfig, stop: &Stop) -> 
                     backend.send_multipart(frames, 0)
                 });
             if let Err(error) = relayed {
-                log(Level::Warning, &format!("relaying a request: {error}"));
+                log::warn!("relaying a request: {error}");
             }
         }
         if items[1].is_readable() {
@@ -46,15 +45,14 @@ pub(super) fn run(context: &zmq::Context, config: &ProxyConfig, stop: &Stop) -> 
                     if incarnation.to_client(&mut frames) {
                         frontend.send_multipart(frames, 0)
                     } else {
-                        log(
-                            Level::Warning,
-                            "dropped a reply to a request an earlier run of the proxy took in",
+                        log::warn!(
+                            "dropped a reply to a request an earlier run of the proxy took in"
                         );
                         Ok(())
                     }
                 });
             if let Err(error) = relayed {
-                log(Level::Warning, &format!("relaying a reply: {error}"));
+                log::warn!("relaying a reply: {error}");
             }
         }
     }

@@ -13,7 +13,7 @@ mod tcp;
 
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
-use crate::server::{log, mgmt, open_socket, Attach, Level, Stop};
+use crate::server::{mgmt, open_socket, Attach, Stop};
 use crate::zmtp;
 use serde_json::json;
 
@@ -108,7 +108,7 @@ pub fn run(config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
             None => libzmq::run(&context, config, stop),
         },
     )?;
-    log(Level::Info, "proxy stopped");
+    log::info!("proxy stopped");
     Ok(())
 }
 

@@ -13,7 +13,7 @@
 use super::Incarnation;
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
-use crate::server::{log, Level, Stop};
+use crate::server::Stop;
 use crate::zmtp::{self, Decoder, Event};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -123,12 +123,11 @@ pub(super) fn run(
         .register(&mut relay.frontend, FRONTEND, Interest::READABLE)
         .and_then(|()| registry.register(&mut relay.backend, BACKEND, Interest::READABLE))
         .map_err(|error| system("cannot watch the listening sockets", error))?;
-    log(
-        Level::Info,
-        &format!(
-            "proxy running: frontend {}, backend {}, management {}",
-            config.frontend, config.backend, config.mgmt
-        ),
+    log::info!(
+        "proxy running: frontend {}, backend {}, management {}",
+        config.frontend,
+        config.backend,
+        config.mgmt
     );
     let mut events = Events::with_capacity(256);
     while !stop.is_set() {
@@ -192,10 +191,7 @@ impl Relay {
                 Err(error) => {
                     // Out of descriptors and the like: the connection waits
                     // in the backlog until the next wake-up.
-                    log(
-                        Level::Warning,
-                        &format!("cannot accept a connection: {error}"),
-                    );
+                    log::warn!("cannot accept a connection: {error}");
                     return;
                 }
             };
@@ -210,10 +206,7 @@ impl Relay {
                 Interest::READABLE | Interest::WRITABLE,
             );
             if let Err(error) = registered {
-                log(
-                    Level::Warning,
-                    &format!("cannot watch a connection: {error}"),
-                );
+                log::warn!("cannot watch a connection: {error}");
                 self.free.push(slot);
                 continue;
             }
@@ -326,10 +319,7 @@ impl Relay {
             }
             Side::Worker => {
                 if let Some(peer) = &self.peers[slot] {
-                    log(
-                        Level::Info,
-                        &format!("worker connected from {}", peer.address),
-                    );
+                    log::info!("worker connected from {}", peer.address);
                 }
                 self.workers.push(slot);
             }
@@ -365,12 +355,9 @@ impl Relay {
             if self.waiting.len() >= MAX_WAITING {
                 self.dropped_unrouted += 1;
                 if self.dropped_unrouted.is_power_of_two() {
-                    log(
-                        Level::Warning,
-                        &format!(
-                            "no worker takes requests: {} dropped so far",
-                            self.dropped_unrouted
-                        ),
+                    log::warn!(
+                        "no worker takes requests: {} dropped so far",
+                        self.dropped_unrouted
                     );
                 }
                 return;
@@ -409,22 +396,16 @@ impl Relay {
             .and_then(|identity| self.incarnation.client(identity))
             .and_then(|id| self.clients.get(&id).copied());
         let Some(slot) = client else {
-            log(
-                Level::Debug,
-                "dropped a reply for a client that is gone (or an earlier run's)",
-            );
+            log::debug!("dropped a reply for a client that is gone (or an earlier run's)");
             return;
         };
         let Some(peer) = self.peers[slot].as_mut() else {
             return;
         };
         if peer.backlog() > CLIENT_BACKLOG {
-            log(
-                Level::Warning,
-                &format!(
-                    "dropped a reply: {} does not read its replies",
-                    peer.address
-                ),
+            log::warn!(
+                "dropped a reply: {} does not read its replies",
+                peer.address
             );
             return;
         }
@@ -442,15 +423,12 @@ impl Relay {
             Side::Worker => "worker",
         };
         if !reason.is_empty() {
-            log(
-                Level::Warning,
-                &format!(
-                    "closed the {what} connection from {}: {reason}",
-                    peer.address
-                ),
+            log::warn!(
+                "closed the {what} connection from {}: {reason}",
+                peer.address
             );
         } else if peer.side == Side::Worker {
-            log(Level::Info, &format!("worker at {} left", peer.address));
+            log::info!("worker at {} left", peer.address);
         }
         match peer.side {
             Side::Client => {

@@ -8,7 +8,8 @@
 use super::{job_for, perform, split_request, Hosts, Job, Schedule};
 use crate::error::Error;
 use crate::server::config::Config;
-use crate::server::{log, open_socket, Attach, Level, Stop};
+use crate::server::{open_socket, Attach, Stop};
+use crate::sync::Lock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,9 +55,7 @@ pub(super) fn run(
             let receiver = receiver.clone();
             scope.spawn(move || loop {
                 let job = {
-                    let receiver = receiver
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let receiver = receiver.locked();
                     receiver.recv()
                 };
                 let Ok(job) = job else {
@@ -88,7 +87,7 @@ pub(super) fn run(
 impl Loop<'_> {
     fn send(&self, frames: Vec<Vec<u8>>) {
         if let Err(error) = self.dealer.send_multipart(frames, 0) {
-            log(Level::Warning, &format!("cannot send a reply: {error}"));
+            log::warn!("cannot send a reply: {error}");
         }
     }
 
@@ -122,7 +121,7 @@ impl Loop<'_> {
                 return;
             };
             if self.jobs.send(job).is_err() {
-                log(Level::Error, "the task threads are gone");
+                log::error!("the task threads are gone");
                 return;
             }
         }

@@ -17,14 +17,14 @@ mod libzmq;
 mod tcp;
 
 use crate::agent::reply::{to_text, Answer};
-use crate::agent::{Agent, AgentOptions};
+use crate::agent::Agent;
 use crate::error::Error;
+use crate::helpers;
+use crate::hosts::{AgentSettings, Routed};
 use crate::server::config::Config;
-use crate::server::helpers;
 use crate::server::mgmt;
-use crate::server::registry::{Host, Registry, Tls};
-use crate::server::{log, open_socket, Attach, Level, Stop};
-use crate::vsphere::Verification;
+use crate::server::{open_socket, Attach, Stop};
+use crate::sync::Lock;
 use crate::zmtp;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
@@ -33,9 +33,6 @@ use std::time::{Duration, Instant};
 
 /// Requests for one host waiting for a thread, at most; more are refused.
 const MAX_PENDING_PER_HOST: usize = 10_000;
-/// How often an unknown host name may trigger a registry reload.
-const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
-
 /// Counters of one vSphere host, for `status`.
 #[derive(Default, Clone)]
 struct HostStats {
@@ -45,149 +42,30 @@ struct HostStats {
     total_latency: Duration,
 }
 
-/// The registered hosts and their agents, shared by every loop of a worker.
+/// The worker's hosts and their counters, shared by every loop.
 pub(crate) struct Hosts {
-    db: String,
-    config: Config,
-    agents: Mutex<HashMap<String, (Host, Arc<Agent>)>>,
-    last_reload: Mutex<Option<Instant>>,
+    hosts: crate::hosts::Hosts,
     stats: Mutex<HashMap<String, HostStats>>,
 }
 
 impl Hosts {
-    pub(crate) fn new(config: &Config) -> Result<Hosts, Error> {
-        let hosts = Hosts {
-            db: config.worker.db.clone(),
-            config: config.clone(),
-            agents: Mutex::new(HashMap::new()),
-            last_reload: Mutex::new(None),
-            stats: Mutex::new(HashMap::new()),
-        };
-        hosts.reload()?;
-        Ok(hosts)
-    }
-
-    fn options(&self, host: &Host) -> AgentOptions {
-        let verification = match &host.tls {
-            Tls::Unchecked => Verification::Insecure,
-            Tls::SystemRoots => Verification::SystemRoots,
-            Tls::CaFile(path) => Verification::CaFile(path.into()),
-            Tls::Fingerprint(digest) => Verification::Fingerprint(digest.clone()),
-        };
-        AgentOptions {
-            port: host.port.unwrap_or(crate::agent::DEFAULT_PORT),
-            verification,
-            timeout_ms: self.config.worker.timeout_ms,
-            cache_ttl_s: if self.config.cache.enabled {
-                self.config.cache.ttl
+    fn new(config: &Config) -> Result<Hosts, Error> {
+        let settings = AgentSettings {
+            timeout_ms: config.worker.timeout_ms,
+            cache_ttl_s: if config.cache.enabled {
+                config.cache.ttl
             } else {
                 0
             },
-            ..AgentOptions::default()
-        }
-    }
-
-    /// Reads the registry: agents for new or changed enabled hosts, none for
-    /// removed or disabled ones.
-    fn reload(&self) -> Result<(), Error> {
-        let registered = Registry::open(&self.db)?.list()?;
-        let mut agents = self
-            .agents
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        agents.retain(|name, (known, _)| {
-            registered
-                .iter()
-                .any(|host| host.enabled && &host.host == name && host == known)
-        });
-        for host in registered.into_iter().filter(|host| host.enabled) {
-            if agents.contains_key(&host.host) {
-                continue;
-            }
-            if host.tls == Tls::Unchecked {
-                log(
-                    Level::Info,
-                    &format!(
-                        "{}: certificate not verified (no TLS settings in the registry, as py-vpoller)",
-                        host.host
-                    ),
-                );
-            }
-            match Agent::with_options(&host.host, &host.user, &host.password, self.options(&host)) {
-                Ok(agent) => {
-                    agents.insert(host.host.clone(), (host, Arc::new(agent)));
-                }
-                Err(error) => log(Level::Error, &format!("{}: {error}", host.host)),
-            }
-        }
-        *self
-            .last_reload
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
-        Ok(())
-    }
-
-    /// The agent of `name`; an unknown name reloads the registry (at most
-    /// every two seconds), so hosts added while the worker runs are served.
-    pub(crate) fn agent(&self, name: &str) -> Option<Arc<Agent>> {
-        if let Some((_, agent)) = self
-            .agents
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(name)
-        {
-            return Some(agent.clone());
-        }
-        let due = self
-            .last_reload
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .map_or(true, |at| at.elapsed() >= RELOAD_INTERVAL);
-        if due {
-            if let Err(error) = self.reload() {
-                log(Level::Error, &error.to_string());
-            }
-            return self
-                .agents
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .get(name)
-                .map(|(_, agent)| agent.clone());
-        }
-        None
-    }
-
-    /// What a worker does with a request's text before any task runs, as
-    /// py-vpoller's worker checks it: the message, its host and that host's
-    /// agent, or the refusal's reply text (not JSON, not an object, no known
-    /// task, no known vSphere host).
-    pub(crate) fn route(&self, body: &[u8]) -> Result<(Value, String, Arc<Agent>), String> {
-        let Ok(msg) = serde_json::from_slice::<Value>(body) else {
-            log(Level::Warning, "invalid client message received");
-            return Err(to_text(
-                &json!({"success": 1, "msg": "Invalid message received"}),
-            ));
         };
-        if let Some(refusal) = crate::agent::precheck(&msg) {
-            return Err(to_text(&refusal));
-        }
-        let host = msg
-            .get("hostname")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        match host.and_then(|host| self.agent(&host).map(|agent| (host, agent))) {
-            Some((host, agent)) => Ok((msg, host, agent)),
-            None => Err(to_text(
-                &json!({"success": 1, "msg": "Unknown or missing agent name"}),
-            )),
-        }
+        Ok(Hosts {
+            hosts: crate::hosts::Hosts::open(&config.worker.db, settings)?,
+            stats: Mutex::new(HashMap::new()),
+        })
     }
 
     fn record(&self, host: &str, failure: Option<String>, latency: Duration) {
-        let mut stats = self
-            .stats
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut stats = self.stats.locked();
         let entry = stats.entry(host.to_owned()).or_default();
         entry.requests += 1;
         entry.total_latency += latency;
@@ -198,10 +76,7 @@ impl Hosts {
     }
 
     fn stats_json(&self) -> Value {
-        let stats = self
-            .stats
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stats = self.stats.locked();
         let mut names: Vec<&String> = stats.keys().collect();
         names.sort();
         let hosts: Map<String, Value> = names
@@ -380,12 +255,9 @@ fn perform(hosts: &Hosts, job: Job, helpers_allowed: &[String]) -> Vec<Vec<u8>> 
 /// any other shape, which gets no reply.
 fn split_request(mut frames: Vec<Vec<u8>>) -> Option<(Vec<Vec<u8>>, Vec<u8>)> {
     if frames.len() < 3 || !frames[frames.len() - 2].is_empty() {
-        log(
-            Level::Warning,
-            &format!(
-                "dropped a message of {} frames that is not client id, empty frame, request",
-                frames.len()
-            ),
+        log::warn!(
+            "dropped a message of {} frames that is not client id, empty frame, request",
+            frames.len()
         );
         return None;
     }
@@ -396,8 +268,8 @@ fn split_request(mut frames: Vec<Vec<u8>>) -> Option<(Vec<Vec<u8>>, Vec<u8>)> {
 /// A request routed to a job, or the reply's frames when it is refused at
 /// once (py-vpoller's worker checks, an unknown host).
 fn job_for(hosts: &Hosts, envelope: Vec<Vec<u8>>, body: &[u8]) -> Result<Job, Vec<Vec<u8>>> {
-    match hosts.route(body) {
-        Ok((msg, host, agent)) => Ok(Job {
+    match hosts.hosts.route(body) {
+        Ok(Routed { msg, host, agent }) => Ok(Job {
             envelope,
             msg,
             host,
@@ -455,17 +327,14 @@ pub fn run(config: &Config, loops: usize, stop: &Stop) -> Result<(), Error> {
         node: mgmt::node_name(),
     };
     let lean = zmtp::tcp_addresses(&config.worker.proxy, false);
-    log(
-        Level::Info,
-        &format!(
-            "worker running{}: proxy {}, management {}, {} loop(s) of {} threads, at most {} per host",
-            if lean.is_some() { "" } else { " (libzmq)" },
-            config.worker.proxy,
-            config.worker.mgmt,
-            loops,
-            config.worker.threads,
-            config.worker.per_host
-        ),
+    log::info!(
+        "worker running{}: proxy {}, management {}, {} loop(s) of {} threads, at most {} per host",
+        if lean.is_some() { "" } else { " (libzmq)" },
+        config.worker.proxy,
+        config.worker.mgmt,
+        loops,
+        config.worker.threads,
+        config.worker.per_host
     );
     let (hosts, context) = (&hosts, &context);
     let reply = || status.reply(hosts);
@@ -500,6 +369,6 @@ pub fn run(config: &Config, loops: usize, stop: &Stop) -> Result<(), Error> {
             })
         },
     )?;
-    log(Level::Info, "worker stopped");
+    log::info!("worker stopped");
     Ok(())
 }

@@ -14,7 +14,8 @@
 use super::{job_for, perform, split_request, Hosts, Schedule};
 use crate::error::Error;
 use crate::server::config::Config;
-use crate::server::{log, Level, Stop};
+use crate::server::Stop;
+use crate::sync::Lock;
 use crate::zmtp::{self, Decoder, Event};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -130,9 +131,7 @@ pub(super) fn run(
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.locked()
 }
 
 impl<'a> Shared<'a> {
@@ -195,16 +194,8 @@ impl<'a> Shared<'a> {
                 continue;
             }
             pool.idle += 1;
-            pool = if pool.deadline.is_some() {
-                self.wake
-                    .wait_timeout(pool, READ_WAIT)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .0
-            } else {
-                self.wake
-                    .wait(pool)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-            };
+            let timeout = pool.deadline.is_some().then_some(READ_WAIT);
+            pool = crate::sync::wait(&self.wake, pool, timeout);
             pool.idle -= 1;
         }
     }
@@ -221,17 +212,11 @@ impl<'a> Shared<'a> {
     fn send_bytes(&self, bytes: &[u8]) {
         let mut writer = lock(&self.writer);
         let Some(stream) = writer.stream.as_mut() else {
-            log(
-                Level::Warning,
-                "dropped a reply: not connected to the proxy",
-            );
+            log::warn!("dropped a reply: not connected to the proxy");
             return;
         };
         if let Err(error) = stream.write_all(bytes) {
-            log(
-                Level::Warning,
-                &format!("dropped a reply, and the connection to the proxy: {error}"),
-            );
+            log::warn!("dropped a reply, and the connection to the proxy: {error}");
             // The reader sees the connection end and makes a new one.
             let _ = stream.shutdown(Shutdown::Both);
             writer.stream = None;
@@ -322,12 +307,9 @@ impl Connection<'_> {
         };
         if !self.complained {
             if let Some(error) = failure {
-                log(
-                    Level::Warning,
-                    &format!(
-                        "cannot reach the proxy at {} yet ({error}); trying again",
-                        self.endpoint
-                    ),
+                log::warn!(
+                    "cannot reach the proxy at {} yet ({error}); trying again",
+                    self.endpoint
                 );
                 self.complained = true;
             }
@@ -345,10 +327,7 @@ impl Connection<'_> {
         };
         match stream.try_clone() {
             Ok(writer) => {
-                log(
-                    Level::Info,
-                    &format!("connected to the proxy at {}", self.endpoint),
-                );
+                log::info!("connected to the proxy at {}", self.endpoint);
                 self.complained = false;
                 *lock(&shared.writer) = Writer {
                     stream: Some(writer),
@@ -360,10 +339,7 @@ impl Connection<'_> {
     }
 
     fn disconnect(&mut self, shared: &Shared<'_>, reason: &str) {
-        log(
-            Level::Warning,
-            &format!("lost the proxy at {}: {reason}", self.endpoint),
-        );
+        log::warn!("lost the proxy at {}: {reason}", self.endpoint);
         if let Some(stream) = self.stream.take() {
             let _ = stream.shutdown(Shutdown::Both);
         }

@@ -53,6 +53,27 @@ impl std::fmt::Debug for Host {
     }
 }
 
+impl Host {
+    /// Whether the row can be served: a host name, a port other than 0,
+    /// and TLS settings that can be used (a well-formed fingerprint, a CA
+    /// file with certificates).
+    pub fn check(&self) -> Result<(), Error> {
+        if self.host.trim().is_empty() {
+            return Err(Error::InvalidArgument("the host name is empty".into()));
+        }
+        if self.port == Some(0) {
+            return Err(Error::InvalidArgument("port 0 cannot be served".into()));
+        }
+        let verification = match &self.tls {
+            // Nothing to check, and the system's roots are checked on use.
+            Tls::Unchecked | Tls::SystemRoots => return Ok(()),
+            Tls::CaFile(path) => crate::vsphere::Verification::CaFile(path.into()),
+            Tls::Fingerprint(digest) => crate::vsphere::Verification::Fingerprint(digest.clone()),
+        };
+        verification.check()
+    }
+}
+
 /// An open registry.
 pub struct Registry {
     connection: Connection,
@@ -97,8 +118,10 @@ impl Registry {
         }
     }
 
-    /// Adds or replaces a host (enabled, as vconnector-cli adds it).
+    /// Adds or replaces a host (enabled, as vconnector-cli adds it); a host
+    /// that cannot be served ([`Host::check`]) is refused.
     pub fn add(&self, host: &Host) -> Result<(), Error> {
+        host.check()?;
         self.connection
             .execute(
                 "INSERT OR REPLACE INTO hosts VALUES (?1, ?2, ?3, ?4)",
@@ -224,7 +247,8 @@ mod tests {
         registry.add(&host("vc01")).unwrap();
         let mut second = host("vc02");
         second.port = Some(8443);
-        second.tls = Tls::CaFile("/etc/ssl/vc.pem".into());
+        let ca_file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs/fake-vsphere.pem");
+        second.tls = Tls::CaFile(ca_file.into());
         registry.add(&second).unwrap();
         assert_eq!(registry.list().unwrap(), vec![host("vc01"), second.clone()]);
         assert!(registry.set_enabled("vc01", false).unwrap());
@@ -240,6 +264,32 @@ mod tests {
             .unwrap();
         let legacy = registry.get("vc03").unwrap().unwrap();
         assert_eq!((legacy.port, legacy.tls), (None, Tls::Unchecked));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rows_that_cannot_be_served_are_not_stored() {
+        let dir = std::env::temp_dir().join(format!("vpoller-registry-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.db");
+        let registry = Registry::open(path.to_str().unwrap()).unwrap();
+        let refused = |tls: Tls, port: Option<u16>| {
+            let mut bad = host("bad.example.org");
+            bad.tls = tls;
+            bad.port = port;
+            registry.add(&bad).unwrap_err().to_string()
+        };
+        // 64 bytes of which 62 are not ASCII: a clear error, not a panic.
+        let mixed = format!("a{}b", "é".repeat(31));
+        assert!(refused(Tls::Fingerprint(mixed), None).contains("is not a SHA-256"));
+        assert!(refused(Tls::Fingerprint("ab:cd".into()), None).contains("is not a SHA-256"));
+        assert!(refused(Tls::CaFile("/no/such/ca.pem".into()), None).contains("/no/such/ca.pem"));
+        assert!(refused(Tls::Unchecked, Some(0)).contains("port 0"));
+        assert_eq!(registry.list().unwrap(), Vec::new());
+        let mut good = host("good.example.org");
+        good.tls = Tls::Fingerprint("AB:".repeat(31) + "AB");
+        registry.add(&good).unwrap();
+        assert_eq!(registry.list().unwrap(), vec![good]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,230 @@
+//! The vSphere hosts a worker (or the local mode) serves: the registry
+//! (vconnector's SQLite database, [`registry`]) and one [`Agent`] per
+//! enabled host, shared by every thread that asks for it.
+//!
+//! A host added while the process runs is found without a restart: an
+//! unknown host name reads the registry again (at most every two seconds).
+//! A row that cannot be served (a malformed fingerprint, an unreadable CA
+//! file, however it got into the database) answers the requests for that
+//! host with a failure naming the reason, logged once, and every other host
+//! is served.
+
+pub mod registry;
+
+use crate::agent::reply::{failure, to_text};
+use crate::agent::{Agent, AgentOptions};
+use crate::error::Error;
+use crate::sync::Lock;
+use crate::vsphere::Verification;
+pub use registry::{Host, Registry, Tls};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often an unknown host name may read the registry again.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What every host's agent is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// Bound on one task, in milliseconds.
+    pub timeout_ms: u64,
+    /// How long lookups are cached, in seconds (0: not at all).
+    pub cache_ttl_s: u64,
+}
+
+/// One enabled row of the registry and what serves it.
+struct Entry {
+    row: Host,
+    /// The agent, or why the row cannot be served.
+    agent: Result<Arc<Agent>, String>,
+}
+
+/// A request routed to its host's agent.
+pub(crate) struct Routed {
+    /// The request.
+    pub msg: Value,
+    /// Its `hostname`.
+    pub host: String,
+    /// That host's agent.
+    pub agent: Arc<Agent>,
+}
+
+/// The registered hosts and their agents.
+pub struct Hosts {
+    db: String,
+    settings: AgentSettings,
+    entries: Mutex<HashMap<String, Entry>>,
+    /// When the registry was last read; held while reading it, so that
+    /// threads that find a name unknown read it once between them.
+    last_reload: Mutex<Option<Instant>>,
+}
+
+impl Hosts {
+    /// Reads the registry at `db`; an unreadable registry is an error here,
+    /// a row that cannot be served is not (see the module's documentation).
+    pub fn open(db: &str, settings: AgentSettings) -> Result<Hosts, Error> {
+        let hosts = Hosts {
+            db: db.to_owned(),
+            settings,
+            entries: Mutex::new(HashMap::new()),
+            last_reload: Mutex::new(None),
+        };
+        hosts.reload(&mut hosts.last_reload.locked())?;
+        Ok(hosts)
+    }
+
+    fn options(&self, host: &Host) -> AgentOptions {
+        let verification = match &host.tls {
+            Tls::Unchecked => Verification::Insecure,
+            Tls::SystemRoots => Verification::SystemRoots,
+            Tls::CaFile(path) => Verification::CaFile(path.into()),
+            Tls::Fingerprint(digest) => Verification::Fingerprint(digest.clone()),
+        };
+        AgentOptions {
+            port: host.port.unwrap_or(crate::agent::DEFAULT_PORT),
+            verification,
+            timeout_ms: self.settings.timeout_ms,
+            cache_ttl_s: self.settings.cache_ttl_s,
+            ..AgentOptions::default()
+        }
+    }
+
+    /// Reads the registry: agents for new or changed enabled rows, none for
+    /// removed or disabled ones. Agents are made and dropped (a drop logs
+    /// out, which may wait on the network) without holding the table, so
+    /// requests for other hosts go on meanwhile.
+    fn reload(&self, last_reload: &mut Option<Instant>) -> Result<(), Error> {
+        *last_reload = Some(Instant::now());
+        let registered: Vec<Host> = Registry::open(&self.db)?
+            .list()?
+            .into_iter()
+            .filter(|host| host.enabled)
+            .collect();
+        let wanted: Vec<Host> = {
+            let entries = self.entries.locked();
+            registered
+                .iter()
+                .filter(|host| {
+                    entries
+                        .get(&host.host)
+                        .map_or(true, |entry| entry.row != **host)
+                })
+                .cloned()
+                .collect()
+        };
+        let made: Vec<(String, Entry)> = wanted
+            .into_iter()
+            .map(|row| {
+                let agent = self.agent_for(&row);
+                (row.host.clone(), Entry { row, agent })
+            })
+            .collect();
+        let gone: Vec<Entry> = {
+            let mut entries = self.entries.locked();
+            let mut gone = Vec::new();
+            let names: Vec<String> = entries.keys().cloned().collect();
+            for name in names {
+                let kept = registered.iter().any(|host| {
+                    host.host == name && entries.get(&name).is_some_and(|entry| entry.row == *host)
+                });
+                if !kept {
+                    gone.extend(entries.remove(&name));
+                }
+            }
+            for (name, entry) in made {
+                gone.extend(entries.insert(name, entry));
+            }
+            gone
+        };
+        drop(gone);
+        Ok(())
+    }
+
+    /// The agent of one row, or why there is none (logged here, once per
+    /// row as it stands in the registry).
+    fn agent_for(&self, row: &Host) -> Result<Arc<Agent>, String> {
+        if row.tls == Tls::Unchecked {
+            log::info!(
+                "{}: certificate not verified (no TLS settings in the registry, as py-vpoller)",
+                row.host
+            );
+        }
+        let made = row.check().and_then(|()| {
+            Agent::with_options(&row.host, &row.user, &row.password, self.options(row))
+        });
+        match made {
+            Ok(agent) => Ok(Arc::new(agent)),
+            Err(error) => {
+                let reason = format!("the registry entry of {} cannot be used: {error}", row.host);
+                log::error!("{reason}");
+                Err(reason)
+            }
+        }
+    }
+
+    /// The agent of `name`: `None` for a host the registry does not have
+    /// (after reading it again, at most every two seconds), `Err` with the
+    /// reason for a row that cannot be served.
+    pub(crate) fn agent(&self, name: &str) -> Option<Result<Arc<Agent>, String>> {
+        if let Some(found) = self.lookup(name) {
+            return Some(found);
+        }
+        let mut last_reload = self.last_reload.locked();
+        // Another thread may have read the registry while this one waited.
+        if let Some(found) = self.lookup(name) {
+            return Some(found);
+        }
+        if last_reload.is_some_and(|at| at.elapsed() < RELOAD_INTERVAL) {
+            return None;
+        }
+        if let Err(error) = self.reload(&mut last_reload) {
+            log::error!("{error}");
+        }
+        drop(last_reload);
+        self.lookup(name)
+    }
+
+    fn lookup(&self, name: &str) -> Option<Result<Arc<Agent>, String>> {
+        self.entries
+            .locked()
+            .get(name)
+            .map(|entry| entry.agent.clone())
+    }
+
+    /// What a worker does with a request's text before any task runs, as
+    /// py-vpoller's worker checks it: the request and its host's agent, or
+    /// the refusal's reply text (not JSON, not an object, no known task, no
+    /// known vSphere host, a host whose registry row cannot be served).
+    pub(crate) fn route(&self, body: &[u8]) -> Result<Routed, String> {
+        let Ok(msg) = serde_json::from_slice::<Value>(body) else {
+            log::warn!("invalid client message received");
+            return Err(to_text(&failure("Invalid message received")));
+        };
+        if let Some(refusal) = crate::agent::precheck(&msg) {
+            return Err(to_text(&refusal));
+        }
+        let host = msg
+            .get("hostname")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let Some(found) = host.as_deref().and_then(|host| self.agent(host)) else {
+            return Err(to_text(&failure("Unknown or missing agent name")));
+        };
+        match found {
+            Ok(agent) => Ok(Routed {
+                host: host.unwrap_or_default(),
+                msg,
+                agent,
+            }),
+            Err(reason) => {
+                let method = msg
+                    .get("method")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                Err(to_text(&failure(format!("Task {method} failed: {reason}"))))
+            }
+        }
+    }
+}
