@@ -18,17 +18,26 @@ fn silent_proxy_gets_exactly_retries_attempts_in_about_retries_times_timeout() {
     assert_eq!(reply, NO_REPLY);
     // Every attempt reached the worker: the socket was replaced and the request re-sent.
     assert_eq!(stand_in.requests(), 3);
+    // Each attempt waited its whole timeout.
     assert!(elapsed >= Duration::from_millis(590), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(600 + 400), "{elapsed:?}");
+    // And then it gave up. Only a hang, or a wait of another order (seconds
+    // for milliseconds), takes that long: a busy machine does not add
+    // tens of seconds.
+    assert!(elapsed < GAVE_UP, "{elapsed:?}");
 }
+
+/// Far above the 0.5 to 0.6 s that the failing requests here take.
+const GAVE_UP: Duration = Duration::from_secs(30);
 
 #[test]
 fn no_proxy_at_all_fails_after_retries_times_timeout() {
     let client = client(&format!("tcp://127.0.0.1:{}", free_port()), 2, 250);
     let (result, elapsed) = timed(|| client.try_run(r#"{"method": "about"}"#));
     assert_eq!(result, Err(Error::NoReply { attempts: 2 }));
+    // Nothing to connect to is no reason to give up early: both attempts
+    // waited their whole timeout, then the client gave up.
     assert!(elapsed >= Duration::from_millis(490), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(500 + 400), "{elapsed:?}");
+    assert!(elapsed < GAVE_UP, "{elapsed:?}");
 }
 
 #[test]
@@ -47,7 +56,9 @@ fn defaults_are_three_attempts() {
 #[test]
 fn a_retry_can_succeed() {
     let stand_in = StandIn::start();
-    let client = client(stand_in.endpoint(), 2, 150);
+    // The first attempt is dropped and costs its whole timeout; the second
+    // has as long for its reply, which a busy machine does not need.
+    let client = client(stand_in.endpoint(), 2, 1000);
     let reply = client
         .try_run(r#"{"method": "vm.get", "stand_in": {"drop_first": 1}}"#)
         .unwrap();
@@ -58,16 +69,19 @@ fn a_retry_can_succeed() {
 #[test]
 fn proxy_that_starts_late_is_reached_by_a_later_attempt() {
     let port = free_port();
-    let client = client(&format!("tcp://127.0.0.1:{port}"), 10, 300);
+    // 100 attempts of 300 ms: the call returns at the first reply, and a
+    // stand-in that a busy machine starts late is still within them.
+    let client = client(&format!("tcp://127.0.0.1:{port}"), 100, 300);
+    // Started after the first attempt's 300 ms are over.
     let starter = thread::spawn(move || {
         thread::sleep(Duration::from_millis(500));
         StandIn::start_on(port, 1).expect("start the late stand-in")
     });
-    let (reply, elapsed) = timed(|| client.try_run(r#"{"method": "about", "late": true}"#));
+    let reply = client.try_run(r#"{"method": "about", "late": true}"#);
     let stand_in = starter.join().unwrap();
     let reply = reply.unwrap();
+    // Answered by the stand-in that was not there for the first attempt.
     assert!(reply.contains(r#""late": true"#), "{reply}");
-    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     stand_in.stop();
 }
 
@@ -75,7 +89,9 @@ fn proxy_that_starts_late_is_reached_by_a_later_attempt() {
 fn same_client_recovers_after_the_proxy_restarts() {
     let stand_in = StandIn::start();
     let port = stand_in.port();
-    let client = client(stand_in.endpoint(), 2, 200);
+    // Two attempts of a second: the answered requests have time to spare on a
+    // busy machine; the unanswered one costs 2 s.
+    let client = client(stand_in.endpoint(), 2, 1000);
     assert!(client.try_run(r#"{"method": "about", "n": 1}"#).is_ok());
 
     stand_in.stop();
@@ -89,7 +105,8 @@ fn same_client_recovers_after_the_proxy_restarts() {
         thread::sleep(Duration::from_millis(250));
         StandIn::start_on(port, 1).expect("restart the stand-in on its port")
     });
-    let slow_client = common::client(&format!("tcp://127.0.0.1:{port}"), 8, 200);
+    // 100 attempts of 200 ms, for a restart that a busy machine makes late.
+    let slow_client = common::client(&format!("tcp://127.0.0.1:{port}"), 100, 200);
     let during = slow_client.try_run(r#"{"method": "about", "n": 3}"#);
     let stand_in = restarter.join().unwrap();
     assert!(during.unwrap().contains(r#""n": 3"#));
@@ -103,8 +120,10 @@ fn same_client_recovers_after_the_proxy_restarts() {
 #[test]
 fn late_reply_is_never_handed_to_a_later_request() {
     let stand_in = StandIn::start();
-    let client = client(stand_in.endpoint(), 1, 100);
-    let first = client.try_run(r#"{"method": "about", "id": 1, "stand_in": {"delay_ms": 300}}"#);
+    // One attempt of a second: the answered requests have time to spare on a
+    // busy machine; request 1's reply comes a second after it gave up.
+    let client = client(stand_in.endpoint(), 1, 1000);
+    let first = client.try_run(r#"{"method": "about", "id": 1, "stand_in": {"delay_ms": 2000}}"#);
     assert_eq!(first, Err(Error::NoReply { attempts: 1 }));
 
     let second = client.try_run(r#"{"method": "about", "id": 2}"#).unwrap();
@@ -114,7 +133,7 @@ fn late_reply_is_never_handed_to_a_later_request() {
     );
 
     // After the late reply to request 1 has been sent, it still goes nowhere.
-    thread::sleep(Duration::from_millis(400));
+    thread::sleep(Duration::from_millis(1500));
     for id in 3..6 {
         let reply = client
             .try_run(&format!(r#"{{"method": "about", "id": {id}}}"#))
@@ -127,11 +146,13 @@ fn late_reply_is_never_handed_to_a_later_request() {
 #[test]
 fn slow_reply_within_the_timeout_is_accepted() {
     let stand_in = StandIn::start();
-    let client = client(stand_in.endpoint(), 1, 1000);
-    let reply = client
-        .try_run(r#"{"method": "about", "stand_in": {"delay_ms": 200}}"#)
-        .unwrap();
-    assert!(reply.starts_with(r#"{"success": 0"#));
+    // 10 s: the 200 ms reply is well within it also on a busy machine.
+    let client = client(stand_in.endpoint(), 1, 10_000);
+    let (reply, elapsed) =
+        timed(|| client.try_run(r#"{"method": "about", "stand_in": {"delay_ms": 200}}"#));
+    assert!(reply.unwrap().starts_with(r#"{"success": 0"#));
+    // The reply really was slow, and the one attempt waited for it.
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
     assert_eq!(stand_in.requests(), 1);
 }
 
@@ -142,12 +163,15 @@ fn slow_reply_within_the_timeout_is_accepted() {
 fn one_attempt_is_enough_after_the_proxy_restarts() {
     let stand_in = StandIn::start();
     let port = stand_in.port();
-    let client = client(stand_in.endpoint(), 1, 3000);
+    let client = client(stand_in.endpoint(), 1, 10_000);
     assert!(client.try_run(r#"{"method": "about", "n": 1}"#).is_ok());
     stand_in.stop();
     let stand_in = StandIn::start_on(port, 1).expect("restart the stand-in on its port");
-    let (reply, elapsed) = timed(|| client.try_run(r#"{"method": "about", "n": 2}"#));
+    // The client has one attempt: a reply at all shows that the dead
+    // connection did not use it up.
+    let reply = client.try_run(r#"{"method": "about", "n": 2}"#);
     assert!(reply.unwrap().contains(r#""n": 2"#));
-    assert!(elapsed < Duration::from_millis(2000), "{elapsed:?}");
+    // Sent once, on the new connection.
+    assert_eq!(stand_in.requests(), 1);
     stand_in.stop();
 }
