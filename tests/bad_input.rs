@@ -1,11 +1,10 @@
 //! Bad input gets a clear error at once, never reaches the wire, never crashes.
 
 mod common;
-use common::{borrowed_c_string, client, take_c_string, timed, StandIn};
+use common::{borrowed_c_string, client, take_c_string, StandIn};
 use std::ffi::CString;
 use std::os::raw::c_char;
 use std::ptr;
-use std::time::Duration;
 use vpoller::capi::*;
 use vpoller::Error;
 
@@ -27,18 +26,14 @@ fn rust_api_refuses_bad_messages_without_sending() {
     let stand_in = StandIn::start();
     let client = client(stand_in.endpoint(), 3, 3000);
     for (msg, reason) in BAD_MESSAGES {
-        let (result, elapsed) = timed(|| client.run_with(msg, str::to_owned));
-        let error = result.unwrap_err();
+        let error = client.run_with(msg, str::to_owned).unwrap_err();
         assert!(
             matches!(error, Error::InvalidArgument(_)),
             "{msg:?}: {error:?}"
         );
         assert!(error.to_string().contains(reason), "{msg:?}: {error}");
-        // At once: a request that was sent would wait 3 x 3000 ms.
-        assert!(
-            elapsed < Duration::from_millis(1000),
-            "{msg:?} waited {elapsed:?}"
-        );
+        // Refused before anything was sent: nothing to wait for.
+        assert_eq!(stand_in.requests(), 0, "{msg:?} reached the proxy");
         if let Ok(text) = std::str::from_utf8(msg) {
             let reply = client.run(text);
             assert_eq!(vpoller::reply_success(&reply), Some(1), "{reply}");
