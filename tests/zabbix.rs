@@ -4,11 +4,13 @@
 //! running agent with forked listeners queried over the agent protocol.
 
 mod common;
-use common::{free_port, simulator_host, Simulator, Stack};
+use common::{simulator_host, Simulator, Stack};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const AGENTD: &str = "/usr/sbin/zabbix_agentd";
@@ -47,14 +49,15 @@ impl Setup {
         let module_conf = dir.join("vpoller_module.conf");
         std::fs::write(
             &module_conf,
-            format!("# test\nvPollerProxy = {proxy}\nvPollerTimeout = 3000\nvPollerRetries = 1\n"),
+            // 20 s per item: far above what an answered item takes, also on a busy machine.
+            format!("# test\nvPollerProxy = {proxy}\nvPollerTimeout = 20000\nvPollerRetries = 1\n"),
         )
         .unwrap();
         let agent_conf = dir.join("zabbix_agentd.conf");
         std::fs::write(
             &agent_conf,
             format!(
-                "AllowRoot=1\nLoadModulePath={}\nLoadModule=vpoller.so\nTimeout=10\nPidFile={}\n{extra}",
+                "AllowRoot=1\nLoadModulePath={}\nLoadModule=vpoller.so\nTimeout=30\nPidFile={}\n{extra}",
                 module_dir().display(),
                 dir.join("agent.pid").display()
             ),
@@ -76,16 +79,17 @@ impl Setup {
         command
     }
 
+    /// `zabbix_agentd -t KEY`, run to its end.
+    fn run_test_key(&self, key: &str) -> Output {
+        let mut command = self.command();
+        command.arg("-t").arg(key);
+        output_of_group(command)
+    }
+
     /// `zabbix_agentd -t KEY`: the value part of its line, `[t|...]`, `[u|...]`
     /// or `[m|ZBX_NOTSUPPORTED] [...]`.
     fn test_key(&self, key: &str) -> String {
-        let output = self
-            .command()
-            .arg("-t")
-            .arg(key)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let output = self.run_test_key(key);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let line = stdout
             .lines()
@@ -197,19 +201,88 @@ vPollerTimeout = 5000
     assert!(discovery.contains("{#VSPHERE.HOST.NAME}"), "{discovery}");
 }
 
+/// A TCP listener on a free loopback port that accepts connections and
+/// never says a word: a proxy that does not answer. Counts the connections;
+/// its thread ends and the connections close when it is dropped.
+struct SilentProxy {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SilentProxy {
+    fn start() -> SilentProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (accepted, stop) = (Arc::clone(&accepted), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            held.push(stream);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        SilentProxy {
+            port,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilentProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// No proxy answers: the item is not supported, with vPoller's message,
+/// after the module's attempts and timeout (vPollerRetries, vPollerTimeout).
 #[test]
 fn no_proxy_is_not_supported_within_the_timeout() {
-    let setup = Setup::new(&format!("tcp://127.0.0.1:{}", free_port()), "");
+    let proxy = SilentProxy::start();
+    let setup = Setup::new(&format!("tcp://127.0.0.1:{}", proxy.port), "");
+    std::fs::write(
+        &setup.module_conf,
+        format!(
+            "vPollerProxy = tcp://127.0.0.1:{}\nvPollerTimeout = 1000\nvPollerRetries = 3\n",
+            proxy.port
+        ),
+    )
+    .unwrap();
     let started = Instant::now();
     assert_eq!(
         setup.test_key("vpoller[vm.get,vc01,vm01,name]"),
         "[m|ZBX_NOTSUPPORTED] [Did not receive response, aborting...]"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
+    let elapsed = started.elapsed();
+    // Three attempts, each on a connection of its own (the module's default is one).
+    assert_eq!(proxy.connections(), 3);
+    // Each waited its whole second.
+    assert!(elapsed >= Duration::from_millis(3000), "{elapsed:?}");
+    // And not longer: with the module's default of 10 s per attempt the item
+    // would take 30 s. The bound is far from that and from the 3 s it takes,
+    // which a busy machine does not stretch by 17 s.
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
 }
 
 #[test]
@@ -220,12 +293,7 @@ fn a_bad_module_configuration_keeps_the_defaults() {
         "vPollerTimeout = forever\nvPollerRetries = 0\nnonsense\nvPollerProxy = tcp://127.0.0.1:1\n",
     )
     .unwrap();
-    let output = setup
-        .command()
-        .arg("-t")
-        .arg("vpoller.echo[ok]")
-        .output()
-        .unwrap();
+    let output = setup.run_test_key("vpoller.echo[ok]");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -242,8 +310,9 @@ fn a_bad_module_configuration_keeps_the_defaults() {
 /// One passive check over the Zabbix agent protocol.
 fn query(port: u16, key: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Only a hung agent takes this long: the module gives up after 20 s.
     stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let mut request = b"ZBXD\x01".to_vec();
     request.extend_from_slice(&(key.len() as u64).to_le_bytes());
@@ -275,10 +344,14 @@ fn agent_port() -> u16 {
         .expect("a free port for the agent")
 }
 
-/// The resident memory of every process in process group `group`, in bytes.
-fn group_rss(group: u32) -> u64 {
-    let mut total = 0;
+/// The processes of process group `group` that are alive (not zombies):
+/// their pids and `/proc/PID/stat` lines.
+fn group_members(group: u32) -> Vec<(u32, String)> {
+    let mut members = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
@@ -287,10 +360,19 @@ fn group_rss(group: u32) -> u64 {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2).and_then(|pgrp| pgrp.parse::<u32>().ok()) != Some(group) {
-            continue;
+        let dead = matches!(fields.first(), Some(&"Z" | &"X"));
+        if !dead && fields.get(2).and_then(|pgrp| pgrp.parse::<u32>().ok()) == Some(group) {
+            members.push((pid, stat.trim_end().to_owned()));
         }
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+    }
+    members
+}
+
+/// The resident memory of every process in process group `group`, in bytes.
+fn group_rss(group: u32) -> u64 {
+    let mut total = 0;
+    for (pid, _) in group_members(group) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         total += status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -309,17 +391,74 @@ fn group_rss(group: u32) -> u64 {
     total
 }
 
-struct Agent(Child);
+/// How long the processes of a group get to go after a signal: zabbix_agentd
+/// stops in well under a second; only a stuck process takes this long.
+const GRACE: Duration = Duration::from_secs(30);
+
+/// Ends every process of process group `group`: SIGTERM, then SIGKILL for
+/// what is still there after [`GRACE`]; `leader`, the group's first process
+/// and this test's child, is reaped last (until then the group's id cannot
+/// be taken by another group). Returns what is still alive, normally nothing.
+fn end_group(group: u32, leader: Option<&mut Child>) -> Vec<(u32, String)> {
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        if group_members(group).is_empty() {
+            break;
+        }
+        // zabbix_agentd's forked processes do not stop on a SIGTERM of their
+        // own (Zabbix 6.0 leaves that to their parent, which stops them when
+        // it gets one); SIGKILL they all obey.
+        // SAFETY: kill has no memory preconditions.
+        unsafe {
+            libc::kill(-(group as i32), signal);
+        }
+        let deadline = Instant::now() + GRACE;
+        while !group_members(group).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if let Some(leader) = leader {
+        // Gone (or killed) by now: this only collects its exit status.
+        let _ = leader.wait();
+    }
+    group_members(group)
+}
+
+/// Runs `command` in a process group of its own to its end, and checks
+/// that it left no process of that group behind.
+fn output_of_group(mut command: Command) -> Output {
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = child.id();
+    let output = child.wait_with_output().unwrap();
+    let left = end_group(group, None);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    output
+}
+
+/// A zabbix_agentd leading a process group of its own; on drop, every
+/// process of the group is ended and the leader reaped.
+struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    fn group(&self) -> u32 {
+        self.child.id()
+    }
+}
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        // The listeners are the agent's children: its process group goes.
-        // SAFETY: kill has no memory preconditions.
-        unsafe {
-            libc::kill(-(self.0.id() as i32), libc::SIGTERM);
+        let group = self.group();
+        let left = end_group(group, Some(&mut self.child));
+        if !left.is_empty() {
+            eprintln!("zabbix_agentd processes still alive after SIGKILL: {left:?}");
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -328,25 +467,39 @@ fn a_running_agent_answers_concurrent_queries() {
     let simulator = Simulator::start();
     let stack = Stack::start(&[simulator_host(&simulator, "127.0.0.1")], 8, 4);
     let port = agent_port();
-    let setup = Setup::new(
-        &stack.frontend,
-        &format!(
-            "LogType=file\nLogFile={}\nListenIP=127.0.0.1\nListenPort={port}\nStartAgents=4\nServer=127.0.0.1\n",
-            std::env::temp_dir().join(format!("vpoller-zabbix-agent-{port}.log")).display()
-        ),
-    );
+    let setup = Setup::new(&stack.frontend, "");
+    // The log goes with the setup's directory.
+    let log = setup.dir.join("zabbix_agentd.log");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&setup.agent_conf)
+        .unwrap()
+        .write_all(
+            format!(
+                "LogType=file\nLogFile={}\nListenIP=127.0.0.1\nListenPort={port}\nStartAgents=4\nServer=127.0.0.1\n",
+                log.display()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
     let mut command = setup.command();
     command
         .arg("-f")
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let agent = Agent(command.spawn().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let agent = Agent {
+        child: command.spawn().unwrap(),
+    };
+    let group = agent.group();
+    // It listens within a second; only an agent that never will takes a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "the agent did not start listening"
+            "the agent did not start listening: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -381,9 +534,9 @@ fn a_running_agent_answers_concurrent_queries() {
     // 104 queries from 8 connections; then 400 more, after which the
     // agent's processes hold no more memory than after the first ones.
     round(13);
-    let settled = group_rss(agent.0.id());
+    let settled = group_rss(group);
     round(50);
-    let after = group_rss(agent.0.id());
+    let after = group_rss(group);
     assert!(
         after < settled + 2 * 1024 * 1024,
         "the agent's processes grew from {settled} to {after} bytes"
@@ -391,5 +544,10 @@ fn a_running_agent_answers_concurrent_queries() {
     let missing = query(port, "vpoller[vm.get,127.0.0.1,nope,name]");
     assert!(missing.starts_with("ZBX_NOTSUPPORTED"), "{missing}");
     assert!(missing.contains("Cannot find object nope"), "{missing}");
+    // The agent had forked processes (its listeners answered above); none of
+    // them outlives it.
+    assert!(group_members(group).len() > 1, "{:?}", group_members(group));
     drop(agent);
+    let left = group_members(group);
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
