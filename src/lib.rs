@@ -26,16 +26,17 @@
 pub mod agent;
 pub mod capi;
 mod client;
-mod context;
 mod error;
 mod fork;
 pub mod helpers;
 pub mod hosts;
 pub mod server;
 mod sync;
+#[cfg(test)]
+mod test_hooks;
+mod transport;
 pub mod vsphere;
 pub mod zabbix;
-mod zmtp;
 
 pub use agent::{Agent, AgentOptions};
 pub use client::{reply_success, Client, DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS};

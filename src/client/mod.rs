@@ -1,23 +1,22 @@
 //! The vPoller client: py-vpoller 0.7.3's `VPollerClient` behaviour ("Lazy
 //! Pirate" retries over a REQ socket), with the per-call costs taken out.
 //!
-//! On a `tcp://` endpoint the calling thread speaks ZMTP itself ([`tcp`]);
-//! other endpoints (`ipc://`, `inproc://`, interface names) use libzmq REQ
-//! sockets.
+//! On `tcp://` and `ipc://` endpoints the calling thread speaks ZMTP itself
+//! ([`own`]); other endpoints (`inproc://`, source addresses, other
+//! transports) use libzmq REQ sockets ([`libzmq`]).
 
-mod tcp;
+mod libzmq;
+mod own;
 
-use crate::context;
 use crate::error::Error;
 use crate::sync::Lock;
-use crate::zmtp;
+use crate::transport::Dialer;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The endpoint of a vPoller Proxy on the local machine, py-vpoller's default.
 pub const DEFAULT_ENDPOINT: &str = "tcp://localhost:10123";
@@ -49,15 +48,15 @@ pub struct Client {
     endpoint: String,
     retries: u32,
     timeout: Duration,
-    /// The endpoint's addresses when this thread speaks ZMTP itself.
-    tcp: Option<Vec<SocketAddr>>,
+    /// How to reach the endpoint when this thread speaks ZMTP itself.
+    dialer: Option<Dialer>,
     idle: Mutex<IdleSockets>,
 }
 
 /// What carries one request: a libzmq REQ socket or a connection of our own.
 enum Socket {
     Zmq(zmq::Socket),
-    Tcp(tcp::Connection),
+    Own(Box<own::Own>),
 }
 
 impl Socket {
@@ -159,7 +158,7 @@ impl Client {
             endpoint: endpoint.to_owned(),
             retries,
             timeout: Duration::from_millis(u64::from(timeout_ms)),
-            tcp: zmtp::tcp_addresses(endpoint, false),
+            dialer: Dialer::new(endpoint),
             idle: Mutex::new(IdleSockets {
                 generation: crate::fork::generation(),
                 sockets: Vec::new(),
@@ -269,16 +268,14 @@ impl Client {
         let mut attempt = 1;
         loop {
             let reply = match lease.socket() {
-                Socket::Zmq(socket) => send_and_wait(socket, msg, self.timeout)?.map(Reply::Zmq),
-                // Connections of our own are only made when `tcp` is set.
-                Socket::Tcp(connection) => connection
-                    .exchange(
-                        &self.endpoint,
-                        self.tcp.as_deref().unwrap_or_default(),
-                        msg,
-                        self.timeout,
-                    )?
-                    .map(Reply::Bytes),
+                Socket::Zmq(socket) => {
+                    libzmq::send_and_wait(socket, msg, self.timeout)?.map(Reply::Zmq)
+                }
+                Socket::Own(own) => match &self.dialer {
+                    Some(dialer) => own.exchange(dialer, msg, self.timeout)?.map(Reply::Bytes),
+                    // Connections of our own are only made with a dialer.
+                    None => None,
+                },
             };
             if let Some(reply) = reply {
                 self.give_back(lease);
@@ -322,26 +319,13 @@ impl Client {
     /// A new REQ socket connected to the endpoint (a connection of our own
     /// is only made when the request is sent).
     fn connect(&self) -> Result<Lease, Error> {
-        if self.tcp.is_some() {
+        if self.dialer.is_some() {
             return Ok(Lease {
                 generation: crate::fork::generation(),
-                socket: Some(Socket::Tcp(tcp::Connection::new())),
+                socket: Some(Socket::Own(Box::new(own::Own::new()))),
             });
         }
-        let (generation, context) = context::context();
-        let socket = context
-            .socket(zmq::REQ)
-            .map_err(|e| Error::zmq("creating a socket", e))?;
-        socket
-            .set_linger(0)
-            .map_err(|e| Error::zmq("setting LINGER", e))?;
-        let timeout_ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
-        socket
-            .set_rcvtimeo(timeout_ms)
-            .map_err(|e| Error::zmq("setting RCVTIMEO", e))?;
-        socket
-            .connect(&self.endpoint)
-            .map_err(|e| Error::zmq("connecting to the endpoint", e))?;
+        let (generation, socket) = libzmq::connect(&self.endpoint, self.timeout)?;
         Ok(Lease {
             generation,
             socket: Some(Socket::Zmq(socket)),
@@ -394,93 +378,6 @@ pub fn reply_success(reply: &str) -> Option<i64> {
     match serde_json::from_str::<Value>(reply) {
         Ok(Value::Object(fields)) => fields.get("success").and_then(Value::as_i64),
         _ => None,
-    }
-}
-
-/// Sends one attempt and waits for its reply until `timeout` has passed.
-/// `Ok(None)` is silence.
-fn send_and_wait(
-    socket: &zmq::Socket,
-    msg: &[u8],
-    timeout: Duration,
-) -> Result<Option<zmq::Message>, Error> {
-    let deadline = Instant::now() + timeout;
-    let mut sent_at_once = true;
-    loop {
-        // A connected REQ socket queues at once; DONTWAIT only guards the
-        // deadline should the queue ever be full.
-        match socket.send(msg, zmq::DONTWAIT) {
-            Ok(()) => break,
-            Err(zmq::Error::EINTR) => sent_at_once = false,
-            Err(zmq::Error::EAGAIN) => {
-                sent_at_once = false;
-                if !wait_until(socket, zmq::POLLOUT, deadline)? {
-                    return Ok(None);
-                }
-            }
-            Err(error) => return Err(Error::zmq("sending the request", error)),
-        }
-    }
-    // The usual path: one blocking receive bounded by the socket's RCVTIMEO,
-    // which is the attempt's timeout (cheaper than a poll and a receive).
-    let first_try = if sent_at_once {
-        socket.recv_msg(0)
-    } else {
-        Err(zmq::Error::EINTR)
-    };
-    let reply = match first_try {
-        Ok(reply) => reply,
-        Err(zmq::Error::EAGAIN) => return Ok(None),
-        Err(zmq::Error::EINTR) => {
-            // Interrupted, or the send had to wait: only what is left of the
-            // attempt's time may still be spent.
-            if !wait_until(socket, zmq::POLLIN, deadline)? {
-                return Ok(None);
-            }
-            loop {
-                match socket.recv_msg(zmq::DONTWAIT) {
-                    Ok(reply) => break reply,
-                    Err(zmq::Error::EINTR) => continue,
-                    Err(error) => return Err(Error::zmq("receiving the reply", error)),
-                }
-            }
-        }
-        Err(error) => return Err(Error::zmq("receiving the reply", error)),
-    };
-    if reply.get_more() {
-        let mut frames = 1;
-        while socket.get_rcvmore().unwrap_or(false) {
-            frames += 1;
-            if socket.recv_msg(zmq::DONTWAIT).is_err() {
-                break;
-            }
-        }
-        return Err(Error::InvalidReply(format!(
-            "expected one frame, got {frames}"
-        )));
-    }
-    Ok(Some(reply))
-}
-
-/// Polls `socket` for `events` until `deadline`; false when it passed first.
-fn wait_until(
-    socket: &zmq::Socket,
-    events: zmq::PollEvents,
-    deadline: Instant,
-) -> Result<bool, Error> {
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Ok(false);
-        }
-        // Round up so that a sub-millisecond remainder does not spin.
-        let wait_ms = remaining.as_micros().div_ceil(1000);
-        let wait_ms = i64::try_from(wait_ms).unwrap_or(i64::MAX);
-        match socket.poll(events, wait_ms) {
-            Ok(ready) if ready > 0 => return Ok(true),
-            Ok(_) | Err(zmq::Error::EINTR) => continue,
-            Err(error) => return Err(Error::zmq("waiting for the reply", error)),
-        }
     }
 }
 

@@ -157,6 +157,10 @@ impl Hosts {
         match made {
             Ok(agent) => Ok(Arc::new(agent)),
             Err(error) => {
+                let error = match error {
+                    Error::InvalidArgument(reason) => reason,
+                    other => other.to_string(),
+                };
                 let reason = format!("the registry entry of {} cannot be used: {error}", row.host);
                 log::error!("{reason}");
                 Err(reason)
@@ -205,6 +209,8 @@ impl Hosts {
         if let Some(refusal) = crate::agent::precheck(&msg) {
             return Err(to_text(&refusal));
         }
+        #[cfg(test)]
+        crate::test_hooks::panic_at("reader", &msg);
         let host = msg
             .get("hostname")
             .and_then(Value::as_str)
@@ -226,5 +232,108 @@ impl Hosts {
                 Err(to_text(&failure(format!("Task {method} failed: {reason}"))))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vpoller_standin::fake_vsphere::{Answer, FakeVSphere};
+
+    fn fake_host(name: &str, port: u16) -> Host {
+        Host {
+            host: name.into(),
+            user: "root".into(),
+            password: "pw".into(),
+            enabled: true,
+            port: Some(port),
+            tls: Tls::Unchecked,
+        }
+    }
+
+    /// A host removed from the registry is logged out of when the registry
+    /// is read again; that logout (here one the server never answers) must
+    /// not hold up the requests for other hosts.
+    #[test]
+    fn a_slow_logout_does_not_stall_other_hosts() {
+        let fake =
+            FakeVSphere::with_defaults(|method, _| (method == "Logout").then_some(Answer::Hang));
+        let dir = std::env::temp_dir().join(format!("vpoller-hosts-logout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("v.db");
+        let db = db.to_str().unwrap();
+        let registry = Registry::open(db).unwrap();
+        // Two names for the one fake server.
+        registry.add(&fake_host("127.0.0.1", fake.port)).unwrap();
+        registry.add(&fake_host("localhost", fake.port)).unwrap();
+        let settings = AgentSettings {
+            timeout_ms: 10_000,
+            cache_ttl_s: 0,
+        };
+        let hosts = Hosts::open(db, settings).unwrap();
+        let leaving = hosts.agent("127.0.0.1").unwrap().unwrap();
+        leaving.connect().unwrap();
+        drop(leaving);
+        registry.remove("127.0.0.1").unwrap();
+        // An unknown name reads the registry again, once the interval is over.
+        std::thread::sleep(RELOAD_INTERVAL + Duration::from_millis(100));
+        std::thread::scope(|scope| {
+            let reloading = scope.spawn(|| hosts.agent("not-registered"));
+            while fake.count("Logout") == 0 {
+                assert!(
+                    !reloading.is_finished(),
+                    "the registry was read without a logout"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // The logout hangs (until the agent gives up on it after 2 s):
+            // the other host is found meanwhile.
+            let staying = hosts.agent("localhost");
+            assert!(matches!(staying, Some(Ok(_))));
+            assert!(
+                !reloading.is_finished(),
+                "the other host was found only after the logout ended"
+            );
+            assert!(reloading.join().unwrap().is_none());
+        });
+        assert!(hosts.agent("127.0.0.1").is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A row that cannot be served, however it got into the database, is
+    /// a failure for its host alone.
+    #[test]
+    fn a_bad_row_fails_its_own_host_only() {
+        let dir = std::env::temp_dir().join(format!("vpoller-hosts-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("v.db");
+        let db = db.to_str().unwrap();
+        let registry = Registry::open(db).unwrap();
+        registry.add(&fake_host("good.example.org", 9)).unwrap();
+        let raw = rusqlite::Connection::open(db).unwrap();
+        let mixed = format!("a{}b", "é".repeat(31));
+        raw.execute_batch(&format!(
+            "INSERT INTO hosts VALUES ('bad.example.org', 'root', 'pw', 1);
+             INSERT INTO vpoller_hosts VALUES ('bad.example.org', NULL, 'fingerprint', NULL, '{mixed}');"
+        ))
+        .unwrap();
+        let settings = AgentSettings {
+            timeout_ms: 10_000,
+            cache_ttl_s: 0,
+        };
+        let hosts = Hosts::open(db, settings).unwrap();
+        let refusal = hosts
+            .route(br#"{"method": "about", "hostname": "bad.example.org"}"#)
+            .err()
+            .unwrap();
+        assert!(
+            refusal.starts_with(r#"{"success": 1, "msg": "Task about failed: the registry entry of bad.example.org cannot be used: "#),
+            "{refusal}"
+        );
+        assert!(refusal.contains("is not a SHA-256"), "{refusal}");
+        assert!(hosts
+            .route(br#"{"method": "about", "hostname": "good.example.org"}"#)
+            .is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

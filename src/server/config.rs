@@ -172,11 +172,24 @@ fn boolean(key: &str, value: &str) -> Result<bool, Error> {
     }
 }
 
+/// Threads (or per-host threads) one worker loop may have.
+const MAX_THREADS: usize = 4096;
+
 fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Error> {
     value
         .trim()
         .parse()
         .map_err(|_| Error::InvalidArgument(format!("{key} must be a whole number, not {value:?}")))
+}
+
+/// `value` when it is at most `bound`; the error names the setting and the bound.
+fn at_most<T: PartialOrd + std::fmt::Display>(key: &str, value: T, bound: T) -> Result<T, Error> {
+    if value > bound {
+        return Err(Error::InvalidArgument(format!(
+            "{key} must be at most {bound}, not {value}"
+        )));
+    }
+    Ok(value)
 }
 
 impl Config {
@@ -231,13 +244,18 @@ impl Config {
             worker.tasks = list(value);
         }
         if let Some(value) = get("worker", "threads") {
-            worker.threads = number::<usize>("threads", value)?.max(1);
+            worker.threads = at_most("threads", number("threads", value)?, MAX_THREADS)?.max(1);
         }
         if let Some(value) = get("worker", "per_host") {
-            worker.per_host = number::<usize>("per_host", value)?.max(1);
+            worker.per_host = at_most("per_host", number("per_host", value)?, MAX_THREADS)?.max(1);
         }
         if let Some(value) = get("worker", "timeout") {
-            worker.timeout_ms = number::<u64>("timeout", value)?.max(1);
+            worker.timeout_ms = at_most(
+                "timeout",
+                number("timeout", value)?,
+                crate::agent::MAX_TIMEOUT_MS,
+            )?
+            .max(1);
         }
         if let Some(value) = get("cache", "enabled") {
             config.cache.enabled = boolean("enabled", value)?;
@@ -292,6 +310,18 @@ mod tests {
         assert!(Config::parse("key = value\n").is_err());
         assert!(Config::parse("[cache]\nenabled = maybe\n").is_err());
         assert!(Config::parse("[worker]\nthreads = many\n").is_err());
+        // Bounded, with the bound in the error (a deadline this far away
+        // would overflow).
+        let huge = Config::parse("[worker]\ntimeout = 18446744073709551615\n").unwrap_err();
+        assert!(
+            huge.to_string().contains("timeout must be at most 3600000"),
+            "{huge}"
+        );
+        assert!(Config::parse("[worker]\ntimeout = 3600000\n").is_ok());
+        assert!(Config::parse("[worker]\nthreads = 100000\n")
+            .unwrap_err()
+            .to_string()
+            .contains("threads must be at most 4096"));
         let missing = Config::load(Path::new("/no/such/vpoller.conf")).unwrap_err();
         assert!(missing
             .to_string()

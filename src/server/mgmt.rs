@@ -1,10 +1,13 @@
-//! The management socket both programs serve (a REP socket): `status` and
+//! The management socket both programs serve (a REP socket's connections): `status` and
 //! `shutdown` requests, with py-vpoller's replies and error texts, and the
 //! client side that `stop` and `status` command lines use.
 
 use crate::error::Error;
 use crate::server::Stop;
+use crate::transport::{self, Connection, Event, Listener, Reading, Socket, SocketType};
+use mio::{Events, Interest, Poll, Token};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// What a management request asks for.
 enum Command {
@@ -31,55 +34,124 @@ fn command(request: &[u8], unknown: &str) -> Command {
     }
 }
 
-/// Answers management requests on `socket` (a bound REP socket) until
-/// `stop` is set: `status` with `status()`, `shutdown` by setting `stop`,
-/// anything else with py-vpoller's error text (`unknown` for an unknown
-/// method). It runs in a thread of its own, so that the relaying and task
-/// loops never wait on it.
+/// Answers management requests on `listener` until `stop` is set: `status`
+/// with `status()`, `shutdown` by setting `stop`, anything else with
+/// py-vpoller's error text (`unknown` for an unknown method). Each
+/// connection is a REP socket's: one request, one reply. It runs in a
+/// thread of its own, so that the relaying and task loops never wait on it.
 fn serve(
-    socket: &zmq::Socket,
+    mut listener: Listener,
     unknown: &str,
     stop: &Stop,
     status: &dyn Fn() -> String,
 ) -> Result<(), Error> {
+    const LISTENER: Token = Token(usize::MAX);
+    let failed = |what: &str, error: std::io::Error| Error::Internal(format!("{what}: {error}"));
+    let mut poll = Poll::new().map_err(|error| failed("cannot watch sockets", error))?;
+    poll.registry()
+        .register(listener.source(), LISTENER, Interest::READABLE)
+        .map_err(|error| failed("cannot watch the management socket", error))?;
+    let mut peers: Vec<Option<(Socket, Connection)>> = Vec::new();
+    let mut events = Events::with_capacity(64);
     while !stop.is_set() {
-        match socket.poll(zmq::POLLIN, 250) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(zmq::Error::EINTR) => continue,
-            Err(error) => return Err(error.into()),
+        match poll.poll(&mut events, Some(Duration::from_millis(250))) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(failed("cannot wait for the management socket", error)),
         }
-        let request = match socket.recv_bytes(zmq::DONTWAIT) {
-            Ok(request) => request,
-            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => continue,
-            Err(error) => return Err(error.into()),
-        };
-        let reply = match command(&request, unknown) {
-            Command::Status => status(),
-            Command::Shutdown => {
-                stop.set();
-                shutdown_reply()
+        for event in events.iter() {
+            if event.token() == LISTENER {
+                while let Ok((mut socket, _)) = listener.accept() {
+                    let slot = peers.iter().position(Option::is_none).unwrap_or_else(|| {
+                        peers.push(None);
+                        peers.len() - 1
+                    });
+                    let watched = poll.registry().register(
+                        &mut socket,
+                        Token(slot),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    if watched.is_ok() {
+                        peers[slot] = Some((socket, Connection::new(SocketType::Rep)));
+                    }
+                }
+                continue;
             }
-            Command::Reply(text) => text,
-        };
-        socket.send(reply.as_bytes(), 0)?;
+            let slot = event.token().0;
+            let Some((socket, connection)) = peers.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            let open = answer(
+                socket,
+                connection,
+                &mut |request| match command(request, unknown) {
+                    Command::Status => status(),
+                    Command::Shutdown => {
+                        stop.set();
+                        shutdown_reply()
+                    }
+                    Command::Reply(text) => text,
+                },
+            );
+            if !open {
+                if let Some((mut socket, _)) = peers[slot].take() {
+                    let _ = poll.registry().deregister(&mut socket);
+                }
+            }
+        }
     }
     Ok(())
 }
 
+/// Reads what `socket` has, answers each whole request with `reply` and
+/// writes what the connection has for the peer; false when the connection
+/// ended or broke.
+fn answer(
+    socket: &mut Socket,
+    connection: &mut Connection,
+    reply: &mut dyn FnMut(&[u8]) -> String,
+) -> bool {
+    loop {
+        loop {
+            match connection.poll_event() {
+                Ok(Some(Event::Message(frames))) => {
+                    let text = reply(frames.first().map(Vec::as_slice).unwrap_or_default());
+                    connection.send(&[text.as_bytes()]);
+                }
+                Ok(Some(Event::Ready)) => {}
+                Ok(None) => break,
+                Err(reason) => {
+                    log::warn!("closed a management connection: {reason}");
+                    return false;
+                }
+            }
+        }
+        if connection.write_to(socket).is_err() {
+            return false;
+        }
+        match transport::reading(connection.read_from(socket)) {
+            Reading::Data => {}
+            Reading::Later => return true,
+            Reading::Closed(_) => return false,
+        }
+    }
+}
+
 /// Runs `work` (a program's main loop, which ends once `stop` is set) with
-/// the management loop ([`serve`]) beside it in a thread of its own; either
-/// one ending stops the other.
+/// the management loop ([`serve`]) on `endpoint` beside it in a thread of
+/// its own; either one ending stops the other. An endpoint that cannot be
+/// bound is an error before `work` starts.
 pub(crate) fn beside(
-    socket: zmq::Socket,
+    endpoint: &str,
     unknown: &str,
     stop: &Stop,
     status: &(dyn Fn() -> String + Sync),
     work: impl FnOnce() -> Result<(), Error>,
 ) -> Result<(), Error> {
+    let listener = Listener::bind(endpoint)?;
     std::thread::scope(|scope| {
         let managing = scope.spawn(move || {
-            let outcome = serve(&socket, unknown, stop, status);
+            let outcome = serve(listener, unknown, stop, status);
             stop.set();
             outcome
         });

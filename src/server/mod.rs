@@ -162,38 +162,6 @@ pub fn set_log_level(level: log::LevelFilter) {
     install_logger();
 }
 
-/// How a server socket reaches its endpoint.
-#[derive(Clone, Copy)]
-pub(crate) enum Attach {
-    Bind,
-    Connect,
-}
-
-/// A socket of `kind` with `linger_ms`, bound or connected to `endpoint`,
-/// with an error that names the endpoint.
-pub(crate) fn open_socket(
-    context: &zmq::Context,
-    kind: zmq::SocketType,
-    linger_ms: i32,
-    endpoint: &str,
-    attach: Attach,
-) -> Result<zmq::Socket, crate::Error> {
-    let socket = context.socket(kind)?;
-    socket.set_linger(linger_ms)?;
-    let attached = match attach {
-        Attach::Bind => socket.bind(endpoint),
-        Attach::Connect => socket.connect(endpoint),
-    };
-    attached.map_err(|error| {
-        let verb = match attach {
-            Attach::Bind => "bind to",
-            Attach::Connect => "connect to",
-        };
-        crate::Error::InvalidArgument(format!("cannot {verb} {endpoint}: {error}"))
-    })?;
-    Ok(socket)
-}
-
 /// For the programs: prints `usage` to stderr and exits with 64.
 pub fn exit_usage(usage: &str) -> ! {
     eprintln!("{usage}");

@@ -175,9 +175,17 @@ pub struct Stack {
 
 impl Stack {
     pub fn start(hosts: &[Host], threads: usize, per_host: usize) -> Stack {
-        Stack::start_on(hosts, threads, per_host, |_| {
-            [0; 4].map(|_| format!("tcp://127.0.0.1:{}", free_port()))
-        })
+        Stack::start_on(hosts, threads, per_host, tcp_endpoints)
+    }
+
+    /// The directory of the stack's configuration, registry and logs.
+    pub fn dir_path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The registry of this stack.
+    pub fn registry(&self) -> Registry {
+        Registry::open(self.dir.join("vconnector.db").to_str().unwrap()).unwrap()
     }
 
     /// A stack whose frontend, backend and management endpoints `endpoints`
@@ -187,6 +195,19 @@ impl Stack {
         threads: usize,
         per_host: usize,
         endpoints: impl Fn(&Path) -> [String; 4],
+    ) -> Stack {
+        Stack::start_with(hosts, threads, per_host, endpoints, |_| {})
+    }
+
+    /// Like [`Stack::start_on`], with `prepare` given the host registry's
+    /// path before the programs start (to write rows `Registry::add`
+    /// refuses, say).
+    pub fn start_with(
+        hosts: &[Host],
+        threads: usize,
+        per_host: usize,
+        endpoints: impl Fn(&Path) -> [String; 4],
+        prepare: impl Fn(&Path),
     ) -> Stack {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -201,6 +222,7 @@ impl Stack {
         for host in hosts {
             registry.add(host).unwrap();
         }
+        prepare(&db);
         let config = dir.join("vpoller.conf");
         // A port picked free may be taken before the programs bind it (other
         // tests start servers on random ports too): then they exit, and the
@@ -232,6 +254,8 @@ impl Stack {
                 worker: spawn(WORKER, &config),
             };
             std::thread::sleep(Duration::from_millis(200));
+            // Only a bind failure makes a program exit this early; one that
+            // exits later is seen by `wait_running`.
             let exited = stack.proxy.try_wait().unwrap().is_some()
                 || stack.worker.try_wait().unwrap().is_some();
             if exited && attempts < 3 {
@@ -299,6 +323,11 @@ impl Drop for Stack {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Four free loopback `tcp://` endpoints.
+pub fn tcp_endpoints(_: &Path) -> [String; 4] {
+    [0; 4].map(|_| format!("tcp://127.0.0.1:{}", free_port()))
 }
 
 pub const PROXY: &str = env!("CARGO_BIN_EXE_vpoller-proxy");

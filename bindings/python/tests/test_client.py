@@ -220,9 +220,9 @@ def test_library_version():
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc (Linux)")
-def test_a_client_on_tcp_starts_no_thread(endpoint, tmp_path):
-    """On tcp:// the calling thread speaks ZMTP itself; other endpoints use
-    libzmq, whose context starts I/O threads."""
+def test_a_client_on_tcp_or_ipc_starts_no_thread(endpoint, tmp_path):
+    """On tcp:// and ipc:// the calling thread speaks ZMTP itself; other
+    endpoints use libzmq, whose context starts I/O threads."""
     code = ("import os, sys, vpoller_ffi\n"
             "client = vpoller_ffi.VPollerClient(sys.argv[1], 1, int(sys.argv[2]))\n"
             "reply = client.run({'method': 'about', 'hostname': 'vc01'})\n"
@@ -239,5 +239,8 @@ def test_a_client_on_tcp_starts_no_thread(endpoint, tmp_path):
     assert reply.startswith('{"success": 0'), reply
     assert count == 1
     count, reply = threads_after_a_request("ipc://%s" % (tmp_path / "no-proxy"), 100)
+    assert reply.strip() == NO_REPLY
+    assert count == 1
+    count, reply = threads_after_a_request("inproc://no-proxy", 100)
     assert reply.strip() == NO_REPLY
     assert count > 1

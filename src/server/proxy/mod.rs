@@ -4,17 +4,14 @@
 //! frames unchanged, as py-vpoller's proxy relays them; a management REP
 //! socket answers `status` and `shutdown`.
 //!
-//! On `tcp://` endpoints one thread relays every connection itself
-//! (`tcp.rs`, ZMTP 3 over non-blocking sockets); other endpoints (`ipc://`,
-//! interface names) are relayed over libzmq sockets (`libzmq.rs`).
+//! One thread relays every connection itself (`relay.rs`: ZMTP 3 over
+//! non-blocking sockets, on `tcp://` and `ipc://` endpoints).
 
-mod libzmq;
-mod tcp;
+mod relay;
 
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
-use crate::server::{mgmt, open_socket, Attach, Stop};
-use crate::zmtp;
+use crate::server::{mgmt, Stop};
 use serde_json::json;
 
 /// Marks the client identities this run of the proxy hands to workers, so
@@ -39,25 +36,6 @@ impl Incarnation {
         Incarnation(mark)
     }
 
-    /// A request from a client: its identity frame gets the mark.
-    fn to_worker(&self, frames: &mut [Vec<u8>]) {
-        if let Some(identity) = frames.first_mut() {
-            identity.splice(0..0, self.0);
-        }
-    }
-
-    /// A reply from a worker: the mark is taken off; false when it is not
-    /// this run's.
-    fn to_client(&self, frames: &mut [Vec<u8>]) -> bool {
-        match frames.first_mut() {
-            Some(identity) if identity.starts_with(&self.0) => {
-                identity.drain(..self.0.len());
-                true
-            }
-            _ => false,
-        }
-    }
-
     /// The marked identity frame of connection `client` (libzmq's form of
     /// a generated routing id: a zero byte and a 32-bit number).
     fn identity(&self, client: u32) -> [u8; 13] {
@@ -80,8 +58,6 @@ impl Incarnation {
 
 /// Runs the proxy until `shutdown` or `stop` is set.
 pub fn run(config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
-    let context = zmq::Context::new();
-    let management = open_socket(&context, zmq::REP, 0, &config.mgmt, Attach::Bind)?;
     let node = mgmt::node_name();
     let status = || {
         mgmt::to_ascii_text(&json!({
@@ -96,17 +72,12 @@ pub fn run(config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
             }
         }))
     };
-    let lean =
-        zmtp::tcp_addresses(&config.frontend, true).zip(zmtp::tcp_addresses(&config.backend, true));
     mgmt::beside(
-        management,
+        &config.mgmt,
         "Uknown method name received",
         stop,
         &status,
-        || match lean {
-            Some((frontend, backend)) => tcp::run(config, &frontend, &backend, stop),
-            None => libzmq::run(&context, config, stop),
-        },
+        || relay::run(config, stop),
     )?;
     log::info!("proxy stopped");
     Ok(())
@@ -123,10 +94,6 @@ mod tests {
         assert_eq!(this.client(&identity), Some(0x0102_0304));
         assert_eq!(earlier.client(&identity), None);
         assert_eq!(this.client(&identity[..12]), None);
-        let mut frames = vec![b"\x00abcd".to_vec(), Vec::new(), b"{}".to_vec()];
-        this.to_worker(&mut frames);
-        assert!(!earlier.to_client(&mut frames.clone()));
-        assert!(this.to_client(&mut frames));
-        assert_eq!(frames[0], b"\x00abcd");
+        assert_eq!(this.client(b"\x00abcd"), None);
     }
 }

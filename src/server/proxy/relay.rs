@@ -1,25 +1,23 @@
-//! The proxy's relay on `tcp://` endpoints: one thread, non-blocking
-//! sockets, ZMTP 3 spoken here ([`crate::zmtp`]). A request is read
-//! and written on to a worker's connection in the same wake-up, and so is a
-//! reply; nothing is handed between threads.
+//! The proxy's relay: one thread, non-blocking sockets over mio, a
+//! [`Connection`] per peer. A request is read and written on to a worker's
+//! connection in the same wake-up, and so is a reply; nothing is handed
+//! between threads.
 //!
-//! Towards clients it behaves as a ROUTER socket: each connection gets a
-//! routing id (a zero byte and a 32-bit number, as libzmq makes them), which
-//! goes in front of the request, marked with this run's mark. Towards
-//! workers it behaves as a DEALER socket: requests go to the connected
-//! workers in turn, waiting here while none is connected; replies are routed
-//! by their first frame, and dropped when that client is gone.
+//! Towards clients each connection is a ROUTER socket's: it gets a routing
+//! id (a zero byte and a 32-bit number, as libzmq makes them, after this
+//! run's mark), which goes in front of every request. Towards workers each
+//! is a DEALER socket's: requests go to the connected workers in turn,
+//! waiting here while none is connected; replies are routed by their first
+//! frame, and dropped when that client is gone.
 
 use super::Incarnation;
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
 use crate::server::Stop;
-use crate::zmtp::{self, Decoder, Event};
-use mio::net::{TcpListener, TcpStream};
+use crate::transport::{self, Connection, Event, Listener, Reading, Socket, SocketType};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::io;
 use std::time::Duration;
 
 const FRONTEND: Token = Token(0);
@@ -44,69 +42,35 @@ enum Side {
 }
 
 struct Peer {
-    stream: TcpStream,
+    socket: Socket,
     side: Side,
-    decoder: Decoder,
-    out: Vec<u8>,
-    sent: usize,
-    /// A client's routing id.
+    connection: Connection,
+    /// A client's number, in its routing id.
     id: u32,
-    address: SocketAddr,
-}
-
-impl Peer {
-    fn backlog(&self) -> usize {
-        self.out.len() - self.sent
-    }
-
-    /// Writes what the socket takes now; an error means the peer is gone.
-    fn flush(&mut self) -> io::Result<()> {
-        while self.sent < self.out.len() {
-            match self.stream.write(&self.out[self.sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.sent += written,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            }
-        }
-        if self.sent == self.out.len() {
-            self.out.clear();
-            self.sent = 0;
-        } else if self.sent > (1 << 20) && self.sent * 2 > self.out.len() {
-            self.out.drain(..self.sent);
-            self.sent = 0;
-        }
-        Ok(())
-    }
+    address: String,
 }
 
 struct Relay {
     poll: Poll,
-    frontend: TcpListener,
-    backend: TcpListener,
+    frontend: Listener,
+    backend: Listener,
     peers: Vec<Option<Peer>>,
     free: Vec<usize>,
     clients: HashMap<u32, usize>,
     next_client: u32,
     workers: Vec<usize>,
     next_worker: usize,
-    waiting: VecDeque<Vec<u8>>,
+    waiting: VecDeque<Vec<Vec<u8>>>,
     incarnation: Incarnation,
     dropped_unrouted: u64,
 }
 
 /// Relays until `stop` is set.
-pub(super) fn run(
-    config: &ProxyConfig,
-    frontend: &[SocketAddr],
-    backend: &[SocketAddr],
-    stop: &Stop,
-) -> Result<(), Error> {
+pub(super) fn run(config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
     let poll = Poll::new().map_err(|error| system("cannot watch sockets", error))?;
     let mut relay = Relay {
-        frontend: listen(&config.frontend, frontend)?,
-        backend: listen(&config.backend, backend)?,
+        frontend: Listener::bind(&config.frontend)?,
+        backend: Listener::bind(&config.backend)?,
         poll,
         peers: Vec::new(),
         free: Vec::new(),
@@ -120,8 +84,8 @@ pub(super) fn run(
     };
     let registry = relay.poll.registry();
     registry
-        .register(&mut relay.frontend, FRONTEND, Interest::READABLE)
-        .and_then(|()| registry.register(&mut relay.backend, BACKEND, Interest::READABLE))
+        .register(relay.frontend.source(), FRONTEND, Interest::READABLE)
+        .and_then(|()| registry.register(relay.backend.source(), BACKEND, Interest::READABLE))
         .map_err(|error| system("cannot watch the listening sockets", error))?;
     log::info!(
         "proxy running: frontend {}, backend {}, management {}",
@@ -163,20 +127,6 @@ fn system(what: &str, error: io::Error) -> Error {
     Error::Internal(format!("{what}: {error}"))
 }
 
-fn listen(endpoint: &str, addresses: &[SocketAddr]) -> Result<TcpListener, Error> {
-    let mut failure = None;
-    for address in addresses {
-        match TcpListener::bind(*address) {
-            Ok(listener) => return Ok(listener),
-            Err(error) => failure = Some(error),
-        }
-    }
-    let reason = failure.map_or_else(|| "no address".to_owned(), |error| error.to_string());
-    Err(Error::InvalidArgument(format!(
-        "cannot bind to {endpoint}: {reason}"
-    )))
-}
-
 impl Relay {
     fn accept(&mut self, side: Side) {
         loop {
@@ -184,7 +134,7 @@ impl Relay {
                 Side::Client => &self.frontend,
                 Side::Worker => &self.backend,
             };
-            let (mut stream, address) = match listener.accept() {
+            let (mut socket, address) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -195,13 +145,12 @@ impl Relay {
                     return;
                 }
             };
-            let _ = stream.set_nodelay(true);
             let slot = self.free.pop().unwrap_or_else(|| {
                 self.peers.push(None);
                 self.peers.len() - 1
             });
             let registered = self.poll.registry().register(
-                &mut stream,
+                &mut socket,
                 Token(slot + FIRST_PEER),
                 Interest::READABLE | Interest::WRITABLE,
             );
@@ -210,30 +159,41 @@ impl Relay {
                 self.free.push(slot);
                 continue;
             }
-            let accepts: &'static [&'static str] = match side {
-                Side::Client => &["REQ", "DEALER", "ROUTER"],
-                Side::Worker => &["REP", "DEALER", "ROUTER"],
+            let (id, connection) = match side {
+                Side::Client => {
+                    let id = self.new_client_id();
+                    self.clients.insert(id, slot);
+                    let routing_id = self.incarnation.identity(id).to_vec();
+                    (id, Connection::router(routing_id))
+                }
+                Side::Worker => (0, Connection::new(SocketType::Dealer)),
             };
-            let mut out = Vec::with_capacity(128);
-            zmtp::push_greeting(&mut out);
             self.peers[slot] = Some(Peer {
-                stream,
+                socket,
                 side,
-                decoder: Decoder::new(accepts),
-                out,
-                sent: 0,
-                id: 0,
+                connection,
+                id,
                 address,
             });
             self.flush(slot);
         }
     }
 
+    fn new_client_id(&mut self) -> u32 {
+        loop {
+            self.next_client = self.next_client.wrapping_add(1);
+            if !self.clients.contains_key(&self.next_client) {
+                return self.next_client;
+            }
+        }
+    }
+
+    /// Writes what the connection has for its peer; an error closes it.
     fn flush(&mut self, slot: usize) {
         let Some(peer) = self.peers.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        if let Err(error) = peer.flush() {
+        if let Err(error) = peer.connection.write_to(&mut peer.socket) {
             self.close(slot, &error.to_string());
         }
     }
@@ -244,22 +204,22 @@ impl Relay {
             let Some(peer) = self.peers.get_mut(slot).and_then(Option::as_mut) else {
                 return;
             };
-            match peer.decoder.read_from(&mut peer.stream) {
-                Ok(0) => {
-                    // Whole messages before the end are still relayed.
-                    self.take_events(slot);
-                    self.close(slot, "");
-                    return;
-                }
-                Ok(_) => {
+            let read = peer.connection.read_from(&mut peer.socket);
+            let eof = matches!(read, Ok(0));
+            match transport::reading(read) {
+                Reading::Data => {
                     if !self.take_events(slot) {
                         return;
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    self.close(slot, &error.to_string());
+                Reading::Later => return,
+                Reading::Closed(reason) => {
+                    // Whole messages before the end are still relayed.
+                    if eof && self.take_events(slot) {
+                        self.close(slot, "");
+                    } else {
+                        self.close(slot, &reason);
+                    }
                     return;
                 }
             }
@@ -273,55 +233,26 @@ impl Relay {
                 return false;
             };
             let side = peer.side;
-            let event = match peer.decoder.next() {
+            let event = match peer.connection.poll_event() {
                 Ok(Some(event)) => event,
-                Ok(None) => return true,
+                Ok(None) => {
+                    // READY and PONGs the connection queued.
+                    self.flush(slot);
+                    return self.peers.get(slot).is_some_and(Option::is_some);
+                }
                 Err(reason) => {
                     self.close(slot, &reason);
                     return false;
                 }
             };
-            match event {
-                Event::Greeting => {
-                    let socket_type = match side {
-                        Side::Client => "ROUTER",
-                        Side::Worker => "DEALER",
-                    };
-                    zmtp::push_ready(&mut peer.out, socket_type);
-                    self.flush(slot);
-                }
-                Event::Ready(_) => self.ready(slot, side),
-                Event::Ping(context) => {
-                    zmtp::push_pong(&mut peer.out, &context);
-                    self.flush(slot);
-                }
-                Event::Message(frames) => match side {
-                    Side::Client => self.request(slot, frames),
-                    Side::Worker => self.reply(frames),
-                },
-            }
-        }
-    }
-
-    fn ready(&mut self, slot: usize, side: Side) {
-        match side {
-            Side::Client => {
-                let id = loop {
-                    self.next_client = self.next_client.wrapping_add(1);
-                    if !self.clients.contains_key(&self.next_client) {
-                        break self.next_client;
-                    }
-                };
-                self.clients.insert(id, slot);
-                if let Some(peer) = self.peers[slot].as_mut() {
-                    peer.id = id;
-                }
-            }
-            Side::Worker => {
-                if let Some(peer) = &self.peers[slot] {
+            match (event, side) {
+                (Event::Ready, Side::Worker) => {
                     log::info!("worker connected from {}", peer.address);
+                    self.workers.push(slot);
                 }
-                self.workers.push(slot);
+                (Event::Ready, Side::Client) => {}
+                (Event::Message(frames), Side::Client) => self.request(frames),
+                (Event::Message(frames), Side::Worker) => self.reply(frames),
             }
         }
     }
@@ -339,19 +270,9 @@ impl Relay {
         }
     }
 
-    /// A client's request: its routing id in front, on to a worker.
-    fn request(&mut self, slot: usize, frames: Vec<Vec<u8>>) {
-        let Some(peer) = self.peers[slot].as_ref() else {
-            return;
-        };
-        let identity = self.incarnation.identity(peer.id);
-        let size = 16 + frames.iter().map(|frame| frame.len() + 9).sum::<usize>();
-        let mut message = Vec::with_capacity(size);
-        zmtp::push_message(
-            &mut message,
-            std::iter::once(&identity[..]).chain(frames.iter().map(Vec::as_slice)),
-        );
-        if let Err(message) = self.send_to_worker(message) {
+    /// A client's request (its routing id in front), on to a worker.
+    fn request(&mut self, frames: Vec<Vec<u8>>) {
+        if let Err(message) = self.send_to_worker(frames) {
             if self.waiting.len() >= MAX_WAITING {
                 self.dropped_unrouted += 1;
                 if self.dropped_unrouted.is_power_of_two() {
@@ -366,27 +287,24 @@ impl Relay {
         }
     }
 
-    /// Writes an encoded request to the next worker with room, in turn;
-    /// gives it back when there is none.
-    fn send_to_worker(&mut self, message: Vec<u8>) -> Result<(), Vec<u8>> {
+    /// Queues a request to the next worker with room, in turn; gives it
+    /// back when there is none.
+    fn send_to_worker(&mut self, frames: Vec<Vec<u8>>) -> Result<(), Vec<Vec<u8>>> {
         for _ in 0..self.workers.len() {
             self.next_worker = (self.next_worker + 1) % self.workers.len();
             let slot = self.workers[self.next_worker];
             let Some(peer) = self.peers[slot].as_mut() else {
                 continue;
             };
-            if peer.backlog() > WORKER_BACKLOG {
+            if peer.connection.backlog() > WORKER_BACKLOG {
                 continue;
             }
-            if peer.out.is_empty() {
-                peer.out = message;
-            } else {
-                peer.out.extend_from_slice(&message);
-            }
+            let parts: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            peer.connection.send(&parts);
             self.flush(slot);
             return Ok(());
         }
-        Err(message)
+        Err(frames)
     }
 
     /// A worker's reply: to the client its first frame names.
@@ -402,14 +320,15 @@ impl Relay {
         let Some(peer) = self.peers[slot].as_mut() else {
             return;
         };
-        if peer.backlog() > CLIENT_BACKLOG {
+        if peer.connection.backlog() > CLIENT_BACKLOG {
             log::warn!(
                 "dropped a reply: {} does not read its replies",
                 peer.address
             );
             return;
         }
-        zmtp::push_message(&mut peer.out, frames[1..].iter().map(Vec::as_slice));
+        let parts: Vec<&[u8]> = frames[1..].iter().map(Vec::as_slice).collect();
+        peer.connection.send(&parts);
         self.flush(slot);
     }
 
@@ -417,7 +336,7 @@ impl Relay {
         let Some(mut peer) = self.peers.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut peer.stream);
+        let _ = self.poll.registry().deregister(&mut peer.socket);
         let what = match peer.side {
             Side::Client => "client",
             Side::Worker => "worker",
@@ -432,9 +351,7 @@ impl Relay {
         }
         match peer.side {
             Side::Client => {
-                if peer.decoder.is_ready() {
-                    self.clients.remove(&peer.id);
-                }
+                self.clients.remove(&peer.id);
             }
             Side::Worker => self.workers.retain(|&worker| worker != slot),
         }

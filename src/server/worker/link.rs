@@ -1,0 +1,180 @@
+//! A worker loop's connection to the proxy: a DEALER socket's, read by the
+//! pool's reader of the moment and written by every thread that answers.
+//!
+//! It behaves as libzmq's DEALER: made again after the proxy goes away
+//! (every 100 ms until it is back, the host name resolved again each
+//! time), heartbeats answered. Replies go out only once the handshake of
+//! the connection they are written to is done.
+
+use crate::sync::Lock;
+use crate::transport::{self, codec, Connection, Dialer, Event, Reading, SocketType, Stream};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a read waits for a request before the reader looks at the
+/// stop flag.
+pub(super) const READ_WAIT: Duration = Duration::from_millis(250);
+/// How long one round of connecting to the proxy may take.
+const CONNECT_ROUND: Duration = Duration::from_secs(2);
+/// A proxy that takes no reply bytes for this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The read side: the stream and the protocol state, held by one thread
+/// at a time.
+pub(super) struct Link {
+    endpoint: String,
+    dialer: Dialer,
+    current: Option<(Stream, Connection)>,
+    /// Counts connections, so that a broken one is only forgotten by the
+    /// writer if it is still the one it writes to.
+    generation: u64,
+    /// Whether the current outage was logged.
+    complained: bool,
+}
+
+/// The write side, shared by every thread that sends a reply.
+#[derive(Default)]
+pub(super) struct Writer {
+    stream: Option<Stream>,
+    generation: u64,
+}
+
+impl Link {
+    pub(super) fn new(endpoint: &str, dialer: Dialer) -> Link {
+        Link {
+            endpoint: endpoint.to_owned(),
+            dialer,
+            current: None,
+            generation: 0,
+            complained: false,
+        }
+    }
+
+    /// The next message from the proxy, or `None` after waiting
+    /// [`READ_WAIT`] (or a round of connecting) without one.
+    pub(super) fn next_message(&mut self, writer: &Mutex<Writer>) -> Option<Vec<Vec<u8>>> {
+        if self.current.is_none() && !self.connect() {
+            return None;
+        }
+        loop {
+            let (stream, connection) = self.current.as_mut()?;
+            let event = connection.poll_event();
+            // READY and PONGs, serialised with the replies other threads write.
+            if !connection.pending().is_empty() {
+                let written = {
+                    let _turn = writer.locked();
+                    connection.write_to(stream)
+                };
+                if let Err(error) = written {
+                    self.disconnect(writer, &error.to_string());
+                    return None;
+                }
+            }
+            match event {
+                Ok(Some(Event::Message(frames))) => return Some(frames),
+                Ok(Some(Event::Ready)) => {
+                    self.ready(writer);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    self.disconnect(writer, &reason);
+                    return None;
+                }
+            }
+            let (stream, connection) = self.current.as_mut()?;
+            match transport::reading(connection.read_from(stream)) {
+                Reading::Data => {}
+                Reading::Later => return None,
+                Reading::Closed(reason) => {
+                    self.disconnect(writer, &reason);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Connects; false when the proxy cannot be reached this round (logged
+    /// once per outage).
+    fn connect(&mut self) -> bool {
+        let dialled = self
+            .dialer
+            .dial(Instant::now() + CONNECT_ROUND, WRITE_TIMEOUT)
+            .and_then(|stream| stream.set_read_timeout(Some(READ_WAIT)).map(|()| stream));
+        match dialled {
+            Ok(stream) => {
+                self.current = Some((stream, Connection::new(SocketType::Dealer)));
+                self.generation += 1;
+                true
+            }
+            Err(error) => {
+                if !self.complained {
+                    log::warn!(
+                        "cannot reach the proxy at {} yet ({error}); trying again",
+                        self.endpoint
+                    );
+                    self.complained = true;
+                }
+                false
+            }
+        }
+    }
+
+    /// The handshake is done: replies may go out on this connection.
+    fn ready(&mut self, writer: &Mutex<Writer>) {
+        let Some((stream, _)) = self.current.as_ref() else {
+            return;
+        };
+        match stream.try_clone() {
+            Ok(clone) => {
+                log::info!("connected to the proxy at {}", self.endpoint);
+                self.complained = false;
+                *writer.locked() = Writer {
+                    stream: Some(clone),
+                    generation: self.generation,
+                };
+            }
+            Err(error) => self.disconnect(writer, &error.to_string()),
+        }
+    }
+
+    /// Drops the connection (a new one is made for the next read).
+    pub(super) fn disconnect(&mut self, writer: &Mutex<Writer>, reason: &str) {
+        log::warn!("lost the proxy at {}: {reason}", self.endpoint);
+        if let Some((stream, _)) = self.current.take() {
+            stream.shutdown();
+        }
+        let mut writer = writer.locked();
+        if writer.generation == self.generation {
+            writer.stream = None;
+        }
+    }
+}
+
+impl Writer {
+    /// Writes one message to the proxy; dropped (and logged) when the
+    /// connection is down or breaks.
+    pub(super) fn send(writer: &Mutex<Writer>, frames: &[Vec<u8>]) {
+        let parts = frames.iter().map(Vec::as_slice);
+        let mut bytes = Vec::with_capacity(codec::message_size(parts.clone()));
+        codec::push_message(&mut bytes, parts);
+        let mut writer = writer.locked();
+        let Some(stream) = writer.stream.as_mut() else {
+            log::warn!("dropped a reply: not connected to the proxy");
+            return;
+        };
+        if let Err(error) = std::io::Write::write_all(stream, &bytes) {
+            log::warn!("dropped a reply, and the connection to the proxy: {error}");
+            // The reader sees the connection end and makes a new one.
+            stream.shutdown();
+            writer.stream = None;
+        }
+    }
+
+    /// Ends the connection (at the end of the loop).
+    pub(super) fn close(writer: &Mutex<Writer>) {
+        if let Some(stream) = writer.locked().stream.take() {
+            stream.shutdown();
+        }
+    }
+}

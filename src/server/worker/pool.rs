@@ -1,0 +1,228 @@
+//! One worker loop's threads: `threads` tasks at once and one thread more,
+//! so that one is always left to read while `threads` tasks run.
+//!
+//! There is no reading thread handing requests to task threads: whichever
+//! thread is idle reads the next request, and when another idle thread can
+//! take over reading, the one that read it runs it and writes its reply
+//! itself. A request is thus read, run and answered on one thread, without
+//! a hand-off between threads on its way (two thread wake-ups fewer per
+//! request). What a thread does next is decided in one place,
+//! [`State::next_step`].
+
+use super::job::{self, Job};
+use super::link::{Link, Writer, READ_WAIT};
+use super::schedule::Schedule;
+use super::Worker;
+use crate::error::Error;
+use crate::server::Stop;
+use crate::sync::{self, Lock};
+use crate::transport::Dialer;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a thread of the pool does next.
+enum Step {
+    /// Read the next request (this thread holds the connection meanwhile).
+    Read(Link),
+    /// Run a job; wake an idle thread first to take over reading.
+    Run { job: Job, wake_reader: bool },
+    /// Nothing to do: wait to be woken (or for the timeout, while stopping).
+    Wait(Option<Duration>),
+    /// The loop is over.
+    Exit,
+}
+
+/// The pool's shared state.
+struct State {
+    schedule: Schedule,
+    /// The connection when no thread is reading it.
+    link: Option<Link>,
+    /// Threads waiting to be woken.
+    idle: usize,
+    /// Set once stopping: jobs in hand are finished until then, nothing
+    /// more is read.
+    deadline: Option<Instant>,
+}
+
+impl State {
+    /// The rule of the pool:
+    ///
+    /// - while open, a queued job is run by a thread when someone else
+    ///   reads or an idle thread can take over reading (which is woken);
+    ///   otherwise the thread reads itself, and the job waits for the next
+    ///   thread to come free (there is always one more thread than
+    ///   `threads`, so reading never waits for a task);
+    /// - while stopping, queued jobs are run until the deadline; a thread
+    ///   leaves when nothing runs or waits, or the deadline has passed.
+    fn next_step(&mut self, now: Instant) -> Step {
+        let reading = self.link.is_none();
+        match self.deadline {
+            None => {
+                if reading || self.idle > 0 {
+                    if let Some(job) = self.schedule.next() {
+                        return Step::Run {
+                            job,
+                            wake_reader: !reading,
+                        };
+                    }
+                }
+                match self.link.take() {
+                    Some(link) => Step::Read(link),
+                    None => Step::Wait(None),
+                }
+            }
+            Some(deadline) => {
+                let overdue = now > deadline;
+                if !overdue {
+                    if let Some(job) = self.schedule.next() {
+                        return Step::Run {
+                            job,
+                            wake_reader: false,
+                        };
+                    }
+                }
+                if overdue || !self.schedule.busy() {
+                    Step::Exit
+                } else {
+                    Step::Wait(Some(READ_WAIT))
+                }
+            }
+        }
+    }
+}
+
+struct Pool<'a> {
+    worker: &'a Worker,
+    state: Mutex<State>,
+    wake: Condvar,
+    writer: Mutex<Writer>,
+    stop: &'a Stop,
+    /// How long requests in hand may take once stopping.
+    drain_limit: Duration,
+}
+
+/// Serves the proxy at `endpoint` with `threads` tasks at once (at most
+/// `per_host` on one vSphere host) until `stop` is set, then finishes the
+/// requests in hand (for at most `drain_limit`).
+pub(super) fn run(
+    worker: &Worker,
+    endpoint: &str,
+    dialer: Dialer,
+    threads: usize,
+    per_host: usize,
+    drain_limit: Duration,
+    stop: &Stop,
+) -> Result<(), Error> {
+    let pool = Pool {
+        worker,
+        state: Mutex::new(State {
+            schedule: Schedule::new(per_host),
+            link: Some(Link::new(endpoint, dialer)),
+            idle: 0,
+            deadline: None,
+        }),
+        wake: Condvar::new(),
+        writer: Mutex::new(Writer::default()),
+        stop,
+        drain_limit,
+    };
+    std::thread::scope(|scope| {
+        let pool = &pool;
+        for index in 0..=threads {
+            let spawned = std::thread::Builder::new()
+                .name(format!("vpoller-task-{index}"))
+                .spawn_scoped(scope, move || {
+                    // Every step catches its own panics; should one escape
+                    // regardless, the thread goes on rather than leave the
+                    // pool a thread short.
+                    while catch_unwind(AssertUnwindSafe(|| pool.work())).is_err() {
+                        log::error!("internal error in a task thread: it goes on");
+                    }
+                });
+            if let Err(error) = spawned {
+                stop.set();
+                pool.wake.notify_all();
+                return Err(Error::Internal(format!(
+                    "cannot start a task thread: {error}"
+                )));
+            }
+        }
+        Ok(())
+    })?;
+    Writer::close(&pool.writer);
+    Ok(())
+}
+
+impl Pool<'_> {
+    /// One thread of the pool, until the loop is over.
+    fn work(&self) {
+        let mut state = self.state.locked();
+        loop {
+            match state.next_step(Instant::now()) {
+                Step::Run { job, wake_reader } => {
+                    if wake_reader {
+                        self.wake.notify_one();
+                    }
+                    drop(state);
+                    let host = job.host.clone();
+                    let reply = job::perform(self.worker, job);
+                    Writer::send(&self.writer, &reply);
+                    state = self.state.locked();
+                    state.schedule.done(&host);
+                    if state.deadline.is_some() {
+                        self.wake.notify_all();
+                    }
+                }
+                Step::Read(mut link) => {
+                    drop(state);
+                    let job = self.read(&mut link);
+                    state = self.state.locked();
+                    state.link = Some(link);
+                    if let Some(job) = job {
+                        if let Err(refusal) = state.schedule.queue(job) {
+                            drop(state);
+                            Writer::send(&self.writer, &refusal);
+                            state = self.state.locked();
+                        }
+                    }
+                    if self.stop.is_set() && state.deadline.is_none() {
+                        state.deadline = Some(Instant::now() + self.drain_limit);
+                        self.wake.notify_all();
+                    }
+                }
+                Step::Wait(timeout) => {
+                    state.idle += 1;
+                    state = sync::wait(&self.wake, state, timeout);
+                    state.idle -= 1;
+                }
+                Step::Exit => {
+                    self.wake.notify_all();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads the next request and routes it; a request refused at once is
+    /// answered here. A panic here is a bug (routing catches its own, as a
+    /// failure reply): the request is lost, the connection made anew, and
+    /// the pool goes on.
+    fn read(&self, link: &mut Link) -> Option<Job> {
+        catch_unwind(AssertUnwindSafe(|| {
+            let frames = link.next_message(&self.writer)?;
+            let (envelope, body) = job::split_request(frames)?;
+            match job::job_for(self.worker, envelope, &body) {
+                Ok(job) => Some(job),
+                Err(refusal) => {
+                    Writer::send(&self.writer, &refusal);
+                    None
+                }
+            }
+        }))
+        .unwrap_or_else(|_| {
+            link.disconnect(&self.writer, "internal error while reading a request");
+            None
+        })
+    }
+}

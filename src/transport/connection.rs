@@ -1,0 +1,524 @@
+//! One ZMTP 3.0 connection (NULL mechanism) as a socket of one type sees
+//! it, without I/O: bytes from the peer go in, messages for the
+//! application come out; messages from the application go in, bytes for
+//! the peer come out. The drivers (the client, the worker, the proxy, the
+//! management socket) move the bytes; this decides what they mean.
+//!
+//! Its methods come in four kinds:
+//! - getters: [`Connection::backlog`];
+//! - what arrives from the network: [`Connection::read_from`] (one read
+//!   from a stream into the connection's buffer);
+//! - what the application wants: [`Connection::send`];
+//! - what the caller must do next: [`Connection::poll_event`] (the next
+//!   message, or the end of the handshake) and [`Connection::write_to`] /
+//!   [`Connection::pending`] (bytes to send).
+//!
+//! The handshake is libzmq's: our greeting at once, our READY once the
+//! peer's greeting is in (some libzmq versions never answer a READY that
+//! arrives before they sent their greeting), application messages only
+//! after our READY. PINGs are answered with PONGs. The socket type gives
+//! the envelope: a REQ socket puts an empty delimiter frame before its
+//! request and takes it off the reply (dropping replies without one); a
+//! REP socket keeps a request's envelope for its reply; a ROUTER socket
+//! puts the connection's routing id in front of what it receives.
+
+use super::codec::{self, Reader, Unit};
+use std::io::{self, Read, Write};
+
+/// The socket types this library speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SocketType {
+    /// A client asking one request at a time.
+    Req,
+    /// A server answering one request at a time (management).
+    Rep,
+    /// A worker's connection to the proxy, or the proxy's to a worker.
+    Dealer,
+    /// The proxy's connection to a client.
+    Router,
+}
+
+impl SocketType {
+    /// The name ZMTP uses in READY.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SocketType::Req => "REQ",
+            SocketType::Rep => "REP",
+            SocketType::Dealer => "DEALER",
+            SocketType::Router => "ROUTER",
+        }
+    }
+
+    /// Whether a peer of socket type `peer` may talk to this one (ZMTP 3.0's
+    /// table).
+    fn accepts(self, peer: &[u8]) -> bool {
+        let peers: &[&[u8]] = match self {
+            SocketType::Req => &[b"REP", b"ROUTER"],
+            SocketType::Rep => &[b"REQ", b"DEALER"],
+            SocketType::Dealer => &[b"REP", b"DEALER", b"ROUTER"],
+            SocketType::Router => &[b"REQ", b"DEALER", b"ROUTER"],
+        };
+        peers.contains(&peer)
+    }
+}
+
+/// What the application has to act on.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// The handshake is done: the peer may be sent messages and will send
+    /// them.
+    Ready,
+    /// A message: for REQ the reply without its delimiter, for REP the
+    /// request without its envelope, for ROUTER the routing id and then the
+    /// frames as sent, for DEALER the frames as sent.
+    Message(Vec<Vec<u8>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for the peer's greeting.
+    Greeting,
+    /// Our READY is out; waiting for the peer's.
+    Handshake,
+    /// Messages flow.
+    Traffic,
+}
+
+/// One connection's protocol state.
+pub(crate) struct Connection {
+    kind: SocketType,
+    reader: Reader,
+    stage: Stage,
+    /// Bytes for the peer, from `sent` on.
+    out: Vec<u8>,
+    sent: usize,
+    /// Messages the application sent before our READY could go out.
+    held: Vec<u8>,
+    /// ROUTER: the routing id put in front of every message received.
+    routing_id: Vec<u8>,
+    /// REP: the envelope of the request being answered.
+    envelope: Option<Vec<Vec<u8>>>,
+}
+
+impl Connection {
+    /// A new connection of socket type `kind`; its greeting is the first
+    /// thing to send.
+    pub(crate) fn new(kind: SocketType) -> Connection {
+        Connection {
+            kind,
+            reader: Reader::new(),
+            stage: Stage::Greeting,
+            out: codec::greeting().to_vec(),
+            sent: 0,
+            held: Vec::new(),
+            routing_id: Vec::new(),
+            envelope: None,
+        }
+    }
+
+    /// A ROUTER connection whose messages arrive with `routing_id` in front.
+    pub(crate) fn router(routing_id: Vec<u8>) -> Connection {
+        Connection {
+            routing_id,
+            ..Connection::new(SocketType::Router)
+        }
+    }
+
+    /// Bytes waiting to be sent.
+    pub(crate) fn backlog(&self) -> usize {
+        self.out.len() - self.sent + self.held.len()
+    }
+
+    /// One `read` from `source` into the connection: the bytes read, 0 at
+    /// the end of the stream. Large frames are read into a buffer of their
+    /// own size, which becomes the message frame (no copy).
+    pub(crate) fn read_from(&mut self, source: &mut dyn Read) -> io::Result<usize> {
+        self.reader.read_from(source)
+    }
+
+    /// Bytes the peer sent, already read (the drivers read with
+    /// [`Connection::read_from`]; tests feed bytes here).
+    #[cfg(test)]
+    pub(crate) fn handle_input(&mut self, bytes: &[u8]) {
+        self.reader.push(bytes);
+    }
+
+    /// The next event in what the peer sent so far, `None` until one is
+    /// whole. An error is the reason the connection must be closed (a peer
+    /// that is not ZMTP 3 with the NULL mechanism, a socket type that cannot
+    /// talk to this one, a broken frame, a refusal from the peer).
+    /// Commands are handled here: READY ends the handshake, PING is
+    /// answered.
+    pub(crate) fn poll_event(&mut self) -> Result<Option<Event>, String> {
+        loop {
+            let Some(unit) = self.reader.next()? else {
+                return Ok(None);
+            };
+            match unit {
+                Unit::Greeting => {
+                    codec::push_ready(&mut self.out, self.kind.name());
+                    self.stage = Stage::Handshake;
+                    if !self.held.is_empty() {
+                        let held = std::mem::take(&mut self.held);
+                        self.out.extend_from_slice(&held);
+                    }
+                }
+                Unit::Command(body) => {
+                    if let Some(event) = self.command(&body)? {
+                        return Ok(Some(event));
+                    }
+                }
+                Unit::Message(frames) => {
+                    if self.stage != Stage::Traffic {
+                        return Err("a message before the handshake".into());
+                    }
+                    if let Some(message) = self.received(frames) {
+                        return Ok(Some(Event::Message(message)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, body: &[u8]) -> Result<Option<Event>, String> {
+        let (name, data) = codec::split_command(body)?;
+        match (self.stage, name) {
+            (Stage::Handshake, b"READY") => {
+                let peer = codec::property(data, "Socket-Type")?
+                    .ok_or("a READY command without a socket type")?;
+                if !self.kind.accepts(peer) {
+                    return Err(format!(
+                        "a {} socket cannot talk to a {} socket",
+                        String::from_utf8_lossy(peer),
+                        self.kind.name()
+                    ));
+                }
+                self.stage = Stage::Traffic;
+                Ok(Some(Event::Ready))
+            }
+            (_, b"ERROR") => Err(format!(
+                "the peer refused the connection: {}",
+                String::from_utf8_lossy(data.get(1..).unwrap_or_default())
+            )),
+            (Stage::Handshake, other) => {
+                Err(format!("{} before READY", String::from_utf8_lossy(other)))
+            }
+            (Stage::Traffic, b"PING") if data.len() >= 2 => {
+                // The time to live, then the context the PONG returns.
+                codec::push_command(&mut self.out, "PONG", &data[2..]);
+                Ok(None)
+            }
+            // PONG, SUBSCRIBE and the like mean nothing here.
+            _ => Ok(None),
+        }
+    }
+
+    /// A message from the peer as the application sees it; `None` for one
+    /// this socket type drops.
+    fn received(&mut self, mut frames: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+        match self.kind {
+            SocketType::Dealer => Some(frames),
+            SocketType::Router => {
+                frames.insert(0, self.routing_id.clone());
+                Some(frames)
+            }
+            // A REQ socket drops what does not start with the delimiter.
+            SocketType::Req => frames
+                .first()
+                .is_some_and(Vec::is_empty)
+                .then(|| frames.split_off(1)),
+            SocketType::Rep => {
+                // The envelope is everything up to the first empty frame.
+                let delimiter = frames.iter().position(Vec::is_empty)?;
+                let body = frames.split_off(delimiter + 1);
+                self.envelope = Some(frames);
+                Some(body)
+            }
+        }
+    }
+
+    /// Queues a message for the peer: for REQ a request (the delimiter is
+    /// added), for REP the reply to the last request (its envelope is
+    /// added; false when there is no request to answer), for DEALER and
+    /// ROUTER the frames as they are (a ROUTER's caller has already chosen
+    /// this connection by its routing id). Before our READY is out the
+    /// message waits for it.
+    pub(crate) fn send(&mut self, frames: &[&[u8]]) -> bool {
+        let envelope: Vec<Vec<u8>> = match self.kind {
+            SocketType::Req => vec![Vec::new()],
+            SocketType::Rep => match self.envelope.take() {
+                Some(envelope) => envelope,
+                None => return false,
+            },
+            SocketType::Dealer | SocketType::Router => Vec::new(),
+        };
+        let all = envelope
+            .iter()
+            .map(Vec::as_slice)
+            .chain(frames.iter().copied());
+        let target = if self.stage == Stage::Greeting {
+            &mut self.held
+        } else {
+            &mut self.out
+        };
+        target.reserve(codec::message_size(all.clone()));
+        codec::push_message(target, all);
+        true
+    }
+
+    /// The bytes to send now.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.out[self.sent..]
+    }
+
+    /// Marks `count` bytes of [`Connection::pending`] as sent.
+    pub(crate) fn sent(&mut self, count: usize) {
+        self.sent = (self.sent + count).min(self.out.len());
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+            if self.out.capacity() > 1 << 20 {
+                // A large message went out: give the memory back.
+                self.out = Vec::new();
+            }
+        } else if self.sent > (1 << 20) && self.sent * 2 > self.out.len() {
+            self.out.drain(..self.sent);
+            self.sent = 0;
+        }
+    }
+
+    /// Writes what `sink` takes of the pending bytes: all of them on a
+    /// blocking stream, what fits on a non-blocking one (which then
+    /// signals when it can take more). An error means the connection is
+    /// broken.
+    pub(crate) fn write_to(&mut self, sink: &mut dyn Write) -> io::Result<()> {
+        while !self.pending().is_empty() {
+            match sink.write(self.pending()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.sent(written),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Moves the bytes each side has for the other until neither has any,
+    /// and returns the events each saw.
+    fn exchange(a: &mut Connection, b: &mut Connection) -> (Vec<Event>, Vec<Event>) {
+        let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+        loop {
+            let (to_b, to_a) = (a.pending().to_vec(), b.pending().to_vec());
+            if to_a.is_empty() && to_b.is_empty() {
+                return (seen_a, seen_b);
+            }
+            a.sent(to_b.len());
+            b.sent(to_a.len());
+            b.handle_input(&to_b);
+            a.handle_input(&to_a);
+            while let Some(event) = b.poll_event().unwrap() {
+                seen_b.push(event);
+            }
+            while let Some(event) = a.poll_event().unwrap() {
+                seen_a.push(event);
+            }
+        }
+    }
+
+    fn frames(texts: &[&str]) -> Vec<Vec<u8>> {
+        texts.iter().map(|text| text.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn a_request_through_a_router_and_back() {
+        let mut client = Connection::new(SocketType::Req);
+        let mut router = Connection::router(b"\x00id".to_vec());
+        // Sent before any handshake: held until our READY is out.
+        assert!(client.send(&[b"{\"method\": \"about\"}"]));
+        let (client_saw, router_saw) = exchange(&mut client, &mut router);
+        assert_eq!(client_saw, vec![Event::Ready]);
+        assert_eq!(
+            router_saw,
+            vec![
+                Event::Ready,
+                Event::Message(frames(&["\x00id", "", "{\"method\": \"about\"}"]))
+            ]
+        );
+        assert!(router.send(&[b"", b"reply"]));
+        let (client_saw, _) = exchange(&mut client, &mut router);
+        assert_eq!(client_saw, vec![Event::Message(frames(&["reply"]))]);
+        // A reply without the delimiter is dropped by REQ.
+        assert!(router.send(&[b"stray"]));
+        let (client_saw, _) = exchange(&mut client, &mut router);
+        assert_eq!(client_saw, vec![]);
+    }
+
+    #[test]
+    fn rep_answers_with_the_requests_envelope() {
+        let mut dealer = Connection::new(SocketType::Dealer);
+        let mut rep = Connection::new(SocketType::Rep);
+        assert!(!rep.send(&[b"nothing asked"]));
+        let (_, rep_saw) = exchange(&mut dealer, &mut rep);
+        assert_eq!(rep_saw, vec![Event::Ready]);
+        assert!(dealer.send(&[b"a", b"b", b"", b"status"]));
+        let (_, rep_saw) = exchange(&mut dealer, &mut rep);
+        assert_eq!(rep_saw, vec![Event::Message(frames(&["status"]))]);
+        assert!(rep.send(&[b"running"]));
+        let (dealer_saw, _) = exchange(&mut dealer, &mut rep);
+        assert_eq!(
+            dealer_saw,
+            vec![Event::Message(frames(&["a", "b", "", "running"]))]
+        );
+        // No delimiter: not a request.
+        assert!(dealer.send(&[b"status"]));
+        let (_, rep_saw) = exchange(&mut dealer, &mut rep);
+        assert_eq!(rep_saw, vec![]);
+    }
+
+    #[test]
+    fn the_handshake_and_messages_byte_by_byte() {
+        let mut peer = codec::greeting().to_vec();
+        codec::push_ready(&mut peer, "ROUTER");
+        codec::push_message(&mut peer, [&b""[..], b"one"]);
+        let long = vec![7u8; 300];
+        codec::push_message(&mut peer, [&b""[..], &long[..]]);
+        let mut client = Connection::new(SocketType::Req);
+        let mut events = Vec::new();
+        for byte in peer {
+            client.handle_input(&[byte]);
+            while let Some(event) = client.poll_event().unwrap() {
+                events.push(event);
+            }
+        }
+        assert_eq!(
+            events,
+            vec![
+                Event::Ready,
+                Event::Message(vec![b"one".to_vec()]),
+                Event::Message(vec![long]),
+            ]
+        );
+        assert_eq!(client.stage, Stage::Traffic);
+        // Our greeting, then READY once the peer's greeting came.
+        let mut expected = codec::greeting().to_vec();
+        codec::push_ready(&mut expected, "REQ");
+        assert_eq!(client.pending(), &expected[..]);
+    }
+
+    #[test]
+    fn pings_are_answered_with_their_context() {
+        let mut peer = codec::greeting().to_vec();
+        codec::push_ready(&mut peer, "DEALER");
+        codec::push_command(&mut peer, "PING", b"\x00\x0aabc");
+        codec::push_command(&mut peer, "PONG", b"");
+        codec::push_message(&mut peer, [&b"x"[..]]);
+        let mut dealer = Connection::new(SocketType::Dealer);
+        dealer.handle_input(&peer);
+        assert_eq!(dealer.poll_event().unwrap(), Some(Event::Ready));
+        assert_eq!(
+            dealer.poll_event().unwrap(),
+            Some(Event::Message(vec![b"x".to_vec()]))
+        );
+        let mut expected = codec::greeting().to_vec();
+        codec::push_ready(&mut expected, "DEALER");
+        codec::push_command(&mut expected, "PONG", b"abc");
+        assert_eq!(dealer.pending(), &expected[..]);
+        let mut sink = Vec::new();
+        dealer.write_to(&mut sink).unwrap();
+        assert_eq!(sink, expected);
+        assert_eq!(dealer.backlog(), 0);
+    }
+
+    #[test]
+    fn peers_that_cannot_talk_to_us_are_refused_with_a_reason() {
+        let refusal = |kind: SocketType, peer_type: &str, extra: &[u8]| {
+            let mut bytes = codec::greeting().to_vec();
+            codec::push_ready(&mut bytes, peer_type);
+            bytes.extend_from_slice(extra);
+            let mut connection = Connection::new(kind);
+            connection.handle_input(&bytes);
+            loop {
+                match connection.poll_event() {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return None,
+                    Err(reason) => return Some(reason),
+                }
+            }
+        };
+        assert!(refusal(SocketType::Router, "PUB", b"")
+            .unwrap()
+            .contains("a PUB socket"));
+        assert!(refusal(SocketType::Req, "REQ", b"")
+            .unwrap()
+            .contains("a REQ socket cannot talk to a REQ"));
+        assert_eq!(refusal(SocketType::Dealer, "ROUTER", b""), None);
+        let mut error = Vec::new();
+        codec::push_command(&mut error, "ERROR", b"\x06denied");
+        assert!(refusal(SocketType::Req, "ROUTER", &error)
+            .unwrap()
+            .contains("denied"));
+        let mut early = codec::greeting().to_vec();
+        codec::push_message(&mut early, [&b"x"[..]]);
+        let mut connection = Connection::new(SocketType::Req);
+        connection.handle_input(&early);
+        assert!(connection.poll_event().unwrap_err().contains("handshake"));
+    }
+
+    /// Random bytes, and valid streams with random bytes changed, in random
+    /// pieces: the connection reports or refuses, and never panics.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut valid = codec::greeting().to_vec();
+        codec::push_ready(&mut valid, "DEALER");
+        codec::push_message(&mut valid, [&b""[..], &[1u8; 300][..], b"{}"]);
+        codec::push_command(&mut valid, "PING", b"\x00\x01ctx");
+        for round in 0..3000 {
+            let mut bytes = if round % 2 == 0 {
+                valid.clone()
+            } else {
+                (0..random() % 400).map(|_| random() as u8).collect()
+            };
+            for _ in 0..random() % 4 {
+                if !bytes.is_empty() {
+                    let at = (random() as usize) % bytes.len();
+                    bytes[at] = random() as u8;
+                }
+            }
+            let kind = [
+                SocketType::Req,
+                SocketType::Rep,
+                SocketType::Dealer,
+                SocketType::Router,
+            ][round % 4];
+            let mut connection = Connection::new(kind);
+            let mut rest = &bytes[..];
+            'feed: while !rest.is_empty() {
+                let take = 1 + (random() as usize) % rest.len();
+                connection.handle_input(&rest[..take]);
+                rest = &rest[take..];
+                loop {
+                    match connection.poll_event() {
+                        Ok(Some(_)) => {
+                            let _ = connection.send(&[b"answer"]);
+                        }
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+            }
+        }
+    }
+}
