@@ -142,7 +142,9 @@ fn smoke_test_the_stack_answers_as_the_agent_does() {
             mgmt.run(r#"{"method": "shutdown"}"#),
             r#"{"success": 0, "msg": "Shutdown time has arrived"}"#
         );
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // Stopping takes well under a second; the bound only keeps a program
+        // that never stops from hanging the test.
+        let deadline = Instant::now() + Duration::from_secs(60);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
@@ -177,29 +179,42 @@ fn a_hung_vsphere_host_does_not_delay_the_others() {
         .map(|_| {
             let endpoint = stack.frontend.clone();
             std::thread::spawn(move || {
-                let client = Client::new(&endpoint, 1, 2000).unwrap();
+                let client = Client::new(&endpoint, 1, 60_000).unwrap();
                 client.run(r#"{"method": "vm.discover", "hostname": "localhost"}"#)
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Until the hung host holds its share of threads (3), each on a call
+    // that is never answered.
+    let until = Instant::now() + Duration::from_secs(60);
+    while hung.count("RetrievePropertiesEx") < 3 {
+        assert!(Instant::now() < until, "the hung host was not asked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The healthy host is served meanwhile, while all of those still wait.
     let client = stack.client();
     for _ in 0..5 {
-        let started = Instant::now();
         let reply = client.run(&healthy);
         assert!(reply.starts_with(r#"{"success": 0"#), "{reply}");
+    }
+    assert!(
+        stuck.iter().all(|handle| !handle.is_finished()),
+        "a request for the hung host was answered"
+    );
+    // The hung host goes away: its requests fail, each with a reply.
+    let mut hung = hung;
+    hung.kill();
+    for handle in stuck {
+        let reply: Value = serde_json::from_str(&handle.join().unwrap()).unwrap();
+        assert_eq!(reply["success"], 1, "{reply}");
         assert!(
-            started.elapsed() < Duration::from_millis(1500),
-            "the healthy host waited {:?} behind the hung one",
-            started.elapsed()
+            reply["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("Task vm.discover failed: "),
+            "{reply}"
         );
     }
-    for handle in stuck {
-        // The clients give up on the hung host after their timeout.
-        let reply: Value = serde_json::from_str(&handle.join().unwrap()).unwrap();
-        assert_eq!(reply, json!({"success": 1, "msg": vpoller::NO_REPLY_MSG}));
-    }
-    drop(hung);
 }
 
 #[test]
@@ -550,8 +565,10 @@ fn heartbeats_of_libzmq_clients_are_answered() {
     let context = zmq::Context::new();
     let dealer = context.socket(zmq::DEALER).unwrap();
     dealer.set_linger(0).unwrap();
-    dealer.set_heartbeat_ivl(50).unwrap();
-    dealer.set_heartbeat_timeout(200).unwrap();
+    // A PONG may be late by up to a second on a busy machine; without PONGs
+    // the connection would drop after that second.
+    dealer.set_heartbeat_ivl(100).unwrap();
+    dealer.set_heartbeat_timeout(1000).unwrap();
     dealer.set_rcvtimeo(5000).unwrap();
     dealer
         .monitor("inproc://heartbeat-events", zmq::SocketEvent::ALL as i32)
@@ -559,7 +576,7 @@ fn heartbeats_of_libzmq_clients_are_answered() {
     let events = context.socket(zmq::PAIR).unwrap();
     events.connect("inproc://heartbeat-events").unwrap();
     dealer.connect(&stack.frontend).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(3000));
     let about = br#"{"method": "about", "hostname": "127.0.0.1"}"#;
     dealer.send_multipart([&b""[..], &about[..]], 0).unwrap();
     let reply = dealer.recv_multipart(0).unwrap();

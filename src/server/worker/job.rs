@@ -25,6 +25,22 @@ pub(super) struct Job {
 }
 
 impl Job {
+    /// A job for `host` with no request behind it, for the pool's tests.
+    #[cfg(test)]
+    pub(super) fn for_test(host: &str) -> Job {
+        let options = crate::AgentOptions {
+            verification: crate::Verification::Insecure,
+            ..crate::AgentOptions::default()
+        };
+        Job {
+            envelope: Vec::new(),
+            msg: Value::Null,
+            host: host.to_owned(),
+            agent: Arc::new(Agent::with_options("127.0.0.1:9", "u", "p", options).unwrap()),
+            queued: Instant::now(),
+        }
+    }
+
     /// The frames of a failure reply `msg` to this job, which is not run.
     pub(super) fn refused(self, msg: &str) -> Vec<Vec<u8>> {
         let mut frames = self.envelope;

@@ -226,3 +226,65 @@ impl Pool<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(jobs: &[&str], reading: bool, idle: usize, deadline: Option<Instant>) -> State {
+        let mut schedule = Schedule::new(1);
+        for host in jobs {
+            assert!(schedule.queue(Job::for_test(host)).is_ok());
+        }
+        let dialer = Dialer::new("tcp://127.0.0.1:9").unwrap();
+        State {
+            schedule,
+            link: (!reading).then(|| Link::new("tcp://127.0.0.1:9", dialer)),
+            idle,
+            deadline,
+        }
+    }
+
+    fn step(state: &mut State) -> &'static str {
+        match state.next_step(Instant::now()) {
+            Step::Read(_) => "read",
+            Step::Run {
+                wake_reader: true, ..
+            } => "run, wake a reader",
+            Step::Run { .. } => "run",
+            Step::Wait(None) => "wait",
+            Step::Wait(Some(_)) => "wait a while",
+            Step::Exit => "exit",
+        }
+    }
+
+    #[test]
+    fn the_rule_of_the_pool() {
+        // Open: someone else reads, so a queued job is run.
+        assert_eq!(step(&mut state(&["a"], true, 0, None)), "run");
+        // Nobody reads and nobody could take over: read; the job waits.
+        assert_eq!(step(&mut state(&["a"], false, 0, None)), "read");
+        // Nobody reads but an idle thread can take over: run, wake it.
+        assert_eq!(
+            step(&mut state(&["a"], false, 1, None)),
+            "run, wake a reader"
+        );
+        // Nothing queued: read when nobody does, else wait.
+        assert_eq!(step(&mut state(&[], false, 3, None)), "read");
+        assert_eq!(step(&mut state(&[], true, 3, None)), "wait");
+        // A host at its limit (per_host 1 here) leaves its next job waiting.
+        let mut busy = state(&["a", "a"], true, 0, None);
+        assert_eq!(step(&mut busy), "run");
+        assert_eq!(step(&mut busy), "wait");
+        // Stopping: finish what is queued, then leave; never read.
+        let later = Some(Instant::now() + Duration::from_secs(60));
+        let mut stopping = state(&["a"], false, 0, later);
+        assert_eq!(step(&mut stopping), "run");
+        assert_eq!(step(&mut stopping), "wait a while");
+        stopping.schedule.done("a");
+        assert_eq!(step(&mut stopping), "exit");
+        // Past the deadline: leave, whatever is queued.
+        let past = Some(Instant::now() - Duration::from_secs(1));
+        assert_eq!(step(&mut state(&["a"], false, 0, past)), "exit");
+    }
+}
