@@ -10,6 +10,7 @@ const USAGE: &str =
     "usage: vpoller-proxy [-d] [--log-file FILE] [-f FILE] start\n       vpoller-proxy [-d] -e ENDPOINT stop|status";
 
 fn main() {
+    server::install_logger();
     let mut args = std::env::args().skip(1);
     let (mut file, mut endpoint, mut command) = (PathBuf::from(DEFAULT_CONFIG), None, None);
     while let Some(arg) = args.next() {

@@ -76,6 +76,7 @@ fn parse() -> Args {
 }
 
 fn main() {
+    server::install_logger();
     let args = parse();
     let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
     match words.as_slice() {

@@ -108,7 +108,7 @@ impl Own {
             if remaining.is_zero() || stream.set_read_timeout(Some(remaining)).is_err() {
                 return Err(Silence::Timeout);
             }
-            if let Reading::Closed(_) = transport::reading(connection.read_from(stream)) {
+            if let Reading::Closed(_) = Reading::blocking(connection.read_from(stream)) {
                 return Err(Silence::Broken);
             }
         }

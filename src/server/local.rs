@@ -27,9 +27,11 @@ impl Local {
     /// Runs a task request (JSON text with `hostname`) and returns the reply
     /// text a worker would send.
     pub fn run(&self, msg: &str) -> String {
-        match self.hosts.route(msg.as_bytes()) {
+        let reply = match self.hosts.route(msg.as_bytes()) {
             Ok(Routed { msg, agent, .. }) => agent.answer_value(&msg).into_text(),
             Err(refusal) => refusal,
-        }
+        };
+        self.hosts.release_retired();
+        reply
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::error::Error;
 use crate::server::Stop;
-use crate::transport::{self, Connection, Event, Listener, Reading, Socket, SocketType};
+use crate::transport::{Connection, Event, Listener, Reading, Socket, SocketType};
 use mio::{Events, Interest, Poll, Token};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -59,22 +59,44 @@ fn serve(
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(failed("cannot wait for the management socket", error)),
         }
+        // Connections that did not complete their handshake in time.
+        let now = std::time::Instant::now();
+        for peer in peers.iter_mut() {
+            if peer
+                .as_ref()
+                .is_some_and(|(_, connection)| connection.handshake_expired(now))
+            {
+                if let Some((mut socket, _)) = peer.take() {
+                    let _ = poll.registry().deregister(&mut socket);
+                }
+            }
+        }
+        // Accepting on every wake-up: a connection left in the backlog by a
+        // failed accept (out of descriptors) is taken at the next tick.
+        let accepting = events.is_empty() || events.iter().any(|event| event.token() == LISTENER);
+        if accepting {
+            loop {
+                let (mut socket, _) = match listener.accept() {
+                    Ok(accepted) => accepted,
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                let slot = peers.iter().position(Option::is_none).unwrap_or_else(|| {
+                    peers.push(None);
+                    peers.len() - 1
+                });
+                let watched = poll.registry().register(
+                    &mut socket,
+                    Token(slot),
+                    Interest::READABLE | Interest::WRITABLE,
+                );
+                if watched.is_ok() {
+                    peers[slot] = Some((socket, Connection::new(SocketType::Rep)));
+                }
+            }
+        }
         for event in events.iter() {
             if event.token() == LISTENER {
-                while let Ok((mut socket, _)) = listener.accept() {
-                    let slot = peers.iter().position(Option::is_none).unwrap_or_else(|| {
-                        peers.push(None);
-                        peers.len() - 1
-                    });
-                    let watched = poll.registry().register(
-                        &mut socket,
-                        Token(slot),
-                        Interest::READABLE | Interest::WRITABLE,
-                    );
-                    if watched.is_ok() {
-                        peers[slot] = Some((socket, Connection::new(SocketType::Rep)));
-                    }
-                }
                 continue;
             }
             let slot = event.token().0;
@@ -105,34 +127,37 @@ fn serve(
 
 /// Reads what `socket` has, answers each whole request with `reply` and
 /// writes what the connection has for the peer; false when the connection
-/// ended or broke.
+/// ended or broke. One request at a time, as a REP socket: while a reply
+/// is still going out, nothing more is read (the peer's further requests
+/// wait in the socket's buffers).
 fn answer(
     socket: &mut Socket,
     connection: &mut Connection,
     reply: &mut dyn FnMut(&[u8]) -> String,
 ) -> bool {
     loop {
-        loop {
-            match connection.poll_event() {
-                Ok(Some(Event::Message(frames))) => {
-                    let text = reply(frames.first().map(Vec::as_slice).unwrap_or_default());
-                    connection.send(&[text.as_bytes()]);
-                }
-                Ok(Some(Event::Ready)) => {}
-                Ok(None) => break,
-                Err(reason) => {
-                    log::warn!("closed a management connection: {reason}");
-                    return false;
-                }
-            }
-        }
         if connection.write_to(socket).is_err() {
             return false;
         }
-        match transport::reading(connection.read_from(socket)) {
-            Reading::Data => {}
-            Reading::Later => return true,
-            Reading::Closed(_) => return false,
+        if connection.backlog() > 0 {
+            // The next writable event brings us back.
+            return true;
+        }
+        match connection.poll_event() {
+            Ok(Some(Event::Message(frames))) => {
+                let text = reply(frames.first().map(Vec::as_slice).unwrap_or_default());
+                connection.send(&[text.as_bytes()]);
+            }
+            Ok(Some(Event::Ready)) => {}
+            Ok(None) => match Reading::nonblocking(connection.read_from(socket)) {
+                Reading::Data | Reading::Again => {}
+                Reading::Later => return true,
+                Reading::Closed(_) => return false,
+            },
+            Err(reason) => {
+                log::warn!("closed a management connection: {reason}");
+                return false;
+            }
         }
     }
 }

@@ -124,9 +124,10 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
-/// Makes the programs' logger the process's logger (once; later calls and
-/// a logger set by someone else leave it as it is).
-fn install_logger() {
+/// Makes the programs' logger the process's logger, at `Info` until
+/// [`set_log_level`] says otherwise (once; later calls and a logger set by
+/// someone else leave it as it is). The programs call it first thing.
+pub fn install_logger() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         if log::set_logger(&LOGGER).is_ok() {

@@ -12,6 +12,12 @@ const COMMAND: u8 = 0x04;
 /// ends the connection. libzmq's default has no limit; this one only keeps
 /// a broken or hostile peer from exhausting memory.
 pub(crate) const MAX_MESSAGE: usize = 1 << 30;
+/// The most frames one message may have (vPoller's have up to five: a
+/// routing id or two, the delimiter, the request); each costs memory of
+/// its own, even an empty one.
+pub(crate) const MAX_FRAMES: usize = 256;
+/// The largest command taken (READY's properties, a PING's context).
+const MAX_COMMAND: usize = 64 * 1024;
 /// Frames from this size on are read into a buffer of their own.
 const LARGE: usize = 1 << 20;
 /// How much room a read asks for at least.
@@ -40,6 +46,8 @@ pub(crate) struct Reader {
     /// flags, the body so far and the bytes still to come.
     large: Option<(u8, Vec<u8>, usize)>,
     greeted: bool,
+    /// Whether data frames may come (the handshake is done).
+    messages_allowed: bool,
     frames: Vec<Vec<u8>>,
     message_size: usize,
 }
@@ -52,9 +60,16 @@ impl Reader {
             end: 0,
             large: None,
             greeted: false,
+            messages_allowed: false,
             frames: Vec::new(),
             message_size: 0,
         }
+    }
+
+    /// From now on data frames may come; before, one is refused as soon
+    /// as its header is in (nothing of it is buffered).
+    pub(crate) fn allow_messages(&mut self) {
+        self.messages_allowed = true;
     }
 
     /// One `read` from `source` into the buffer: the bytes read, 0 at the
@@ -136,13 +151,28 @@ impl Reader {
             let Some((flags, header, size)) = frame_header(data)? else {
                 return Ok(None);
             };
-            if self.message_size.saturating_add(size) > MAX_MESSAGE {
-                return Err(format!(
-                    "a message over {MAX_MESSAGE} bytes (a frame of {size})"
-                ));
-            }
-            if flags & COMMAND != 0 && (flags & MORE != 0 || !self.frames.is_empty()) {
-                return Err("a command inside a message".into());
+            if flags & COMMAND != 0 {
+                // PING and PONG may come between the frames of a message
+                // (libzmq sends them when they are due); a command itself is
+                // one frame.
+                if flags & MORE != 0 {
+                    return Err("a command frame marked as continued".into());
+                }
+                if size > MAX_COMMAND {
+                    return Err(format!("a command of {size} bytes (at most {MAX_COMMAND})"));
+                }
+            } else {
+                if !self.messages_allowed {
+                    return Err("a message before the handshake".into());
+                }
+                if self.message_size.saturating_add(size) > MAX_MESSAGE {
+                    return Err(format!(
+                        "a message over {MAX_MESSAGE} bytes (a frame of {size})"
+                    ));
+                }
+                if self.frames.len() >= MAX_FRAMES {
+                    return Err(format!("a message of more than {MAX_FRAMES} frames"));
+                }
             }
             if flags & COMMAND == 0 && size >= LARGE && data.len() < header + size {
                 // The size is the peer's word: memory is taken as bytes come.
@@ -329,6 +359,7 @@ mod tests {
         push_message(&mut bytes, [&b"after"[..]]);
         for chunk in [bytes.len(), 100_000, 7] {
             let mut reader = Reader::new();
+            reader.allow_messages();
             let mut messages = Vec::new();
             for piece in bytes.chunks(chunk) {
                 reader.push(piece);
@@ -353,19 +384,23 @@ mod tests {
         }
     }
 
+    /// Every unit in `bytes` (data allowed when `traffic`), or the refusal.
+    fn units(bytes: &[u8], traffic: bool) -> Result<Vec<Unit>, String> {
+        let mut reader = Reader::new();
+        if traffic {
+            reader.allow_messages();
+        }
+        reader.push(bytes);
+        let mut units = Vec::new();
+        while let Some(unit) = reader.next()? {
+            units.push(unit);
+        }
+        Ok(units)
+    }
+
     #[test]
     fn broken_framing_is_refused_with_a_reason() {
-        let refusal = |bytes: &[u8]| {
-            let mut reader = Reader::new();
-            reader.push(bytes);
-            loop {
-                match reader.next() {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => return None,
-                    Err(reason) => return Some(reason),
-                }
-            }
-        };
+        let refusal = |bytes: &[u8]| units(bytes, true).err();
         let http = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(3);
         assert!(refusal(&http).unwrap().contains("not a ZMTP 2 or 3 peer"));
         let mut old = greeting().to_vec();
@@ -381,12 +416,57 @@ mod tests {
         huge.push(LONG);
         huge.extend_from_slice(&u64::MAX.to_be_bytes());
         assert!(refusal(&huge).unwrap().contains("a message over"));
-        let mut inside = greeting().to_vec();
-        push_frame(&mut inside, MORE, b"x");
-        push_command(&mut inside, "PING", b"");
-        assert!(refusal(&inside).unwrap().contains("inside a message"));
+        let mut continued = greeting().to_vec();
+        push_frame(&mut continued, COMMAND | MORE, b"\x04PING\x00\x00");
+        assert!(refusal(&continued).unwrap().contains("continued"));
         // Half a greeting is no verdict yet.
         assert_eq!(refusal(&greeting()[..30]), None);
+    }
+
+    #[test]
+    fn memory_is_bounded_by_what_can_be_a_message() {
+        // Empty frames cost memory too: many of them are refused.
+        let mut empties = greeting().to_vec();
+        for _ in 0..MAX_FRAMES + 1 {
+            push_frame(&mut empties, MORE, b"");
+        }
+        assert!(units(&empties, true)
+            .unwrap_err()
+            .contains("more than 256 frames"));
+        // A large command is refused from its header on.
+        let mut command = greeting().to_vec();
+        command.push(COMMAND | LONG);
+        command.extend_from_slice(&(1u64 << 30).to_be_bytes());
+        assert!(units(&command, true).unwrap_err().contains("a command of"));
+        // Data before the handshake is refused from its header on, before
+        // any of its body is taken.
+        let mut early = greeting().to_vec();
+        early.push(LONG);
+        early.extend_from_slice(&(1u64 << 29).to_be_bytes());
+        assert!(units(&early, false)
+            .unwrap_err()
+            .contains("before the handshake"));
+    }
+
+    #[test]
+    fn heartbeats_may_come_between_the_frames_of_a_message() {
+        let mut bytes = greeting().to_vec();
+        push_frame(&mut bytes, MORE, b"id");
+        push_command(&mut bytes, "PING", b"\x00\x0actx");
+        push_frame(&mut bytes, MORE, b"");
+        push_command(&mut bytes, "PONG", b"");
+        push_frame(&mut bytes, 0, b"request");
+        let mut command = Vec::new();
+        push_command(&mut command, "PING", b"\x00\x0actx");
+        assert_eq!(
+            units(&bytes, true).unwrap(),
+            vec![
+                Unit::Greeting,
+                Unit::Command(command[2..].to_vec()),
+                Unit::Command(b"\x04PONG".to_vec()),
+                Unit::Message(vec![b"id".to_vec(), Vec::new(), b"request".to_vec()]),
+            ]
+        );
     }
 
     #[test]

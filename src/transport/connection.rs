@@ -24,6 +24,14 @@
 
 use super::codec::{self, Reader, Unit};
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+/// Past this many bytes waiting to be sent, a PING is not answered.
+const MAX_PROTOCOL_BACKLOG: usize = 64 * 1024;
+
+/// How long a peer may take to complete the handshake (libzmq's
+/// `ZMQ_HANDSHAKE_IVL` default).
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The socket types this library speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +106,8 @@ pub(crate) struct Connection {
     routing_id: Vec<u8>,
     /// REP: the envelope of the request being answered.
     envelope: Option<Vec<Vec<u8>>>,
+    /// When the connection began, for the handshake's deadline.
+    started: Instant,
 }
 
 impl Connection {
@@ -113,6 +123,7 @@ impl Connection {
             held: Vec::new(),
             routing_id: Vec::new(),
             envelope: None,
+            started: Instant::now(),
         }
     }
 
@@ -122,6 +133,13 @@ impl Connection {
             routing_id,
             ..Connection::new(SocketType::Router)
         }
+    }
+
+    /// Whether the peer failed to complete the handshake in time (the
+    /// connection is then to be closed).
+    pub(crate) fn handshake_expired(&self, now: Instant) -> bool {
+        self.stage != Stage::Traffic
+            && now.saturating_duration_since(self.started) > HANDSHAKE_TIMEOUT
     }
 
     /// Bytes waiting to be sent.
@@ -169,9 +187,7 @@ impl Connection {
                     }
                 }
                 Unit::Message(frames) => {
-                    if self.stage != Stage::Traffic {
-                        return Err("a message before the handshake".into());
-                    }
+                    // The reader takes data only once the handshake is done.
                     if let Some(message) = self.received(frames) {
                         return Ok(Some(Event::Message(message)));
                     }
@@ -194,6 +210,7 @@ impl Connection {
                     ));
                 }
                 self.stage = Stage::Traffic;
+                self.reader.allow_messages();
                 Ok(Some(Event::Ready))
             }
             (_, b"ERROR") => Err(format!(
@@ -204,8 +221,14 @@ impl Connection {
                 Err(format!("{} before READY", String::from_utf8_lossy(other)))
             }
             (Stage::Traffic, b"PING") if data.len() >= 2 => {
-                // The time to live, then the context the PONG returns.
-                codec::push_command(&mut self.out, "PONG", &data[2..]);
+                // The time to live, then the context the PONG returns (at
+                // most 16 bytes, as libzmq keeps). A peer that does not read
+                // what we send gets no more PONGs rather than a growing
+                // queue of them.
+                if self.backlog() < MAX_PROTOCOL_BACKLOG {
+                    let context = &data[2..];
+                    codec::push_command(&mut self.out, "PONG", &context[..context.len().min(16)]);
+                }
                 Ok(None)
             }
             // PONG, SUBSCRIBE and the like mean nothing here.
@@ -390,7 +413,11 @@ mod tests {
         codec::push_message(&mut peer, [&b""[..], &long[..]]);
         let mut client = Connection::new(SocketType::Req);
         let mut events = Vec::new();
-        for byte in peer {
+        for (index, byte) in peer.into_iter().enumerate() {
+            if index < 64 {
+                // READY waits for the whole of the peer's greeting.
+                assert_eq!(client.pending(), &codec::greeting()[..], "byte {index}");
+            }
             client.handle_input(&[byte]);
             while let Some(event) = client.poll_event().unwrap() {
                 events.push(event);
@@ -416,6 +443,7 @@ mod tests {
         let mut peer = codec::greeting().to_vec();
         codec::push_ready(&mut peer, "DEALER");
         codec::push_command(&mut peer, "PING", b"\x00\x0aabc");
+        codec::push_command(&mut peer, "PING", &[b'x'; 100]);
         codec::push_command(&mut peer, "PONG", b"");
         codec::push_message(&mut peer, [&b"x"[..]]);
         let mut dealer = Connection::new(SocketType::Dealer);
@@ -428,6 +456,8 @@ mod tests {
         let mut expected = codec::greeting().to_vec();
         codec::push_ready(&mut expected, "DEALER");
         codec::push_command(&mut expected, "PONG", b"abc");
+        // A long context comes back cut to 16 bytes.
+        codec::push_command(&mut expected, "PONG", &[b'x'; 16]);
         assert_eq!(dealer.pending(), &expected[..]);
         let mut sink = Vec::new();
         dealer.write_to(&mut sink).unwrap();
@@ -468,6 +498,8 @@ mod tests {
         let mut connection = Connection::new(SocketType::Req);
         connection.handle_input(&early);
         assert!(connection.poll_event().unwrap_err().contains("handshake"));
+        assert!(!connection.handshake_expired(Instant::now()));
+        assert!(connection.handshake_expired(Instant::now() + HANDSHAKE_TIMEOUT * 2));
     }
 
     /// Random bytes, and valid streams with random bytes changed, in random

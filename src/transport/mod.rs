@@ -23,4 +23,4 @@ pub(crate) mod endpoint;
 pub(crate) mod stream;
 
 pub(crate) use connection::{Connection, Event, SocketType};
-pub(crate) use stream::{reading, Dialer, Listener, Reading, Socket, Stream, RECONNECT_INTERVAL};
+pub(crate) use stream::{Dialer, Listener, Reading, Socket, Stream, RECONNECT_INTERVAL};

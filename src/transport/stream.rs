@@ -77,32 +77,41 @@ macro_rules! io_of_either {
 /// reconnect interval).
 pub(crate) const RECONNECT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// What one read from a stream came to.
+/// What one read from a stream came to, taken the same way by every
+/// driver.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Reading {
     /// Bytes came.
     Data,
-    /// Nothing now (a timeout, a non-blocking socket with nothing to read,
-    /// an interrupted call): ask again later.
+    /// The call was interrupted by a signal: read again.
+    Again,
+    /// Nothing now (a read timeout on a blocking stream, nothing to read on
+    /// a non-blocking one): ask again later.
     Later,
     /// The peer closed the connection, or it broke: the reason.
     Closed(String),
 }
 
-/// How the outcome of a read is taken, the same way by every driver.
-pub(crate) fn reading(outcome: io::Result<usize>) -> Reading {
-    match outcome {
-        Ok(0) => Reading::Closed("the peer closed the connection".into()),
-        Ok(_) => Reading::Data,
-        Err(error)
-            if matches!(
-                error.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-            ) =>
-        {
-            Reading::Later
+impl Reading {
+    /// A read from a blocking stream with a read timeout: the timeout shows
+    /// as `WouldBlock` (Unix) or `TimedOut` (Windows).
+    pub(crate) fn blocking(outcome: io::Result<usize>) -> Reading {
+        match outcome {
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => Reading::Later,
+            other => Reading::nonblocking(other),
         }
-        Err(error) => Reading::Closed(error.to_string()),
+    }
+
+    /// A read from a non-blocking socket, where `TimedOut` is the end of
+    /// the connection (the peer's host stopped answering).
+    pub(crate) fn nonblocking(outcome: io::Result<usize>) -> Reading {
+        match outcome {
+            Ok(0) => Reading::Closed("the peer closed the connection".into()),
+            Ok(_) => Reading::Data,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Reading::Later,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => Reading::Again,
+            Err(error) => Reading::Closed(error.to_string()),
+        }
     }
 }
 
@@ -148,19 +157,26 @@ impl Stream {
 
 io_of_either!(Stream);
 
-/// Connects to an endpoint, the way libzmq does: the name is resolved
-/// again for every round, the addresses are tried in turn, and a peer that
-/// is not up is tried again every [`RECONNECT_INTERVAL`].
+/// Connects to an endpoint, as libzmq does: the addresses are tried in
+/// turn, a peer that is not up is tried again every
+/// [`RECONNECT_INTERVAL`], and a name is resolved again whenever the
+/// address that answered last does not (libzmq resolves at every attempt,
+/// in its I/O thread; here resolving is on the caller's thread, so the
+/// address that worked is tried first, without asking the resolver).
 #[derive(Debug, Clone)]
 pub(crate) struct Dialer {
     endpoint: Endpoint,
+    last_good: std::sync::Arc<std::sync::Mutex<Option<Address>>>,
 }
 
 impl Dialer {
     /// A dialer for `endpoint`, or `None` when it is not an endpoint of
     /// ours ([`Endpoint::parse`]).
     pub(crate) fn new(endpoint: &str) -> Option<Dialer> {
-        Endpoint::parse(endpoint).map(|endpoint| Dialer { endpoint })
+        Endpoint::parse(endpoint).map(|endpoint| Dialer {
+            endpoint,
+            last_good: Default::default(),
+        })
     }
 
     /// A connection made before `deadline`, its writes bounded by
@@ -182,16 +198,25 @@ impl Dialer {
         }
     }
 
-    /// One try of every address.
+    /// One try of the address that answered last, or of every address.
     fn round(&self, deadline: Instant) -> io::Result<Stream> {
+        use crate::sync::Lock;
+        let remembered = self.last_good.locked().take();
+        let addresses = match remembered {
+            Some(address) => vec![address],
+            None => self.endpoint.connect_addresses()?,
+        };
         let mut failure = io::Error::new(io::ErrorKind::TimedOut, "no time left to connect");
-        for address in self.endpoint.connect_addresses()? {
+        for address in addresses {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 break;
             }
             match connect(&address, remaining) {
-                Ok(stream) => return Ok(stream),
+                Ok(stream) => {
+                    *self.last_good.locked() = Some(address);
+                    return Ok(stream);
+                }
                 Err(error) => failure = error,
             }
         }
@@ -249,9 +274,9 @@ source_of_either!(Socket);
 /// removed when it is dropped, as libzmq removes it.
 pub(crate) struct Listener {
     bound: Bound,
-    /// The Unix socket's file.
+    /// The Unix socket's file, with the inode it was made with.
     #[cfg(unix)]
-    file: Option<std::path::PathBuf>,
+    file: Option<(std::path::PathBuf, Option<u64>)>,
 }
 
 /// What a [`Listener`] listens with.
@@ -313,7 +338,7 @@ impl Listener {
                 let (stream, _) = listener.accept()?;
                 let name = self.file.as_ref().map_or_else(
                     || "a local peer".to_owned(),
-                    |path| path.display().to_string(),
+                    |(path, _)| path.display().to_string(),
                 );
                 Ok((Socket::Unix(stream), name))
             }
@@ -332,7 +357,15 @@ fn listen(address: &Address) -> io::Result<Listener> {
         Address::Ipc(address) => {
             let path = match address {
                 super::endpoint::IpcAddress::Path(path) => {
-                    // What a previous run left behind, as libzmq removes it.
+                    // A socket file a previous run left behind is replaced,
+                    // as libzmq replaces it; one that a running program
+                    // listens on is not taken from it.
+                    if UnixStream::connect(path).is_ok() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            "another program listens on it",
+                        ));
+                    }
                     let _ = std::fs::remove_file(path);
                     Some(path.clone())
                 }
@@ -340,9 +373,14 @@ fn listen(address: &Address) -> io::Result<Listener> {
             };
             let listener = std::os::unix::net::UnixListener::bind_addr(&unix_address(address)?)?;
             listener.set_nonblocking(true)?;
+            let file = path.map(|path| {
+                use std::os::unix::fs::MetadataExt;
+                let inode = std::fs::metadata(&path).map(|meta| meta.ino()).ok();
+                (path, inode)
+            });
             Ok(Listener {
                 bound: Bound::Unix(mio::net::UnixListener::from_std(listener)),
-                file: path,
+                file,
             })
         }
     }
@@ -351,8 +389,56 @@ fn listen(address: &Address) -> io::Result<Listener> {
 #[cfg(unix)]
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Some(path) = &self.file {
-            let _ = std::fs::remove_file(path);
+        // Only the file this listener made: another program may have
+        // replaced it since.
+        use std::os::unix::fs::MetadataExt;
+        if let Some((path, Some(inode))) = &self.file {
+            if std::fs::metadata(path).is_ok_and(|meta| meta.ino() == *inode) {
+                let _ = std::fs::remove_file(path);
+            }
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_file_in_use_is_not_taken_and_a_stale_one_is() {
+        let dir = std::env::temp_dir().join(format!("vpoller-ipc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let endpoint = format!("ipc://{}", dir.join("socket").display());
+        let first = Listener::bind(&endpoint).unwrap();
+        let refused = Listener::bind(&endpoint).err().unwrap().to_string();
+        assert!(
+            refused.contains("another program listens on it"),
+            "{refused}"
+        );
+        // The refused attempt left the file alone: the first still serves.
+        let dialer = Dialer::new(&endpoint).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert!(dialer.dial(deadline, Duration::from_secs(10)).is_ok());
+        drop(first);
+        assert!(
+            !dir.join("socket").exists(),
+            "the file outlived its listener"
+        );
+        // A file nobody listens on (left by a killed program) is replaced.
+        let stale = std::os::unix::net::UnixListener::bind(dir.join("socket")).unwrap();
+        drop(stale);
+        assert!(dir.join("socket").exists());
+        let second = Listener::bind(&endpoint).unwrap();
+        // A listener whose file was replaced by another program's leaves
+        // that file in place.
+        std::fs::remove_file(dir.join("socket")).unwrap();
+        let other = std::os::unix::net::UnixListener::bind(dir.join("socket")).unwrap();
+        drop(second);
+        assert!(
+            dir.join("socket").exists(),
+            "removed another program's file"
+        );
+        drop(other);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,23 +14,29 @@ use super::Incarnation;
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
 use crate::server::Stop;
-use crate::transport::{self, Connection, Event, Listener, Reading, Socket, SocketType};
+use crate::transport::{Connection, Event, Listener, Reading, Socket, SocketType};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const FRONTEND: Token = Token(0);
 const BACKEND: Token = Token(1);
 /// Tokens of connections are their slot plus this.
 const FIRST_PEER: usize = 2;
-/// Past this many bytes waiting for a worker, it gets no more requests
-/// while another worker has room.
-const WORKER_BACKLOG: usize = 16 << 20;
-/// Requests kept while no worker is connected (or all are backlogged);
-/// more are dropped (their clients retry or time out), as a full libzmq
-/// queue drops them.
+/// Past this many bytes waiting for a worker (some thousands of requests,
+/// on top of what the socket's buffers hold), it gets no more requests
+/// while another worker has room: a worker that stopped reading is not
+/// handed everything.
+const WORKER_BACKLOG: usize = 1 << 20;
+/// Requests kept while no worker is connected (or all are backlogged), in
+/// number and in bytes; more are dropped (their clients retry or time
+/// out), as a full libzmq queue drops them.
 const MAX_WAITING: usize = 10_000;
+const MAX_WAITING_BYTES: usize = 256 << 20;
+/// How often the relay looks for connections that did not complete their
+/// handshake in time, and takes connections it could not accept before.
+const TICK: Duration = Duration::from_millis(250);
 /// Past this many bytes of replies not taken by a client, further replies
 /// to it are dropped.
 const CLIENT_BACKLOG: usize = 256 << 20;
@@ -61,8 +67,13 @@ struct Relay {
     workers: Vec<usize>,
     next_worker: usize,
     waiting: VecDeque<Vec<Vec<u8>>>,
+    waiting_bytes: usize,
     incarnation: Incarnation,
     dropped_unrouted: u64,
+    /// The listeners whose last accept failed (out of descriptors, say):
+    /// no event comes for the connections left in their backlog.
+    accept_again: Vec<Side>,
+    last_tick: Instant,
 }
 
 /// Relays until `stop` is set.
@@ -79,8 +90,11 @@ pub(super) fn run(config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
         workers: Vec::new(),
         next_worker: 0,
         waiting: VecDeque::new(),
+        waiting_bytes: 0,
         incarnation: Incarnation::new(),
         dropped_unrouted: 0,
+        accept_again: Vec::new(),
+        last_tick: Instant::now(),
     };
     let registry = relay.poll.registry();
     registry
@@ -95,10 +109,7 @@ pub(super) fn run(config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
     );
     let mut events = Events::with_capacity(256);
     while !stop.is_set() {
-        match relay
-            .poll
-            .poll(&mut events, Some(Duration::from_millis(250)))
-        {
+        match relay.poll.poll(&mut events, Some(TICK)) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(system("cannot wait for the sockets", error)),
@@ -119,8 +130,16 @@ pub(super) fn run(config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
             }
         }
         relay.send_waiting();
+        if relay.last_tick.elapsed() >= TICK {
+            relay.tick();
+        }
     }
     Ok(())
+}
+
+/// A message's size, for the bound on waiting requests.
+fn size_of(frames: &[Vec<u8>]) -> usize {
+    frames.iter().map(|frame| frame.len() + 16).sum()
 }
 
 fn system(what: &str, error: io::Error) -> Error {
@@ -128,6 +147,25 @@ fn system(what: &str, error: io::Error) -> Error {
 }
 
 impl Relay {
+    /// What is due now and then: connections that did not complete their
+    /// handshake in time are closed, listeners that could not accept try
+    /// again.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        self.last_tick = now;
+        for slot in 0..self.peers.len() {
+            let expired = self.peers[slot]
+                .as_ref()
+                .is_some_and(|peer| peer.connection.handshake_expired(now));
+            if expired {
+                self.close(slot, "no handshake in time");
+            }
+        }
+        for side in std::mem::take(&mut self.accept_again) {
+            self.accept(side);
+        }
+    }
+
     fn accept(&mut self, side: Side) {
         loop {
             let listener = match side {
@@ -140,8 +178,11 @@ impl Relay {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
                     // Out of descriptors and the like: the connection waits
-                    // in the backlog until the next wake-up.
+                    // in the backlog until the next tick tries again.
                     log::warn!("cannot accept a connection: {error}");
+                    if !self.accept_again.contains(&side) {
+                        self.accept_again.push(side);
+                    }
                     return;
                 }
             };
@@ -206,12 +247,13 @@ impl Relay {
             };
             let read = peer.connection.read_from(&mut peer.socket);
             let eof = matches!(read, Ok(0));
-            match transport::reading(read) {
+            match Reading::nonblocking(read) {
                 Reading::Data => {
                     if !self.take_events(slot) {
                         return;
                     }
                 }
+                Reading::Again => {}
                 Reading::Later => return,
                 Reading::Closed(reason) => {
                     // Whole messages before the end are still relayed.
@@ -263,7 +305,17 @@ impl Relay {
             return;
         }
         while let Some(message) = self.waiting.pop_front() {
+            self.waiting_bytes -= size_of(&message);
+            // A client that left no longer waits for its answer.
+            let waited_for = message
+                .first()
+                .and_then(|identity| self.incarnation.client(identity))
+                .is_some_and(|id| self.clients.contains_key(&id));
+            if !waited_for {
+                continue;
+            }
             if let Err(message) = self.send_to_worker(message) {
+                self.waiting_bytes += size_of(&message);
                 self.waiting.push_front(message);
                 return;
             }
@@ -273,7 +325,8 @@ impl Relay {
     /// A client's request (its routing id in front), on to a worker.
     fn request(&mut self, frames: Vec<Vec<u8>>) {
         if let Err(message) = self.send_to_worker(frames) {
-            if self.waiting.len() >= MAX_WAITING {
+            let size = size_of(&message);
+            if self.waiting.len() >= MAX_WAITING || self.waiting_bytes + size > MAX_WAITING_BYTES {
                 self.dropped_unrouted += 1;
                 if self.dropped_unrouted.is_power_of_two() {
                     log::warn!(
@@ -283,6 +336,7 @@ impl Relay {
                 }
                 return;
             }
+            self.waiting_bytes += size;
             self.waiting.push_back(message);
         }
     }

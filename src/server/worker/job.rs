@@ -41,6 +41,14 @@ impl Job {
         }
     }
 
+    /// The request's method.
+    pub(super) fn method(&self) -> &str {
+        self.msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
     /// The frames of a failure reply `msg` to this job, which is not run.
     pub(super) fn refused(self, msg: &str) -> Vec<Vec<u8>> {
         let mut frames = self.envelope;
@@ -95,9 +103,10 @@ pub(super) fn job_for(
 }
 
 /// Runs a job on the calling thread: the reply's frames (envelope, text),
-/// with the host's counters updated. A panic in the task or its helper is
-/// a failure reply.
-pub(super) fn perform(worker: &Worker, job: Job) -> Vec<Vec<u8>> {
+/// with the host's counters updated, and the job's agent (to be let go of
+/// after the reply is out: the last reference to an agent logs out). A
+/// panic in the task or its helper is a failure reply.
+pub(super) fn perform(worker: &Worker, job: Job) -> (Vec<Vec<u8>>, Arc<Agent>) {
     let (text, failed) = catch_unwind(AssertUnwindSafe(|| answer(&job, &worker.helpers)))
         .unwrap_or_else(|panic| {
             let method = job.msg.get("method").and_then(Value::as_str);
@@ -107,7 +116,7 @@ pub(super) fn perform(worker: &Worker, job: Job) -> Vec<Vec<u8>> {
     worker.record(&job.host, failed, job.queued.elapsed());
     let mut frames = job.envelope;
     frames.push(text.into_bytes());
-    frames
+    (frames, job.agent)
 }
 
 /// The reply text for a job, through its helper when it names one this

@@ -7,7 +7,7 @@
 //! the connection they are written to is done.
 
 use crate::sync::Lock;
-use crate::transport::{self, codec, Connection, Dialer, Event, Reading, SocketType, Stream};
+use crate::transport::{codec, Connection, Dialer, Event, Reading, SocketType, Stream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -65,8 +65,17 @@ impl Link {
                     let _turn = writer.locked();
                     connection.write_to(stream)
                 };
-                if let Err(error) = written {
-                    self.disconnect(writer, &error.to_string());
+                // A write that timed out leaves part of a frame out: the
+                // stream cannot carry anything more.
+                let failure = match written {
+                    Err(error) => Some(error.to_string()),
+                    Ok(()) if !connection.pending().is_empty() => {
+                        Some("the proxy takes no bytes".to_owned())
+                    }
+                    Ok(()) => None,
+                };
+                if let Some(reason) = failure {
+                    self.disconnect(writer, &reason);
                     return None;
                 }
             }
@@ -83,8 +92,12 @@ impl Link {
                 }
             }
             let (stream, connection) = self.current.as_mut()?;
-            match transport::reading(connection.read_from(stream)) {
-                Reading::Data => {}
+            match Reading::blocking(connection.read_from(stream)) {
+                Reading::Data | Reading::Again => {}
+                Reading::Later if connection.handshake_expired(Instant::now()) => {
+                    self.disconnect(writer, "no handshake in time");
+                    return None;
+                }
                 Reading::Later => return None,
                 Reading::Closed(reason) => {
                     self.disconnect(writer, &reason);

@@ -31,6 +31,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// How much of a host's last error `status` shows, in characters.
+const MAX_ERROR_CHARS: usize = 500;
+
 /// Counters of one vSphere host, for `status`.
 #[derive(Default, Clone)]
 struct HostStats {
@@ -70,9 +73,15 @@ impl Worker {
         let entry = stats.entry(host.to_owned()).or_default();
         entry.requests += 1;
         entry.total_latency += latency;
-        if failure.is_some() {
+        if let Some(mut failure) = failure {
+            // A failure can quote the request (a missing object's name):
+            // `status` shows its start.
+            if let Some((cut, _)) = failure.char_indices().nth(MAX_ERROR_CHARS) {
+                failure.truncate(cut);
+                failure.push_str("...");
+            }
             entry.failures += 1;
-            entry.last_error = failure;
+            entry.last_error = Some(failure);
         }
     }
 
@@ -161,7 +170,6 @@ pub fn run(config: &Config, loops: usize, stop: &Stop) -> Result<(), Error> {
     );
     let worker = &worker;
     let reply = || status.reply(worker);
-    let drain_limit = Duration::from_millis(config.worker.timeout_ms) + Duration::from_secs(1);
     mgmt::beside(
         &config.worker.mgmt,
         "Unknown method name received",
@@ -173,17 +181,15 @@ pub fn run(config: &Config, loops: usize, stop: &Stop) -> Result<(), Error> {
                     .map(|index| {
                         let dialer = dialer.clone();
                         scope.spawn(move || {
-                            let outcome = loop_outcome(index, config, || {
-                                pool::run(
-                                    worker,
-                                    &config.worker.proxy,
-                                    dialer,
-                                    config.worker.threads,
-                                    config.worker.per_host,
-                                    drain_limit,
-                                    stop,
-                                )
-                            });
+                            let settings = pool::Settings {
+                                endpoint: &config.worker.proxy,
+                                dialer,
+                                threads: config.worker.threads,
+                                per_host: config.worker.per_host,
+                                task_timeout: Duration::from_millis(config.worker.timeout_ms),
+                            };
+                            let outcome =
+                                loop_outcome(index, config, || pool::run(worker, settings, stop));
                             // Seen at once: the other loops stop now.
                             if outcome.is_err() {
                                 stop.set();

@@ -27,6 +27,9 @@ enum Step {
     Read(Link),
     /// Run a job; wake an idle thread first to take over reading.
     Run { job: Job, wake_reader: bool },
+    /// Answer a job with a failure: the worker is stopping and it could not
+    /// finish in time.
+    Refuse(Job),
     /// Nothing to do: wait to be woken (or for the timeout, while stopping).
     Wait(Option<Duration>),
     /// The loop is over.
@@ -43,6 +46,8 @@ struct State {
     /// Set once stopping: jobs in hand are finished until then, nothing
     /// more is read.
     deadline: Option<Instant>,
+    /// How long one task may take.
+    task_timeout: Duration,
 }
 
 impl State {
@@ -53,8 +58,9 @@ impl State {
     ///   otherwise the thread reads itself, and the job waits for the next
     ///   thread to come free (there is always one more thread than
     ///   `threads`, so reading never waits for a task);
-    /// - while stopping, queued jobs are run until the deadline; a thread
-    ///   leaves when nothing runs or waits, or the deadline has passed.
+    /// - while stopping, a queued job is run if it can finish by the
+    ///   deadline and answered with a failure otherwise; a thread leaves
+    ///   when nothing runs or waits, or the deadline has passed.
     fn next_step(&mut self, now: Instant) -> Step {
         let reading = self.link.is_none();
         match self.deadline {
@@ -74,13 +80,14 @@ impl State {
             }
             Some(deadline) => {
                 let overdue = now > deadline;
-                if !overdue {
-                    if let Some(job) = self.schedule.next() {
-                        return Step::Run {
-                            job,
-                            wake_reader: false,
-                        };
+                if let Some(job) = self.schedule.next() {
+                    if overdue || now + self.task_timeout > deadline {
+                        return Step::Refuse(job);
                     }
+                    return Step::Run {
+                        job,
+                        wake_reader: false,
+                    };
                 }
                 if overdue || !self.schedule.busy() {
                     Step::Exit
@@ -102,30 +109,39 @@ struct Pool<'a> {
     drain_limit: Duration,
 }
 
-/// Serves the proxy at `endpoint` with `threads` tasks at once (at most
-/// `per_host` on one vSphere host) until `stop` is set, then finishes the
-/// requests in hand (for at most `drain_limit`).
-pub(super) fn run(
-    worker: &Worker,
-    endpoint: &str,
-    dialer: Dialer,
-    threads: usize,
-    per_host: usize,
-    drain_limit: Duration,
-    stop: &Stop,
-) -> Result<(), Error> {
+/// How one loop serves.
+pub(super) struct Settings<'a> {
+    /// The proxy's endpoint, for logs.
+    pub endpoint: &'a str,
+    /// How to reach it.
+    pub dialer: Dialer,
+    /// Tasks at once.
+    pub threads: usize,
+    /// Of those, at most this many on one vSphere host.
+    pub per_host: usize,
+    /// How long one task may take.
+    pub task_timeout: Duration,
+}
+
+/// Serves the proxy with `threads` tasks at once (at most `per_host` on
+/// one vSphere host) until `stop` is set, then finishes the requests in
+/// hand: for at most one task's timeout and a second, so that stopping
+/// takes no longer.
+pub(super) fn run(worker: &Worker, settings: Settings<'_>, stop: &Stop) -> Result<(), Error> {
+    let threads = settings.threads;
     let pool = Pool {
         worker,
         state: Mutex::new(State {
-            schedule: Schedule::new(per_host),
-            link: Some(Link::new(endpoint, dialer)),
+            schedule: Schedule::new(settings.per_host),
+            link: Some(Link::new(settings.endpoint, settings.dialer)),
             idle: 0,
             deadline: None,
+            task_timeout: settings.task_timeout,
         }),
         wake: Condvar::new(),
         writer: Mutex::new(Writer::default()),
         stop,
-        drain_limit,
+        drain_limit: settings.task_timeout + Duration::from_secs(1),
     };
     std::thread::scope(|scope| {
         let pool = &pool;
@@ -135,9 +151,18 @@ pub(super) fn run(
                 .spawn_scoped(scope, move || {
                     // Every step catches its own panics; should one escape
                     // regardless, the thread goes on rather than leave the
-                    // pool a thread short.
-                    while catch_unwind(AssertUnwindSafe(|| pool.work())).is_err() {
-                        log::error!("internal error in a task thread: it goes on");
+                    // pool a thread short, up to a few times, after which
+                    // the worker stops (to be started again by its
+                    // supervisor) rather than spin.
+                    for escaped in 1.. {
+                        if catch_unwind(AssertUnwindSafe(|| pool.work())).is_ok() {
+                            return;
+                        }
+                        log::error!("internal error in a task thread ({escaped})");
+                        if escaped == 3 {
+                            pool.stop.set();
+                            return;
+                        }
                     }
                 });
             if let Err(error) = spawned {
@@ -166,13 +191,25 @@ impl Pool<'_> {
                     }
                     drop(state);
                     let host = job.host.clone();
-                    let reply = job::perform(self.worker, job);
+                    let (reply, agent) = job::perform(self.worker, job);
                     Writer::send(&self.writer, &reply);
+                    // Logouts, if any, now that the reply is out.
+                    drop(agent);
+                    self.worker.hosts.release_retired();
                     state = self.state.locked();
                     state.schedule.done(&host);
                     if state.deadline.is_some() {
                         self.wake.notify_all();
                     }
+                }
+                Step::Refuse(job) => {
+                    drop(state);
+                    let host = job.host.clone();
+                    let msg = format!("Task {} failed: the worker is stopping", job.method());
+                    Writer::send(&self.writer, &job.refused(&msg));
+                    state = self.state.locked();
+                    state.schedule.done(&host);
+                    self.wake.notify_all();
                 }
                 Step::Read(mut link) => {
                     drop(state);
@@ -242,6 +279,7 @@ mod tests {
             link: (!reading).then(|| Link::new("tcp://127.0.0.1:9", dialer)),
             idle,
             deadline,
+            task_timeout: Duration::from_secs(10),
         }
     }
 
@@ -254,6 +292,7 @@ mod tests {
             Step::Run { .. } => "run",
             Step::Wait(None) => "wait",
             Step::Wait(Some(_)) => "wait a while",
+            Step::Refuse(_) => "refuse",
             Step::Exit => "exit",
         }
     }
@@ -283,8 +322,14 @@ mod tests {
         assert_eq!(step(&mut stopping), "wait a while");
         stopping.schedule.done("a");
         assert_eq!(step(&mut stopping), "exit");
-        // Past the deadline: leave, whatever is queued.
+        // A job that could not finish before the deadline is refused.
+        let soon = Some(Instant::now() + Duration::from_secs(5));
+        assert_eq!(step(&mut state(&["a"], false, 0, soon)), "refuse");
+        // Past the deadline: what is queued is refused, then leave.
         let past = Some(Instant::now() - Duration::from_secs(1));
-        assert_eq!(step(&mut state(&["a"], false, 0, past)), "exit");
+        let mut late = state(&["a"], false, 0, past);
+        assert_eq!(step(&mut late), "refuse");
+        late.schedule.done("a");
+        assert_eq!(step(&mut late), "exit");
     }
 }

@@ -11,13 +11,9 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn free_endpoint() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("tcp://{}", listener.local_addr().unwrap())
-}
-
-/// A configuration on free loopback ports with a registry holding
-/// `127.0.0.1` (port 9: nothing listens, so tasks fail at once).
+/// A configuration on `ipc://` endpoints of its own (no port to race other
+/// tests for) with a registry holding `127.0.0.1` (port 9: nothing
+/// listens, so tasks fail at once).
 fn setup(name: &str) -> (Config, PathBuf) {
     let dir = std::env::temp_dir().join(format!("vpoller-worker-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -34,12 +30,13 @@ fn setup(name: &str) -> (Config, PathBuf) {
             tls: Tls::Unchecked,
         })
         .unwrap();
+    let endpoint = |name: &str| format!("ipc://{}", dir.join(name).display());
     let mut config = Config::default();
-    config.proxy.frontend = free_endpoint();
-    config.proxy.backend = free_endpoint();
-    config.proxy.mgmt = free_endpoint();
+    config.proxy.frontend = endpoint("frontend");
+    config.proxy.backend = endpoint("backend");
+    config.proxy.mgmt = endpoint("proxy-mgmt");
     config.worker.proxy = config.proxy.backend.clone();
-    config.worker.mgmt = free_endpoint();
+    config.worker.mgmt = endpoint("worker-mgmt");
     config.worker.db = db.to_str().unwrap().to_owned();
     config.worker.helpers = vec![crate::helpers::ZABBIX.to_owned()];
     config.worker.threads = 2;
