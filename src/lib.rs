@@ -30,6 +30,7 @@ mod error;
 mod fork;
 pub mod helpers;
 pub mod hosts;
+pub mod local;
 pub mod server;
 mod sync;
 #[cfg(test)]

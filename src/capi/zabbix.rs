@@ -84,7 +84,7 @@ pub extern "C" fn vpoller_zabbix_value(
 /// `vpoller_local_new`, release it with `vpoller_local_free`.
 #[allow(non_camel_case_types)]
 pub struct vpoller_local {
-    local: crate::server::local::Local,
+    local: crate::local::Local,
 }
 
 /// Opens the host registry at `db`; each task may take `timeout_ms` (0 or
@@ -100,7 +100,7 @@ pub extern "C" fn vpoller_local_new(db: *const c_char, timeout_ms: c_int) -> *mu
                     .ok()
                     .filter(|ms| *ms > 0)
                     .unwrap_or(60_000);
-                crate::server::local::Local::open(db, timeout)
+                crate::local::Local::open(db, timeout)
             });
             record(&outcome);
             match outcome {

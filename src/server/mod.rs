@@ -6,7 +6,6 @@
 //! `src/bin/` only parses command lines and calls in here.
 
 pub mod config;
-pub mod local;
 mod mgmt;
 pub mod proxy;
 pub mod worker;
