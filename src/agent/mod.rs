@@ -10,13 +10,26 @@
 //! ```
 //!
 //! Knows nothing of ZeroMQ or C: the worker and the C ABI build on it.
+//!
+//! The modules: `request` (the checked message and how a task fails) under
+//! everything; `tasks` (the task table) over the task families `inventory`
+//! (discover, find, get: the building blocks), `relations`, `perf`,
+//! `service` (about, events, sessions), `alarms`, `guest`, `snapshots` and
+//! `health`; `python` (how py-vpoller spells values), `reply` (the reply
+//! text) and `lookup` (the cache of object lookups) serve them all.
 
+mod alarms;
+mod guest;
+mod health;
 mod inventory;
 mod lookup;
-mod misc;
 mod perf;
+mod python;
 mod relations;
 pub(crate) mod reply;
+mod request;
+mod service;
+mod snapshots;
 mod tasks;
 
 use crate::error::Error;
@@ -31,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use tasks::task_names;
+pub(crate) use tasks::ZabbixForm;
 
 /// The port of the vSphere API unless another is given.
 pub const DEFAULT_PORT: u16 = 443;
@@ -234,7 +248,7 @@ impl Agent {
         let Some(fields) = msg.as_object() else {
             return reply::Answer::Json(reply::failure(format!(
                 "Expected a JSON message, received {}",
-                python_class(msg)
+                python::class(msg)
             )));
         };
         tasks::run(self, fields)
@@ -255,27 +269,20 @@ pub(crate) fn precheck(msg: &Value) -> Option<Value> {
     let Some(fields) = msg.as_object() else {
         return Some(reply::failure(format!(
             "Expected a JSON message, received {}",
-            python_class(msg)
+            python::class(msg)
         )));
     };
     let method = fields.get("method").and_then(Value::as_str);
-    if !method.is_some_and(|method| tasks::task_names().contains(&method)) {
+    if method.and_then(tasks::find).is_none() {
         return Some(reply::failure("Unknown or missing task/method name"));
     }
     None
 }
 
-/// Python's `repr` of the type of a JSON value, as the worker reports it.
-fn python_class(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "<class 'NoneType'>",
-        Value::Bool(_) => "<class 'bool'>",
-        Value::Number(number) if number.is_f64() => "<class 'float'>",
-        Value::Number(_) => "<class 'int'>",
-        Value::String(_) => "<class 'str'>",
-        Value::Array(_) => "<class 'list'>",
-        Value::Object(_) => "<class 'dict'>",
-    }
+/// What py-vpoller's Zabbix helper makes of the result of task `method`;
+/// `None` for a method it does not know, or no task at all.
+pub(crate) fn zabbix_form(method: &str) -> Option<ZabbixForm> {
+    tasks::find(method)?.zabbix
 }
 
 /// Takes a `:port` off `host` into `options.port`.

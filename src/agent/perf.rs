@@ -6,10 +6,10 @@
 //! vCenter ignores `maxSample` for historical intervals and answers with the
 //! whole interval, so the agent keeps the newest samples itself.
 
-use crate::agent::inventory;
-use crate::agent::misc::python_datetime;
+use crate::agent::inventory::{self, MISSING, MISSING_COLON};
+use crate::agent::python;
 use crate::agent::reply;
-use crate::agent::tasks::Msg;
+use crate::agent::request::{Msg, TaskError, TaskResult};
 use crate::agent::Agent;
 use crate::error::Error;
 use crate::sync::Lock;
@@ -209,7 +209,7 @@ fn description_key<'a>(counter: &'a Value, field: &str) -> &'a str {
         .unwrap_or("")
 }
 
-pub(crate) fn perf_metric_info(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn perf_metric_info(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     let connection = agent.connection()?;
     let tables = tables(agent, &connection, msg.deadline)?;
     let data: Vec<Value> = tables
@@ -223,7 +223,7 @@ pub(crate) fn perf_metric_info(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Er
     ))
 }
 
-pub(crate) fn perf_interval_info(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn perf_interval_info(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     let connection = agent.connection()?;
     let tables = tables(agent, &connection, msg.deadline)?;
     let data: Vec<Value> = tables
@@ -291,17 +291,14 @@ fn counter_name(msg: &Msg<'_>) -> Option<String> {
 
 /// `<kind>.perf.metric.info`: the metrics (counter and instance) `kind`'s
 /// object offers, real-time ones when it has real-time statistics.
-pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Value, Error> {
-    let content = match inventory::lookup(agent, msg, kind, &["name"], "Cannot find object ")? {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> TaskResult<Value> {
+    let content = inventory::lookup(agent, msg, kind, &["name"], MISSING)?;
     let connection = agent.connection()?;
     let tables = tables(agent, &connection, msg.deadline)?;
     let wanted = match counter_name(msg) {
         Some(name) => match tables.counter_named(&name) {
             Some(counter) => Some(counter.key),
-            None => return Ok(reply::failure(UNKNOWN_COUNTER)),
+            None => return Err(TaskError::refuse(UNKNOWN_COUNTER)),
         },
         None => None,
     };
@@ -311,18 +308,11 @@ pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Re
     if summary.current_supported {
         element(&mut args, "intervalId", &summary.refresh_rate.to_string());
     }
-    let metrics = match call_manager(&connection, "QueryAvailablePerfMetric", args, msg.deadline) {
-        Ok(metrics) => metrics,
-        Err(Error::Fault { fault, message }) if fault == "InvalidArgument" => {
+    let metrics = call_manager(&connection, "QueryAvailablePerfMetric", args, msg.deadline)
+        .map_err(|error| {
             let name = inventory::property_json(&content, "name");
-            return Ok(reply::failure(format!(
-                "Cannot retrieve performance metrics for {}: {}",
-                name.as_str().unwrap_or_default(),
-                if message.is_empty() { fault } else { message }
-            )));
-        }
-        Err(other) => return Err(other),
-    };
+            cannot_retrieve(name.as_str().unwrap_or_default(), error)
+        })?;
     let data: Vec<Value> = metrics
         .iter()
         .filter_map(|metric| {
@@ -335,6 +325,20 @@ pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Re
         })
         .collect();
     Ok(reply::success_msg_first(RETRIEVED, Value::Array(data)))
+}
+
+/// The performance manager's `InvalidArgument` fault (a metric the object
+/// does not have, an interval it does not keep) in py-vpoller's words.
+fn cannot_retrieve(entity_name: &str, error: Error) -> TaskError {
+    match error {
+        Error::Fault { fault, message } if fault == "InvalidArgument" => {
+            TaskError::refuse(format!(
+                "Cannot retrieve performance metrics for {entity_name}: {}",
+                if message.is_empty() { fault } else { message }
+            ))
+        }
+        other => other.into(),
+    }
 }
 
 /// How a `<kind>.perf.metric.get` task checks its object first.
@@ -377,34 +381,31 @@ pub(crate) fn entity_metric_get(
     msg: &Msg<'_>,
     kind: &str,
     check: Check,
-) -> Result<Value, Error> {
+) -> TaskResult<Value> {
     let paths: &[&str] = match check {
         Check::None => &["name"],
         Check::Running(_) => &["name", "runtime.powerState", "runtime.connectionState"],
     };
-    let content = match inventory::lookup(agent, msg, kind, paths, "Cannot find object: ")? {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+    let content = inventory::lookup(agent, msg, kind, paths, MISSING_COLON)?;
     if let Check::Running(what) = check {
         if inventory::property_json(&content, "runtime.powerState") != "poweredOn" {
-            return Ok(reply::failure(format!(
+            return Err(TaskError::refuse(format!(
                 "{what} is not powered on, cannot get performance metrics"
             )));
         }
         if inventory::property_json(&content, "runtime.connectionState") != "connected" {
-            return Ok(reply::failure(format!(
+            return Err(TaskError::refuse(format!(
                 "{what} is not connected, cannot get performance metrics"
             )));
         }
     }
     let Some(max_sample) = max_sample(msg) else {
-        return Ok(reply::failure(INVALID_MESSAGE));
+        return Err(TaskError::refuse(INVALID_MESSAGE));
     };
     let instance = match msg.truthy("instance") {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Number(number)) => number.to_string(),
-        Some(_) => return Ok(reply::failure(INVALID_MESSAGE)),
+        Some(_) => return Err(TaskError::refuse(INVALID_MESSAGE)),
         None => String::new(),
     };
     let interval_name = msg
@@ -417,7 +418,7 @@ pub(crate) fn entity_metric_get(
     let entity_name = entity_name.as_str().unwrap_or_default();
     let interval_id = match &interval_name {
         None if !summary.current_supported => {
-            return Ok(reply::failure(format!(
+            return Err(TaskError::refuse(format!(
                 "No historical performance interval provided for entity {entity_name}"
             )));
         }
@@ -429,17 +430,17 @@ pub(crate) fn entity_metric_get(
         {
             Some(interval) => interval.sampling_period,
             None => {
-                return Ok(reply::failure(format!(
+                return Err(TaskError::refuse(format!(
                     "Historical interval {name} does not exists"
                 )));
             }
         },
     };
     let Some(counter_name) = counter_name(msg) else {
-        return Ok(reply::failure(UNKNOWN_COUNTER));
+        return Err(TaskError::refuse(UNKNOWN_COUNTER));
     };
     let Some(counter) = tables.counter_named(&counter_name) else {
-        return Ok(reply::failure(UNKNOWN_COUNTER));
+        return Err(TaskError::refuse(UNKNOWN_COUNTER));
     };
     let mut args = String::from("<querySpec>");
     content.obj.write(&mut args, "entity");
@@ -450,16 +451,8 @@ pub(crate) fn entity_metric_get(
     args.push_str("</metricId>");
     element(&mut args, "intervalId", &interval_id.to_string());
     args.push_str("</querySpec>");
-    let returned = match call_manager(&connection, "QueryPerf", args, msg.deadline) {
-        Ok(returned) => returned,
-        Err(Error::Fault { fault, message }) if fault == "InvalidArgument" => {
-            return Ok(reply::failure(format!(
-                "Cannot retrieve performance metrics for {entity_name}: {}",
-                if message.is_empty() { fault } else { message }
-            )));
-        }
-        Err(other) => return Err(other),
-    };
+    let returned = call_manager(&connection, "QueryPerf", args, msg.deadline)
+        .map_err(|error| cannot_retrieve(entity_name, error))?;
     let mut result = Vec::new();
     for metric in &returned {
         samples(metric, &counter_name, max_sample, &mut result);
@@ -509,7 +502,7 @@ fn samples(metric: &Node, counter_name: &str, keep: i64, out: &mut Vec<Value>) {
             let (_, timestamp, interval) = &infos[*index];
             let mut entry = Map::new();
             entry.insert("interval".into(), interval.clone());
-            entry.insert("timestamp".into(), python_datetime(timestamp).into());
+            entry.insert("timestamp".into(), python::datetime(timestamp).into());
             entry.insert("counterId".into(), counter_name.into());
             entry.insert("instance".into(), instance.into());
             entry.insert("value".into(), number(&sample.text));
