@@ -45,6 +45,13 @@
 #define DEFAULT_CACHE_TTL_S 300
 
 /**
+ * The longest timeout (connecting, or one task) accepted anywhere, in
+ * milliseconds: one hour. Larger values are refused with an error, so that
+ * no deadline can overflow.
+ */
+#define MAX_TIMEOUT_MS 3600000
+
+/**
  * The call succeeded. For `vpoller_run` and `vpoller_try_run`: a reply came
  * from vPoller (whatever its own `success` field says).
  */

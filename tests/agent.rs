@@ -6,7 +6,10 @@ mod common;
 use common::Simulator;
 use serde_json::{json, Value};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vpoller::vsphere::VSphereKind;
 use vpoller::{Agent, AgentOptions, Verification};
 
 fn run(agent: &Agent, msg: Value) -> Value {
@@ -139,7 +142,9 @@ fn one_agent_serves_many_threads() {
 fn an_untrusted_certificate_is_refused_with_a_way_out() {
     let simulator = Simulator::start();
     let agent = simulator.agent(Verification::SystemRoots);
-    let error = agent.connect().unwrap_err().to_string();
+    let refused = agent.connect().unwrap_err();
+    assert_eq!(refused.vsphere_kind(), Some(&VSphereKind::Tls));
+    let error = refused.to_string();
     assert!(
         error.contains("not trusted") && error.contains("ca_file") && error.contains("fingerprint"),
         "{error}"
@@ -189,6 +194,12 @@ fn nothing_listening_fails_fast() {
         },
     )
     .unwrap();
+    let error = agent.connect().unwrap_err();
+    assert_eq!(
+        error.vsphere_kind(),
+        Some(&VSphereKind::Unreachable),
+        "{error}"
+    );
     let reply = run(&agent, json!({"method": "vm.discover"}));
     assert_eq!(reply["success"], 1);
     assert!(
@@ -197,22 +208,37 @@ fn nothing_listening_fails_fast() {
     );
 }
 
+/// Sets a flag when dropped, also when the test fails.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn a_server_that_never_answers_is_bounded_by_the_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    // Accepts and holds connections without a word.
-    let holder = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        listener.set_nonblocking(true).unwrap();
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if let Ok((stream, _)) = listener.accept() {
-                held.push(stream);
+    let done = Arc::new(AtomicBool::new(false));
+    // Accepts and holds connections without a word until the test ends (a
+    // minute at most), so that only the agent's timeout can end a request.
+    let holder = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            listener.set_nonblocking(true).unwrap();
+            let until = Instant::now() + Duration::from_secs(60);
+            while !done.load(Ordering::SeqCst) && Instant::now() < until {
+                if let Ok((stream, _)) = listener.accept() {
+                    held.push(stream);
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    });
+        })
+    };
+    let stop_holder = SetOnDrop(done);
     let options = AgentOptions {
         verification: Verification::Insecure,
         timeout_ms: 700,
@@ -220,15 +246,20 @@ fn a_server_that_never_answers_is_bounded_by_the_timeout() {
     };
     let agent = Agent::with_options(&format!("127.0.0.1:{port}"), "u", "p", options).unwrap();
     let started = Instant::now();
+    let error = agent.connect().unwrap_err();
+    assert_eq!(error.vsphere_kind(), Some(&VSphereKind::Timeout), "{error}");
     let reply = run(&agent, json!({"method": "about"}));
     let took = started.elapsed();
+    drop(stop_holder);
+    holder.join().unwrap();
     assert_eq!(reply["success"], 1);
     assert!(
         reply["msg"].as_str().unwrap().contains("timed out"),
         "{reply}"
     );
-    assert!(took < Duration::from_secs(4), "took {took:?}");
-    holder.join().unwrap();
+    // Ended by the timeout, not by the holder letting go after a minute
+    // (generously bounded, for a loaded machine).
+    assert!(took < Duration::from_secs(30), "took {took:?}");
 }
 
 /// The `timestamp` of a sample as text.

@@ -10,18 +10,25 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vpoller::vsphere::VSphereKind;
 use vpoller::{Agent, AgentOptions, Verification};
 
 const TIMEOUT_MS: u64 = 5_000;
+/// How long a reply may take at most where the timeout bounds it.
+const GENEROUS_BOUND: Duration = Duration::from_secs(30);
 
 fn agent_for(host: &str, password: &str) -> Agent {
+    agent_with_timeout(host, password, TIMEOUT_MS)
+}
+
+fn agent_with_timeout(host: &str, password: &str, timeout_ms: u64) -> Agent {
     Agent::with_options(
         host,
         "root",
         password,
         AgentOptions {
             verification: Verification::Insecure,
-            timeout_ms: TIMEOUT_MS,
+            timeout_ms,
             connect_timeout_ms: 2_000,
             ..AgentOptions::default()
         },
@@ -38,7 +45,8 @@ fn run(agent: &Agent, msg: Value) -> (Value, Duration) {
 }
 
 /// Checks a failure reply: success 1, a message starting with `prefix` and
-/// containing `part`, within the task timeout.
+/// containing `part`, bounded by the task timeout (generously: a loaded
+/// machine may be slow, but a request that hangs never ends).
 fn assert_failure(reply: &Value, took: Duration, prefix: &str, part: &str) {
     assert_eq!(reply["success"], 1, "{reply}");
     let msg = reply["msg"].as_str().unwrap();
@@ -47,10 +55,7 @@ fn assert_failure(reply: &Value, took: Duration, prefix: &str, part: &str) {
         "{msg:?} should start with {prefix:?}"
     );
     assert!(msg.contains(part), "{msg:?} should contain {part:?}");
-    assert!(
-        took < Duration::from_millis(TIMEOUT_MS + 1_000),
-        "took {took:?}"
-    );
+    assert!(took < GENEROUS_BOUND, "took {took:?}");
 }
 
 #[test]
@@ -64,7 +69,9 @@ fn a_wrong_password_is_a_clear_failure_without_the_password() {
         })
     });
     let agent = agent_for(&server.host(), "wr0ng-pw");
-    let error = agent.connect().unwrap_err().to_string();
+    let refused = agent.connect().unwrap_err();
+    assert_eq!(refused.vsphere_kind(), Some(&VSphereKind::NotAuthenticated));
+    let error = refused.to_string();
     assert!(error.contains("login to"), "{error}");
     assert!(error.contains("incorrect user name or password"), "{error}");
     assert!(!error.contains("wr0ng-pw"), "{error}");
@@ -125,7 +132,12 @@ fn a_body_that_is_not_xml_is_a_failure_reply() {
             .then(|| Answer::Xml(200, "{\"json\": true}".to_owned()))
     });
     let agent = agent_for(&garbage.host(), "pw");
-    assert!(agent.connect().is_err());
+    let error = agent.connect().unwrap_err();
+    assert_eq!(
+        error.vsphere_kind(),
+        Some(&VSphereKind::Protocol),
+        "{error}"
+    );
     let (reply, took) = run(&agent, json!({"method": "about"}));
     assert_failure(&reply, took, "Task about failed: ", "no SOAP Body");
     // An HTTP error page instead of SOAP.
@@ -279,7 +291,9 @@ fn a_vcenter_killed_mid_request_and_restarted_is_used_again() {
         (method == "RetrievePropertiesEx").then_some(Answer::Hang)
     });
     let port = server.port;
-    let agent = Arc::new(agent_for(&server.host(), "pw"));
+    // A timeout far beyond the bound of `assert_failure`: a reply within that
+    // bound shows the cut connection was noticed at once, not at the timeout.
+    let agent = Arc::new(agent_with_timeout(&server.host(), "pw", 120_000));
     agent.connect().unwrap();
     let waiting = {
         let agent = agent.clone();
@@ -289,10 +303,6 @@ fn a_vcenter_killed_mid_request_and_restarted_is_used_again() {
     server.kill();
     let (reply, took) = waiting.join().unwrap();
     assert_failure(&reply, took, "Task vm.discover failed: ", "");
-    assert!(
-        took < Duration::from_millis(TIMEOUT_MS),
-        "the cut connection was noticed at once, not at the timeout: {took:?}"
-    );
 
     // While it is down: a clear failure at once.
     let (reply, took) = run(&agent, json!({"method": "vm.discover"}));

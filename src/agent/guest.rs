@@ -153,7 +153,7 @@ pub(crate) fn vm_process_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> 
             msg.deadline,
         )
         .map_err(|error| match error {
-            Error::Fault { .. } | Error::VSphere(_) => {
+            Error::VSphere { .. } => {
                 TaskError::refuse(format!("Cannot get guest processes: {error}"))
             }
             other => other.into(),

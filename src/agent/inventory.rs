@@ -4,7 +4,7 @@
 use crate::agent::reply::{self, Answer, ListWriter, Reply};
 use crate::agent::request::{Msg, TaskError, TaskResult};
 use crate::agent::Agent;
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use crate::vsphere::property::{self, ObjectContent, Scope};
 use crate::vsphere::soap::MoRef;
 use crate::vsphere::value;
@@ -77,9 +77,12 @@ pub(crate) fn get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> TaskResult<Value>
 /// unknown property path, ...) with py-vpoller's words for it.
 fn cannot_collect(error: TaskError) -> TaskError {
     match error {
-        TaskError::Failed(Error::Fault { message, fault }) => TaskError::refuse(format!(
+        TaskError::Failed(Error::VSphere {
+            kind: VSphereKind::Fault { name, text },
+            ..
+        }) => TaskError::refuse(format!(
             "Cannot collect properties: {}",
-            if message.is_empty() { fault } else { message }
+            if text.is_empty() { name } else { text }
         )),
         other => other,
     }
@@ -121,7 +124,7 @@ fn object(
         let content =
             match property::object_properties(&connection, &reference, paths, msg.deadline) {
                 Ok(content) => content,
-                Err(Error::Fault { fault, .. }) if fault == "ManagedObjectNotFound" => None,
+                Err(error) if error.is_fault("ManagedObjectNotFound") => None,
                 Err(other) => return Err(other),
             };
         match content {

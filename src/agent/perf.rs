@@ -11,7 +11,7 @@ use crate::agent::python;
 use crate::agent::reply;
 use crate::agent::request::{Msg, TaskError, TaskResult};
 use crate::agent::Agent;
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use crate::sync::Lock;
 use crate::vsphere::property::ObjectContent;
 use crate::vsphere::session::{Connection, Session};
@@ -331,12 +331,13 @@ pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Ta
 /// does not have, an interval it does not keep) in py-vpoller's words.
 fn cannot_retrieve(entity_name: &str, error: Error) -> TaskError {
     match error {
-        Error::Fault { fault, message } if fault == "InvalidArgument" => {
-            TaskError::refuse(format!(
-                "Cannot retrieve performance metrics for {entity_name}: {}",
-                if message.is_empty() { fault } else { message }
-            ))
-        }
+        Error::VSphere {
+            kind: VSphereKind::Fault { name, text },
+            ..
+        } if name == "InvalidArgument" => TaskError::refuse(format!(
+            "Cannot retrieve performance metrics for {entity_name}: {}",
+            if text.is_empty() { name } else { text }
+        )),
         other => other.into(),
     }
 }

@@ -71,7 +71,7 @@ pub(crate) fn event_latest(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
 /// `session.get`: the sessions the host has, their fields as Python text.
 pub(crate) fn session_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     let content = match service_properties(agent, msg, "sessionManager", &["sessionList"]) {
-        Err(Error::Fault { fault, .. }) if fault == "NoPermission" => {
+        Err(error) if error.is_fault("NoPermission") => {
             return Err(TaskError::refuse(
                 "No permissions to view established sessions",
             ));

@@ -11,4 +11,5 @@ pub(crate) mod typetable;
 pub(crate) mod value;
 pub(crate) mod xml;
 
+pub use crate::error::VSphereKind;
 pub use tls::Verification;

@@ -4,7 +4,7 @@
 //! (`RetrievePropertiesEx`, then `ContinueRetrievePropertiesEx` while the
 //! server hands out a token).
 
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use crate::sync::Lock;
 use crate::vsphere::session::{Connection, Session};
 use crate::vsphere::soap::{element, escape, MoRef};
@@ -100,9 +100,7 @@ pub(crate) fn retrieve(
     let mut token = match first_page(each) {
         // The session's container view is gone (destroyed, or the server
         // restarted and lost it): make a new one and ask once more.
-        Err(Error::Fault { fault, .. })
-            if fault == "ManagedObjectNotFound" && matches!(scope, Scope::All) =>
-        {
+        Err(error) if error.is_fault("ManagedObjectNotFound") && matches!(scope, Scope::All) => {
             forget_view(connection, kind);
             first_page(each)?
         }
@@ -181,16 +179,17 @@ fn object_content(node: Node) -> Result<ObjectContent, Error> {
                         _ => None,
                     });
                 if fault.as_deref() == Some("NotAuthenticated") {
-                    return Err(Error::Fault {
-                        fault: "NotAuthenticated".into(),
-                        message: "the session is not authenticated".into(),
-                    });
+                    return Err(Error::fault(
+                        "NotAuthenticated",
+                        "the session is not authenticated",
+                    ));
                 }
             }
             _ => {}
         }
     }
-    let obj = obj.ok_or_else(|| Error::VSphere("an object without a reference".into()))?;
+    let obj =
+        obj.ok_or_else(|| Error::vsphere(VSphereKind::Protocol, "an object without a reference"))?;
     Ok(ObjectContent { obj, props })
 }
 
@@ -218,10 +217,12 @@ fn container_view(
         &|_: &Session| Ok(args.clone()),
         deadline,
     )?;
-    let view = created
-        .first()
-        .and_then(MoRef::from_node)
-        .ok_or_else(|| Error::VSphere("CreateContainerView returned no view".into()))?;
+    let view = created.first().and_then(MoRef::from_node).ok_or_else(|| {
+        Error::vsphere(
+            VSphereKind::Protocol,
+            "CreateContainerView returned no view",
+        )
+    })?;
     // The view belongs to the session the call ended in, which is a new one
     // when the call had to log in again.
     let current = connection.current();

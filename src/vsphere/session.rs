@@ -2,7 +2,7 @@
 //! renewal when the server forgets the session (expiry, vCenter restart), and
 //! logout when the connection is dropped.
 
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use crate::sync::{Lock, Shared};
 use crate::vsphere::soap::{element, Endpoint, MoRef, Request, Transport};
 use crate::vsphere::xml::{self, Document, Node};
@@ -37,7 +37,12 @@ impl Session {
         self.content
             .child(name)
             .and_then(MoRef::from_node)
-            .ok_or_else(|| Error::VSphere(format!("the vSphere host has no {name}")))
+            .ok_or_else(|| {
+                Error::vsphere(
+                    VSphereKind::Protocol,
+                    format!("the vSphere host has no {name}"),
+                )
+            })
     }
 }
 
@@ -118,7 +123,12 @@ impl Connection {
         let session_manager = content
             .child("sessionManager")
             .and_then(MoRef::from_node)
-            .ok_or_else(|| Error::VSphere(format!("{} has no session manager", self.address())))?;
+            .ok_or_else(|| {
+                Error::vsphere(
+                    VSphereKind::Protocol,
+                    format!("{} has no session manager", self.address()),
+                )
+            })?;
         let mut args = String::new();
         element(&mut args, "userName", &self.user);
         element(&mut args, "password", &self.password);
@@ -136,22 +146,32 @@ impl Connection {
             |body| xml::parse_body(body).map(drop),
         );
         match login {
-            Err(Error::Fault { fault, message }) if fault == "InvalidLogin" => {
-                return Err(Error::VSphere(format!(
-                    "login to {} as {:?} failed: {}",
-                    self.address(),
-                    self.user,
-                    if message.is_empty() {
-                        "wrong user name or password"
-                    } else {
-                        &message
-                    }
-                )));
+            Err(Error::VSphere {
+                kind: VSphereKind::Fault { name, text },
+                ..
+            }) if name == "InvalidLogin" => {
+                return Err(Error::vsphere(
+                    VSphereKind::NotAuthenticated,
+                    format!(
+                        "login to {} as {:?} failed: {}",
+                        self.address(),
+                        self.user,
+                        if text.is_empty() {
+                            "wrong user name or password"
+                        } else {
+                            &text
+                        }
+                    ),
+                ));
             }
             other => other?,
         }
-        let cookie = crate::sync::into_inner(cookie_slot)
-            .ok_or_else(|| Error::VSphere(format!("{} sent no session cookie", self.address())))?;
+        let cookie = crate::sync::into_inner(cookie_slot).ok_or_else(|| {
+            Error::vsphere(
+                VSphereKind::Protocol,
+                format!("{} sent no session cookie", self.address()),
+            )
+        })?;
         Ok(Session {
             epoch,
             cookie,
@@ -209,7 +229,9 @@ impl Connection {
                 |body| read(body),
             );
             match outcome {
-                Err(Error::Fault { fault, .. }) if fault == "NotAuthenticated" && !renewed => {
+                Err(error)
+                    if error.vsphere_kind() == Some(&VSphereKind::NotAuthenticated) && !renewed =>
+                {
                     renewed = true;
                     session = self.renew(Some(session.epoch), deadline)?;
                 }
@@ -274,5 +296,5 @@ fn returnval(body: &mut dyn BufRead) -> Result<Node, Error> {
         .children
         .into_iter()
         .find(|child| child.name == "returnval")
-        .ok_or_else(|| Error::VSphere("the response has no returnval".into()))
+        .ok_or_else(|| Error::vsphere(VSphereKind::Protocol, "the response has no returnval"))
 }

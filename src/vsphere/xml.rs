@@ -4,7 +4,7 @@
 //! read one subtree at a time ([`Document::next_child`]), so a response is
 //! never held in memory whole.
 
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, QName, ResolveResult};
 use quick_xml::NsReader;
@@ -52,16 +52,30 @@ impl Node {
 }
 
 fn xml_error(error: impl std::fmt::Display) -> Error {
-    Error::VSphere(format!("invalid XML from the vSphere host: {error}"))
+    Error::vsphere(
+        VSphereKind::Protocol,
+        format!("invalid XML from the vSphere host: {error}"),
+    )
 }
 
 /// A failure to read the next event: the answer breaking off (an I/O error
-/// of the body, e.g. fewer bytes than announced) or text that is not XML.
+/// of the body, e.g. fewer bytes than announced), the time running out
+/// while it comes in, or text that is not XML.
 fn read_error(error: quick_xml::Error) -> Error {
+    use std::io::ErrorKind;
     match error {
-        quick_xml::Error::Io(io) => {
-            Error::VSphere(format!("the answer of the vSphere host ends early: {io}"))
+        quick_xml::Error::Io(io)
+            if matches!(io.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+        {
+            Error::vsphere(
+                VSphereKind::Timeout,
+                "timed out before the answer of the vSphere host was whole",
+            )
         }
+        quick_xml::Error::Io(io) => Error::vsphere(
+            VSphereKind::Unreachable,
+            format!("the answer of the vSphere host ends early: {io}"),
+        ),
         other => xml_error(other),
     }
 }
@@ -138,8 +152,9 @@ impl<R: BufRead> Document<R> {
             return Err(xml_error("no SOAP Body in the response"));
         }
         if self.next_child_start()?.is_none() {
-            return Err(Error::VSphere(
-                "the vSphere host sent an empty SOAP Body".into(),
+            return Err(Error::vsphere(
+                VSphereKind::Protocol,
+                "the vSphere host sent an empty SOAP Body",
             ));
         }
         Ok(())
