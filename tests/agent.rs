@@ -408,3 +408,32 @@ fn a_restarted_vcenter_is_used_again_without_a_restart_here() {
     assert_eq!(host_vms["success"], 0, "{host_vms}");
     drop(simulator);
 }
+
+#[test]
+fn about_fails_while_vcenter_is_down_and_answers_again_when_it_is_back() {
+    let simulator = Simulator::start();
+    let port = simulator.port;
+    // Insecure: the simulator makes a new CA each time it starts.
+    let agent = simulator.agent(Verification::Insecure);
+    let about = json!({"method": "about", "properties": ["apiType"]});
+    let up = agent.run(&about.to_string());
+    assert_eq!(
+        up,
+        r#"{"msg": "Successfully retrieved properties", "success": 0, "result": [{"apiType": "VirtualCenter"}]}"#
+    );
+    drop(simulator);
+    // Past the window in which the host's last answer stands for it.
+    std::thread::sleep(Duration::from_millis(1_200));
+    let down = run(&agent, about.clone());
+    assert_eq!(down["success"], 1, "{down}");
+    assert!(
+        down["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("Task about failed: cannot reach"),
+        "{down}"
+    );
+    let simulator = Simulator::start_on(port);
+    assert_eq!(agent.run(&about.to_string()), up);
+    drop(simulator);
+}

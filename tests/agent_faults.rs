@@ -378,3 +378,77 @@ fn a_property_the_server_cannot_read_for_lack_of_a_session_renews_it() {
     assert_eq!(reply["result"], json!([{"name": "vm-1"}]), "{reply}");
     assert_eq!(server.count("Login"), 2, "{:?}", server.calls());
 }
+
+#[test]
+fn about_asks_the_host_at_most_about_once_a_second() {
+    let server = FakeVSphere::with_defaults(|_, _| None);
+    let agent = agent_for(&server.host(), "pw");
+    agent.connect().unwrap();
+    let asked = || server.count("RetrieveServiceContent");
+    let at_login = asked();
+    let about = r#"{"method": "about"}"#;
+    let started = Instant::now();
+    for _ in 0..200 {
+        assert_eq!(
+            agent.run(about),
+            r#"{"msg": "Successfully retrieved properties", "success": 0, "result": [{"fullName": "Fake vCenter 6.5"}]}"#
+        );
+    }
+    let took = started.elapsed();
+    // The login's answer stands for the host for a second, and each call
+    // another second: one call at most per second that passed.
+    let calls = asked() - at_login;
+    assert!(
+        calls as u64 <= 1 + took.as_secs(),
+        "{calls} calls in {took:?}"
+    );
+    // With no answer from the host for longer than that, about asks it.
+    std::thread::sleep(Duration::from_millis(1_200));
+    let before = asked();
+    let (reply, _) = run(&agent, json!({"method": "about"}));
+    assert_eq!(reply["success"], 0, "{reply}");
+    assert_eq!(asked(), before + 1, "{:?}", server.calls());
+}
+
+#[test]
+fn concurrent_abouts_share_one_call() {
+    const CALLERS: usize = 8;
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let (released, asked) = (released.clone(), asked.clone());
+        FakeVSphere::with_defaults(move |method, _| {
+            // The login's call answers at once; the next waits for the test.
+            if method == "RetrieveServiceContent" && asked.fetch_add(1, Ordering::SeqCst) > 0 {
+                while !released.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            None
+        })
+    };
+    let agent = agent_for(&server.host(), "pw");
+    agent.connect().unwrap();
+    std::thread::sleep(Duration::from_millis(1_200));
+    std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| scope.spawn(|| run(&agent, json!({"method": "about"})).0))
+            .collect();
+        // The first caller's call reached the server; give the others time
+        // to come while it is under way, then let it answer.
+        let waiting_since = Instant::now();
+        while asked.load(Ordering::SeqCst) < 2 && waiting_since.elapsed() < GENEROUS_BOUND {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        released.store(true, Ordering::SeqCst);
+        for caller in callers {
+            let reply = caller.join().unwrap();
+            assert_eq!(reply["success"], 0, "{reply}");
+        }
+    });
+    // One call for all of them (two should a caller be held up for over a
+    // second); not one each.
+    let calls = server.count("RetrieveServiceContent") - 1;
+    assert!((1..=2).contains(&calls), "{:?}", server.calls());
+}

@@ -7,7 +7,6 @@ use crate::agent::request::{Msg, TaskError, TaskResult};
 use crate::agent::Agent;
 use crate::error::Error;
 use crate::vsphere::property::{self, ObjectContent};
-use crate::vsphere::typetable::Kind;
 use crate::vsphere::value;
 use serde_json::{json, Map, Value};
 
@@ -26,16 +25,13 @@ pub(crate) fn service_properties(
 
 /// `about`: fields of the host's `AboutInfo` (`fullName` unless the message
 /// asks for others).
+///
+/// It fails while the host is down, as py-vpoller's does (which asks the
+/// host every time): users check that vCenter answers with it. The answer
+/// comes from the host's last answer while that is fresh (see
+/// `vsphere::liveness`), so that many `about`s cost few calls.
 pub(crate) fn about(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
-    let connection = agent.connection()?;
-    let session = connection.session(msg.deadline)?;
-    let about = session.about.get_or_init(|| {
-        session
-            .content
-            .child("about")
-            .map(|node| value::convert(node, Some(Kind::Data("AboutInfo"))))
-            .unwrap_or(Value::Null)
-    });
+    let about = agent.connection()?.about(msg.deadline)?;
     let mut properties = msg.properties();
     if properties.is_empty() {
         properties.push("fullName".into());
@@ -43,7 +39,7 @@ pub(crate) fn about(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     let data: Map<String, Value> = properties
         .into_iter()
         .map(|name| {
-            let found = python::attribute(about, "AboutInfo", &name);
+            let found = python::attribute(&about, "AboutInfo", &name);
             (name, found)
         })
         .collect();

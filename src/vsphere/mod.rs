@@ -1,8 +1,9 @@
 //! Talking to a vCenter or ESXi over the vSphere SOAP API: the transport
 //! (HTTPS, TLS verification, envelopes, faults), the session (login,
-//! renewal, logout), the property collector and the conversion of property
+//! renewal, logout), whether the host answers (liveness), the property collector and the conversion of property
 //! values to JSON with the vSphere type table. Knows nothing of vPoller tasks.
 
+pub(crate) mod liveness;
 pub(crate) mod property;
 pub(crate) mod session;
 pub(crate) mod soap;

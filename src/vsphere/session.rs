@@ -4,11 +4,12 @@
 
 use crate::error::{Error, VSphereKind};
 use crate::sync::{Lock, Shared};
+use crate::vsphere::liveness::{About, AboutInfo, FRESH};
 use crate::vsphere::soap::{element, Endpoint, MoRef, Request, Transport};
 use crate::vsphere::xml::{self, Document, Node};
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// The API version asked for before the server has told its own.
@@ -27,8 +28,6 @@ pub(crate) struct Session {
     /// Container views made in this session, by managed type: they follow
     /// inventory changes, so one per type serves every later request.
     pub views: Mutex<HashMap<String, MoRef>>,
-    /// The service content's `about`, as JSON, converted on first use.
-    pub about: OnceLock<serde_json::Value>,
 }
 
 impl Session {
@@ -55,6 +54,8 @@ pub(crate) struct Connection {
     /// Held while logging in, so that threads that find the session gone
     /// log in once between them.
     login: Mutex<u64>,
+    /// The host's `about`, and the call that asks for it afresh.
+    about: About,
 }
 
 impl Connection {
@@ -65,6 +66,7 @@ impl Connection {
             password: password.to_owned(),
             session: RwLock::new(None),
             login: Mutex::new(0),
+            about: About::new(),
         })
     }
 
@@ -100,21 +102,46 @@ impl Connection {
         Ok(session)
     }
 
-    fn log_in(&self, epoch: u64, deadline: Instant) -> Result<Session, Error> {
+    /// The `ServiceContent` (no login needed), asked for in `api_version`;
+    /// a session cookie the answer sets goes to `new_cookie`.
+    fn service_content(
+        &self,
+        api_version: &str,
+        new_cookie: Option<&Mutex<Option<String>>>,
+        deadline: Instant,
+    ) -> Result<Node, Error> {
         let instance = MoRef::new("ServiceInstance", "ServiceInstance");
-        let cookie_slot = Mutex::new(None);
-        let content = self.transport.call(
+        self.transport.call(
             &Request {
                 method: "RetrieveServiceContent",
                 this: &instance,
                 args: "",
-                api_version: BOOTSTRAP_API_VERSION,
+                api_version,
                 cookie: None,
-                new_cookie: Some(&cookie_slot),
+                new_cookie,
             },
             deadline,
             returnval,
-        )?;
+        )
+    }
+
+    /// The host's `AboutInfo` as JSON, known to be current: logs in when
+    /// not logged in, and asks the host again unless it answered a call
+    /// within the last second (see [`About::get`]). Fails while the host
+    /// is down.
+    pub fn about(&self, deadline: Instant) -> Result<AboutInfo, Error> {
+        let session = self.session(deadline)?;
+        self.about.get(
+            self.transport.answered_within(FRESH),
+            deadline,
+            || self.service_content(&session.api_version, None, deadline),
+            || self.transport.timed_out("RetrieveServiceContent"),
+        )
+    }
+
+    fn log_in(&self, epoch: u64, deadline: Instant) -> Result<Session, Error> {
+        let cookie_slot = Mutex::new(None);
+        let content = self.service_content(BOOTSTRAP_API_VERSION, Some(&cookie_slot), deadline)?;
         let api_version = content
             .child("about")
             .and_then(|about| about.child_text("apiVersion"))
@@ -166,6 +193,7 @@ impl Connection {
             }
             other => other?,
         }
+        self.about.remember(&content);
         let cookie = crate::sync::into_inner(cookie_slot).ok_or_else(|| {
             Error::vsphere(
                 VSphereKind::Protocol,
@@ -179,7 +207,6 @@ impl Connection {
             api_version,
             generation: crate::fork::generation(),
             views: Mutex::new(HashMap::new()),
-            about: OnceLock::new(),
         })
     }
 

@@ -11,6 +11,7 @@ use crate::vsphere::tls::{self, RefusedFingerprint, Verification};
 use crate::vsphere::xml::{self, Node};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,11 @@ pub(crate) struct Transport {
     refused: RefusedFingerprint,
     /// The pool, with the fork generation it was made in.
     http: Mutex<(u64, ureq::Agent)>,
+    /// When the transport was made: the origin of `last_answer`.
+    created: Instant,
+    /// When the host last sent an HTTP response (any status), in
+    /// nanoseconds after `created` plus one; 0 before the first.
+    last_answer: AtomicU64,
 }
 
 impl Transport {
@@ -108,7 +114,26 @@ impl Transport {
             tls,
             refused,
             http: Mutex::new((crate::fork::generation(), http)),
+            created: Instant::now(),
+            last_answer: AtomicU64::new(0),
         })
+    }
+
+    /// Whether the host sent an HTTP response (to any call, a fault
+    /// included) within `window`.
+    pub fn answered_within(&self, window: Duration) -> bool {
+        match self.last_answer.load(Ordering::Relaxed) {
+            0 => false,
+            at => {
+                let answered = Duration::from_nanos(at - 1);
+                self.created.elapsed().saturating_sub(answered) < window
+            }
+        }
+    }
+
+    fn note_answer(&self) {
+        let since = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.last_answer.fetch_max(since + 1, Ordering::Relaxed);
     }
 
     /// `host:port`, for messages.
@@ -175,6 +200,7 @@ impl Transport {
                 }
             }
         };
+        self.note_answer();
         let status = response.status();
         let cookie = response
             .header("Set-Cookie")
@@ -231,7 +257,8 @@ impl Transport {
         }
     }
 
-    fn timed_out(&self, method: &str) -> Error {
+    /// The error for a call `method` that got no answer in time.
+    pub fn timed_out(&self, method: &str) -> Error {
         Error::vsphere(
             VSphereKind::Timeout,
             format!(
