@@ -437,3 +437,59 @@ fn about_fails_while_vcenter_is_down_and_answers_again_when_it_is_back() {
     assert_eq!(agent.run(&about.to_string()), up);
     drop(simulator);
 }
+
+#[test]
+fn a_certificate_with_a_weak_key_is_refused_for_what_it_is() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs");
+    let server =
+        common::fake_vsphere::FakeVSphere::showing(common::fake_vsphere::Identity::from_files(
+            "weak-rsa-1024.pem",
+            "weak-rsa-1024-handshake-key.pem",
+        ));
+    let certificate_file = std::path::PathBuf::from(format!("{certs}/weak-rsa-1024.pem"));
+    let certificate = CertificateDer::from_pem_file(&certificate_file).unwrap();
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, certificate.as_ref())
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<String>();
+    // Whatever the check, it is the key that is wrong, and the message says so.
+    for verification in [
+        Verification::Insecure,
+        Verification::Fingerprint(fingerprint),
+        Verification::CaFile(certificate_file),
+        Verification::SystemRoots,
+    ] {
+        let agent = Agent::with_options(
+            &server.host(),
+            "root",
+            "pw",
+            AgentOptions {
+                verification: verification.clone(),
+                ..AgentOptions::default()
+            },
+        )
+        .unwrap();
+        let error = agent.connect().unwrap_err();
+        assert_eq!(error.vsphere_kind(), Some(&VSphereKind::Tls), "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the TLS certificate of {} has a 1024-bit RSA key, which is too weak to be \
+                 accepted (2048 bits at least); give the vSphere host a stronger certificate",
+                server.host()
+            ),
+            "{verification:?}"
+        );
+        let reply = run(&agent, json!({"method": "about"}));
+        let msg = reply["msg"].as_str().unwrap();
+        assert!(
+            msg.starts_with("Task about failed: the TLS certificate") && msg.contains("1024-bit"),
+            "{reply}"
+        );
+        assert!(!msg.contains("insecure"), "{reply}");
+    }
+    assert_eq!(server.count("RetrieveServiceContent"), 0);
+}

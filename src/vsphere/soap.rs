@@ -7,7 +7,7 @@
 
 use crate::error::{Error, VSphereKind};
 use crate::sync::Lock;
-use crate::vsphere::tls::{self, RefusedFingerprint, Verification};
+use crate::vsphere::tls::{self, RefusedFingerprint, Verification, WeakKey};
 use crate::vsphere::xml::{self, Node};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
@@ -272,6 +272,18 @@ impl Transport {
     /// from the causes ureq passes on (rustls' error, the socket's).
     fn transport_error(&self, method: &str, failure: &ureq::Transport) -> Error {
         let tls = causes(failure).find_map(tls_error);
+        if let Some(weak) = tls.and_then(WeakKey::of) {
+            return Error::vsphere(
+                VSphereKind::Tls,
+                format!(
+                    "the TLS certificate of {} has a {}-bit RSA key, which is too weak to be \
+                     accepted ({} bits at least); give the vSphere host a stronger certificate",
+                    self.address(),
+                    weak.bits,
+                    WeakKey::min_bits()
+                ),
+            );
+        }
         if matches!(
             tls,
             Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
