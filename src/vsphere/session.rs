@@ -5,7 +5,7 @@
 use crate::error::{Error, VSphereKind};
 use crate::sync::{Lock, Shared};
 use crate::vsphere::liveness::{About, AboutInfo, FRESH};
-use crate::vsphere::soap::{element, Endpoint, MoRef, Request, Transport};
+use crate::vsphere::soap::{deadline_after, element, Endpoint, MoRef, Request, Transport};
 use crate::vsphere::xml::{self, Document, Node};
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -210,10 +210,10 @@ impl Connection {
         })
     }
 
-    /// Logs in now (when not yet logged in), so that a bad password or host
-    /// shows at once.
-    pub fn connect(&self, timeout: Duration) -> Result<(), Error> {
-        self.session(Instant::now() + timeout).map(drop)
+    /// Logs in now (when not yet logged in) by `deadline`, so that a bad
+    /// password or host shows at once.
+    pub fn connect(&self, deadline: Instant) -> Result<(), Error> {
+        self.session(deadline).map(drop)
     }
 
     /// Calls `method` on `this` (a service of the session, chosen by `target`)
@@ -310,7 +310,7 @@ impl Drop for Connection {
                 cookie: Some(&session.cookie),
                 new_cookie: None,
             },
-            Instant::now() + Duration::from_secs(2),
+            deadline_after(Duration::from_secs(2)),
             |body| xml::parse_body(body).map(drop),
         );
     }

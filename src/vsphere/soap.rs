@@ -74,6 +74,20 @@ pub(crate) fn element(out: &mut String, name: &str, text: &str) {
     let _ = write!(out, "<{name}>{}</{name}>", escape(text));
 }
 
+/// `timeout` from now, or, should the clock not reach that far, the
+/// farthest instant it does: never a panic, whatever the duration.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    let mut timeout = timeout;
+    loop {
+        // Ends: `now + 0` is `now`.
+        match now.checked_add(timeout) {
+            Some(deadline) => return deadline,
+            None => timeout /= 2,
+        }
+    }
+}
+
 /// Where and how to reach the vSphere host.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
@@ -458,6 +472,15 @@ mod tests {
             error.to_string(),
             "vSphere fault NotAuthenticated: The session is not authenticated."
         );
+    }
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert!(deadline_after(Duration::MAX) > now);
+        assert!(deadline_after(Duration::from_millis(u64::MAX)) > now);
+        let soon = deadline_after(Duration::from_secs(1));
+        assert!(soon > now && soon <= Instant::now() + Duration::from_secs(1));
     }
 
     #[test]
