@@ -521,20 +521,27 @@ fn number(text: &str) -> Value {
 }
 
 /// An ISO 8601 time (`2026-11-27T10:11:12.5+01:00`) as seconds since the
-/// epoch and nanoseconds, for ordering samples.
+/// epoch and nanoseconds, for ordering samples; `None` for text that is not
+/// such a time, fields out of range included (years 1 to 9999, as Python's
+/// datetime has them), so that no sum can overflow.
 fn instant_of(text: &str) -> Option<(i64, u32)> {
+    let field = |text: &str, range: std::ops::RangeInclusive<i64>| {
+        text.parse::<i64>()
+            .ok()
+            .filter(|value| range.contains(value))
+    };
     let (date, rest) = text.trim().split_once('T')?;
     let mut parts = date.splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
+    let year = field(parts.next()?, 1..=9999)?;
+    let month = field(parts.next()?, 1..=12)?;
+    let day = field(parts.next()?, 1..=31)?;
     let zone_at = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
     let (clock, zone) = rest.split_at(zone_at);
     let (clock, fraction) = clock.split_once('.').unwrap_or((clock, ""));
     let mut fields = clock.splitn(3, ':');
-    let hour: i64 = fields.next()?.parse().ok()?;
-    let minute: i64 = fields.next()?.parse().ok()?;
-    let second: i64 = fields.next().unwrap_or("0").parse().ok()?;
+    let hour = field(fields.next()?, 0..=24)?;
+    let minute = field(fields.next()?, 0..=59)?;
+    let second = field(fields.next().unwrap_or("0"), 0..=60)?;
     let mut nanos: String = fraction.chars().take(9).collect();
     while nanos.len() < 9 {
         nanos.push('0');
@@ -542,8 +549,9 @@ fn instant_of(text: &str) -> Option<(i64, u32)> {
     let nanos: u32 = nanos.parse().ok()?;
     let offset = match zone.chars().next() {
         Some(sign @ ('+' | '-')) => {
+            // The sign is one byte: the rest starts after it.
             let (hours, minutes) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
-            let seconds = hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60;
+            let seconds = field(hours, 0..=24)? * 3600 + field(minutes, 0..=59)? * 60;
             if sign == '+' {
                 seconds
             } else {
@@ -589,6 +597,30 @@ mod tests {
             Some((951_868_800 + 1800, 0))
         );
         assert_eq!(instant_of("yesterday"), None);
+        assert_eq!(
+            instant_of("0001-01-01T00:00:00Z"),
+            Some((-62_135_596_800, 0))
+        );
+        // Out of range: refused, not an overflowing sum.
+        for text in [
+            "99999999999999999-01-01T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T99999999999999999:00:00Z",
+            "2026-01-01T00:00:00+99999999999999999:00",
+            "2026-01-01T00:00:00.x",
+        ] {
+            assert_eq!(instant_of(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn arbitrary_times_never_panic() {
+        let valid = b"2026-11-27T11:11:12.123456789+01:00";
+        for input in crate::vsphere::testing::mangled(valid, 5000, 0x7153) {
+            let text = String::from_utf8_lossy(&input);
+            let _ = instant_of(&text);
+            let _ = python::datetime(&text);
+        }
     }
 
     #[test]

@@ -259,3 +259,35 @@ pub(crate) fn object_properties(
     )?;
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vsphere::testing::mangled;
+
+    const PAGE: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token>next</token><objects><obj type="VirtualMachine">vm-1</obj><propSet><name>name</name><val xsi:type="xsd:string">vm-1</val></propSet><missingSet><path>x</path><fault><fault xsi:type="NoPermission"/></fault></missingSet></objects><objects><propSet><name>name</name></propSet></objects></returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#;
+
+    #[test]
+    fn a_page_reads_its_objects_and_token() {
+        let mut names = Vec::new();
+        let outcome = read_result(&mut PAGE.as_bytes(), &mut |object| {
+            names.push(object.obj.id);
+            Ok(())
+        });
+        // The second object has no reference: an error, after the first.
+        assert_eq!(names, ["vm-1"]);
+        let error = outcome.unwrap_err();
+        assert_eq!(
+            error.vsphere_kind(),
+            Some(&VSphereKind::Protocol),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn arbitrary_pages_never_panic() {
+        for input in mangled(PAGE.as_bytes(), 3000, 0x9a6e) {
+            let _ = read_result(&mut &input[..], &mut |_| Ok(()));
+        }
+    }
+}
