@@ -2,11 +2,10 @@
 //! (`vm.disk.discover`, `vm.disk.get`), its network cards
 //! (`vm.guest.net.get`) and its processes (`vm.process.get`).
 
-use crate::agent::inventory::{self, MISSING};
+use crate::agent::inventory::{self, service_properties, MISSING};
 use crate::agent::python;
 use crate::agent::reply;
 use crate::agent::request::{Msg, TaskError, TaskResult};
-use crate::agent::service::service_properties;
 use crate::agent::Agent;
 use crate::error::Error;
 use crate::vsphere::session::Session;

@@ -1,5 +1,6 @@
 //! The building blocks of most tasks: discover every object of a type, find
-//! one object by name, and read its properties.
+//! one object by name, read its properties or those of a service. The other
+//! task families build on this one.
 
 use crate::agent::reply::{self, Answer, ListWriter, Reply};
 use crate::agent::request::{Msg, TaskError, TaskResult};
@@ -178,4 +179,17 @@ pub(crate) fn property_json(content: &ObjectContent, path: &str) -> Value {
         .get(path)
         .map(value::property_value)
         .unwrap_or(Value::Null)
+}
+
+/// A service of the session's content (`eventManager`, ...), read with `paths`.
+pub(crate) fn service_properties(
+    agent: &Agent,
+    msg: &Msg<'_>,
+    service: &str,
+    paths: &[&str],
+) -> Result<Option<ObjectContent>, Error> {
+    let connection = agent.connection()?;
+    let session = connection.session(msg.deadline)?;
+    let reference = session.service(service)?;
+    property::object_properties(&connection, &reference, paths, msg.deadline)
 }

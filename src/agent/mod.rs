@@ -11,12 +11,19 @@
 //!
 //! Knows nothing of ZeroMQ or C: the worker and the C ABI build on it.
 //!
-//! The modules: `request` (the checked message and how a task fails) under
-//! everything; `tasks` (the task table) over the task families `inventory`
-//! (discover, find, get: the building blocks), `relations`, `perf`,
-//! `service` (about, events, sessions), `alarms`, `guest`, `snapshots` and
-//! `health`; `python` (how py-vpoller spells values), `reply` (the reply
-//! text) and `lookup` (the cache of object lookups) serve them all.
+//! The modules, each importing only those listed after it:
+//! - `tasks`: the task table (name, required keys, function, Zabbix form)
+//!   and the worker's checks; over the task families;
+//! - the task families `relations`, `perf`, `service` (about, events,
+//!   sessions), `alarms`, `guest`, `snapshots` and `health`, which import
+//!   none of each other, only the building blocks below;
+//! - `inventory`: discover, find, get and service reads, the building blocks;
+//! - `request` (the checked message and how a task fails), `python` (how
+//!   py-vpoller spells values), `reply` (the reply text) and `lookup` (the
+//!   cache of object lookups).
+//!
+//! All of them may use [`Agent`] (its connection and caches) and
+//! `crate::vsphere`, which knows nothing of the agent.
 
 mod alarms;
 mod guest;

@@ -1,27 +1,13 @@
 //! The tasks about the vSphere host's services rather than one inventory
 //! object: `about`, `event.latest` and `session.get`.
 
+use crate::agent::inventory::service_properties;
 use crate::agent::python;
 use crate::agent::reply;
 use crate::agent::request::{Msg, TaskError, TaskResult};
 use crate::agent::Agent;
-use crate::error::Error;
-use crate::vsphere::property::{self, ObjectContent};
 use crate::vsphere::value;
 use serde_json::{json, Map, Value};
-
-/// A service of the session's content (`eventManager`, ...), read with `paths`.
-pub(crate) fn service_properties(
-    agent: &Agent,
-    msg: &Msg<'_>,
-    service: &str,
-    paths: &[&str],
-) -> Result<Option<ObjectContent>, Error> {
-    let connection = agent.connection()?;
-    let session = connection.session(msg.deadline)?;
-    let reference = session.service(service)?;
-    property::object_properties(&connection, &reference, paths, msg.deadline)
-}
 
 /// `about`: fields of the host's `AboutInfo` (`fullName` unless the message
 /// asks for others).
