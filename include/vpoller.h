@@ -45,6 +45,13 @@
 #define DEFAULT_CACHE_TTL_S 300
 
 /**
+ * The longest timeout (connecting, or one task) accepted anywhere, in
+ * milliseconds: one hour. Larger values are refused with an error, so that
+ * no deadline can overflow.
+ */
+#define MAX_TIMEOUT_MS 3600000
+
+/**
  * The call succeeded. For `vpoller_run` and `vpoller_try_run`: a reply came
  * from vPoller (whatever its own `success` field says).
  */
@@ -111,12 +118,14 @@
 #define VPOLLER_AGENT_INSECURE 4
 
 /**
- * Option: how long connecting may take, in milliseconds ("10000").
+ * Option: how long connecting may take, in milliseconds ("10000"; at most
+ * "3600000", one hour).
  */
 #define VPOLLER_AGENT_CONNECT_TIMEOUT_MS 5
 
 /**
- * Option: how long one task may take in all, in milliseconds ("60000").
+ * Option: how long one task may take in all, in milliseconds ("60000"; at
+ * most "3600000", one hour).
  */
 #define VPOLLER_AGENT_TIMEOUT_MS 6
 
@@ -292,8 +301,9 @@ vpoller_agent *vpoller_agent_new(const char *host, const char *user, const char 
  * reached (port, certificate checks, connect timeout) logs in anew.
  *
  * Returns VPOLLER_OK, or VPOLLER_ERR_INVALID_ARGUMENT for an unknown option,
- * a bad value or an unreadable CA file (the reason in `vpoller_last_error()`),
- * leaving the options as they were. Not to be called while another thread
+ * a bad value (text that is not a number where one is wanted, a timeout
+ * above one hour) or an unreadable CA file (the reason in
+ * `vpoller_last_error()`), leaving the options as they were. Not to be called while another thread
  * runs a request on the same agent.
  */
 int vpoller_agent_set_option(vpoller_agent *agent, int option, const char *value);

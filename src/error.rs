@@ -30,15 +30,43 @@ pub enum Error {
     },
     /// A bug in the library (a caught panic). Reported, never propagated as a crash.
     Internal(String),
-    /// The vSphere host could not be reached, did not answer in time, or
-    /// answered with something that is not the vSphere API (the agent).
-    VSphere(String),
-    /// The vSphere host answered a call with a SOAP fault (the agent).
-    Fault {
-        /// The fault's type, e.g. `NotAuthenticated`, `InvalidLogin`.
-        fault: String,
-        /// The server's message.
+    /// Talking to the vSphere host failed (the agent): it could not be
+    /// reached, did not answer in time, refused the certificate check or the
+    /// login, answered with a SOAP fault or with something that is not the
+    /// vSphere API.
+    VSphere {
+        /// What went wrong, for callers to match on.
+        kind: VSphereKind,
+        /// The whole description, as [`Error`]'s `Display` shows it.
         message: String,
+    },
+}
+
+/// The kind of a vSphere failure ([`Error::VSphere`]), decided once where the
+/// failure is seen (the transport, the session, the XML reader), so that
+/// callers never read the message's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VSphereKind {
+    /// No answer within the time allowed (connecting, or the task's timeout).
+    Timeout,
+    /// The TLS handshake failed: a certificate that is not trusted or is
+    /// too weak, or a peer that does not speak TLS.
+    Tls,
+    /// The host could not be reached (refused, no route, no such name), or
+    /// the connection broke before the answer was whole.
+    Unreachable,
+    /// The answer is not the vSphere API: not XML, no SOAP body, an HTTP
+    /// status other than 200 and 500, a part of the API missing.
+    Protocol,
+    /// The login was refused, or the server no longer knows the session
+    /// (the `NotAuthenticated` fault).
+    NotAuthenticated,
+    /// Any other SOAP fault.
+    Fault {
+        /// The fault's type, e.g. `InvalidProperty`, `NoPermission`.
+        name: String,
+        /// The server's message (`faultstring`), possibly empty.
+        text: String,
     },
 }
 
@@ -54,6 +82,47 @@ impl From<zmq::Error> for Error {
 impl Error {
     pub(crate) fn zmq(action: &'static str, source: zmq::Error) -> Error {
         Error::Zmq { action, source }
+    }
+
+    /// A vSphere failure of `kind` described by `message`.
+    pub(crate) fn vsphere(kind: VSphereKind, message: impl Into<String>) -> Error {
+        Error::VSphere {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The SOAP fault of type `name` with the server's `text`: kind
+    /// [`VSphereKind::NotAuthenticated`] for `NotAuthenticated`, otherwise
+    /// [`VSphereKind::Fault`]; the message reads `vSphere fault NAME: TEXT`.
+    pub(crate) fn fault(name: &str, text: &str) -> Error {
+        let message = if text.is_empty() {
+            format!("vSphere fault {name}")
+        } else {
+            format!("vSphere fault {name}: {text}")
+        };
+        let kind = if name == "NotAuthenticated" {
+            VSphereKind::NotAuthenticated
+        } else {
+            VSphereKind::Fault {
+                name: name.to_owned(),
+                text: text.to_owned(),
+            }
+        };
+        Error::VSphere { kind, message }
+    }
+
+    /// The kind of a vSphere failure; `None` for other errors.
+    pub fn vsphere_kind(&self) -> Option<&VSphereKind> {
+        match self {
+            Error::VSphere { kind, .. } => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the SOAP fault of type `name`.
+    pub(crate) fn is_fault(&self, name: &str) -> bool {
+        matches!(self.vsphere_kind(), Some(VSphereKind::Fault { name: fault, .. }) if fault == name)
     }
 
     /// The vPoller failure reply for this error, `{"success": 1, "msg": "..."}`,
@@ -87,11 +156,7 @@ impl fmt::Display for Error {
             Error::InvalidReply(reason) => write!(f, "Invalid reply from vPoller: {reason}"),
             Error::Zmq { action, source } => write!(f, "ZeroMQ error while {action}: {source}"),
             Error::Internal(reason) => write!(f, "Internal error in libvpoller: {reason}"),
-            Error::VSphere(reason) => f.write_str(reason),
-            Error::Fault { fault, message } if message.is_empty() => {
-                write!(f, "vSphere fault {fault}")
-            }
-            Error::Fault { fault, message } => write!(f, "vSphere fault {fault}: {message}"),
+            Error::VSphere { message, .. } => f.write_str(message),
         }
     }
 }
@@ -118,6 +183,20 @@ mod tests {
         );
         let parsed: serde_json::Value = serde_json::from_str(&error.to_reply()).unwrap();
         assert_eq!(parsed["success"], 1);
+    }
+
+    #[test]
+    fn faults_read_as_before_and_have_kinds() {
+        let gone = Error::fault("NotAuthenticated", "The session is not authenticated.");
+        assert_eq!(
+            gone.to_string(),
+            "vSphere fault NotAuthenticated: The session is not authenticated."
+        );
+        assert_eq!(gone.vsphere_kind(), Some(&VSphereKind::NotAuthenticated));
+        let denied = Error::fault("NoPermission", "");
+        assert_eq!(denied.to_string(), "vSphere fault NoPermission");
+        assert!(denied.is_fault("NoPermission") && !gone.is_fault("NotAuthenticated"));
+        assert_eq!(Error::InvalidArgument("x".into()).vsphere_kind(), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!   as indented JSON), as py-vpoller's helper meant to (it works on Python 2
 //!   only).
 
-use crate::agent::reply;
+use crate::agent::{self, reply, ZabbixForm};
 use serde_json::{Map, Value};
 
 /// Zabbix item values and low-level discovery.
@@ -49,71 +49,6 @@ pub fn apply(name: &str, msg: &Map<String, Value>, reply: &Value) -> Result<Stri
     }
 }
 
-/// How the Zabbix helper treats each method's result.
-enum Shape {
-    /// The first requested property of the last result item.
-    Item,
-    /// Low-level discovery data over the result list.
-    Discovery,
-    /// Discovery data over `result[0].disk`.
-    DiskDiscovery,
-    /// The first requested property of `result[0].disk`.
-    Disk,
-    /// Discovery data over `result.net`.
-    GuestNet,
-    /// The number of processes (whose command line holds `key`, if given).
-    Processes,
-}
-
-fn shape(method: &str) -> Option<Shape> {
-    Some(match method {
-        "about"
-        | "event.latest"
-        | "datacenter.get"
-        | "datacenter.perf.metric.get"
-        | "cluster.get"
-        | "cluster.perf.metric.get"
-        | "host.get"
-        | "host.cluster.get"
-        | "host.perf.metric.get"
-        | "vm.get"
-        | "vm.host.get"
-        | "vm.cpu.usage.percent"
-        | "vm.perf.metric.get"
-        | "datastore.get"
-        | "datastore.perf.metric.get"
-        | "vsan.health.get"
-        | "resource.pool.get" => Shape::Item,
-        "session.get"
-        | "datacenter.discover"
-        | "datacenter.alarm.get"
-        | "datacenter.perf.metric.info"
-        | "cluster.alarm.get"
-        | "cluster.discover"
-        | "cluster.perf.metric.info"
-        | "host.alarm.get"
-        | "host.discover"
-        | "host.vm.get"
-        | "host.datastore.get"
-        | "host.perf.metric.info"
-        | "vm.alarm.get"
-        | "vm.discover"
-        | "vm.datastore.get"
-        | "vm.perf.metric.info"
-        | "vm.snapshot.get"
-        | "datastore.alarm.get"
-        | "datastore.discover"
-        | "datastore.host.get"
-        | "datastore.vm.get"
-        | "datastore.perf.metric.info" => Shape::Discovery,
-        "vm.disk.discover" => Shape::DiskDiscovery,
-        "vm.disk.get" => Shape::Disk,
-        "vm.guest.net.get" => Shape::GuestNet,
-        "vm.process.get" => Shape::Processes,
-        _ => return None,
-    })
-}
-
 /// What the Zabbix helper makes of a reply.
 pub(crate) enum ZabbixOutcome {
     /// The item's value (one property, discovery data, a count).
@@ -148,12 +83,12 @@ pub(crate) fn zabbix_outcome(
         }));
     }
     let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
-    let shape = if as_discovery {
-        Some(Shape::Discovery)
+    let form = if as_discovery {
+        Some(ZabbixForm::Discovery)
     } else {
-        shape(method)
+        agent::zabbix_form(method)
     };
-    let Some(shape) = shape else {
+    let Some(form) = form else {
         return Ok(ZabbixOutcome::Unknown(format!(
             "[zbx-helper]: Do not know how to process {method} method"
         )));
@@ -170,15 +105,15 @@ pub(crate) fn zabbix_outcome(
             .cloned()
             .ok_or_else(|| format!("{method}: {what} is not a list"))
     };
-    let value = match shape {
-        Shape::Item => {
+    let value = match form {
+        ZabbixForm::Item => {
             let property = first_property()?;
             let last = items(result, "the result")?
                 .pop()
                 .ok_or_else(|| format!("{method}: the result is empty"))?;
             last.get(property).cloned().unwrap_or(Value::Null)
         }
-        Shape::Disk => {
+        ZabbixForm::Disk => {
             let property = first_property()?;
             result
                 .get(0)
@@ -187,25 +122,25 @@ pub(crate) fn zabbix_outcome(
                 .cloned()
                 .unwrap_or(Value::Null)
         }
-        Shape::Discovery => {
+        ZabbixForm::Discovery => {
             let prefix = method
                 .rsplit_once('.')
                 .map(|(head, _)| head)
                 .unwrap_or(method);
             discovery(&prefix.to_uppercase(), &items(result, "the result")?)
         }
-        Shape::DiskDiscovery => {
+        ZabbixForm::DiskDiscovery => {
             let disks = result
                 .get(0)
                 .and_then(|first| first.get("disk"))
                 .unwrap_or(&Value::Null);
             discovery("VM", &items(disks, "the disks")?)
         }
-        Shape::GuestNet => {
+        ZabbixForm::GuestNet => {
             let nets = result.get("net").unwrap_or(&Value::Null);
             discovery("VM", &items(nets, "the networks")?)
         }
-        Shape::Processes => {
+        ZabbixForm::Processes => {
             let processes = items(result, "the result")?;
             let wanted = msg
                 .get("key")

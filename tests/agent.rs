@@ -6,7 +6,10 @@ mod common;
 use common::Simulator;
 use serde_json::{json, Value};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vpoller::vsphere::VSphereKind;
 use vpoller::{Agent, AgentOptions, Verification};
 
 fn run(agent: &Agent, msg: Value) -> Value {
@@ -139,7 +142,9 @@ fn one_agent_serves_many_threads() {
 fn an_untrusted_certificate_is_refused_with_a_way_out() {
     let simulator = Simulator::start();
     let agent = simulator.agent(Verification::SystemRoots);
-    let error = agent.connect().unwrap_err().to_string();
+    let refused = agent.connect().unwrap_err();
+    assert_eq!(refused.vsphere_kind(), Some(&VSphereKind::Tls));
+    let error = refused.to_string();
     assert!(
         error.contains("not trusted") && error.contains("ca_file") && error.contains("fingerprint"),
         "{error}"
@@ -189,6 +194,12 @@ fn nothing_listening_fails_fast() {
         },
     )
     .unwrap();
+    let error = agent.connect().unwrap_err();
+    assert_eq!(
+        error.vsphere_kind(),
+        Some(&VSphereKind::Unreachable),
+        "{error}"
+    );
     let reply = run(&agent, json!({"method": "vm.discover"}));
     assert_eq!(reply["success"], 1);
     assert!(
@@ -197,22 +208,37 @@ fn nothing_listening_fails_fast() {
     );
 }
 
+/// Sets a flag when dropped, also when the test fails.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn a_server_that_never_answers_is_bounded_by_the_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    // Accepts and holds connections without a word.
-    let holder = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        listener.set_nonblocking(true).unwrap();
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if let Ok((stream, _)) = listener.accept() {
-                held.push(stream);
+    let done = Arc::new(AtomicBool::new(false));
+    // Accepts and holds connections without a word until the test ends (a
+    // minute at most), so that only the agent's timeout can end a request.
+    let holder = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            listener.set_nonblocking(true).unwrap();
+            let until = Instant::now() + Duration::from_secs(60);
+            while !done.load(Ordering::SeqCst) && Instant::now() < until {
+                if let Ok((stream, _)) = listener.accept() {
+                    held.push(stream);
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    });
+        })
+    };
+    let stop_holder = SetOnDrop(done);
     let options = AgentOptions {
         verification: Verification::Insecure,
         timeout_ms: 700,
@@ -220,15 +246,20 @@ fn a_server_that_never_answers_is_bounded_by_the_timeout() {
     };
     let agent = Agent::with_options(&format!("127.0.0.1:{port}"), "u", "p", options).unwrap();
     let started = Instant::now();
+    let error = agent.connect().unwrap_err();
+    assert_eq!(error.vsphere_kind(), Some(&VSphereKind::Timeout), "{error}");
     let reply = run(&agent, json!({"method": "about"}));
     let took = started.elapsed();
+    drop(stop_holder);
+    holder.join().unwrap();
     assert_eq!(reply["success"], 1);
     assert!(
         reply["msg"].as_str().unwrap().contains("timed out"),
         "{reply}"
     );
-    assert!(took < Duration::from_secs(4), "took {took:?}");
-    holder.join().unwrap();
+    // Ended by the timeout, not by the holder letting go after a minute
+    // (generously bounded, for a loaded machine).
+    assert!(took < Duration::from_secs(30), "took {took:?}");
 }
 
 /// The `timestamp` of a sample as text.
@@ -376,4 +407,89 @@ fn a_restarted_vcenter_is_used_again_without_a_restart_here() {
     let host_vms = run(&agent, json!({"method": "host.vm.get", "name": "DC0_H0"}));
     assert_eq!(host_vms["success"], 0, "{host_vms}");
     drop(simulator);
+}
+
+#[test]
+fn about_fails_while_vcenter_is_down_and_answers_again_when_it_is_back() {
+    let simulator = Simulator::start();
+    let port = simulator.port;
+    // Insecure: the simulator makes a new CA each time it starts.
+    let agent = simulator.agent(Verification::Insecure);
+    let about = json!({"method": "about", "properties": ["apiType"]});
+    let up = agent.run(&about.to_string());
+    assert_eq!(
+        up,
+        r#"{"msg": "Successfully retrieved properties", "success": 0, "result": [{"apiType": "VirtualCenter"}]}"#
+    );
+    drop(simulator);
+    // Past the window in which the host's last answer stands for it.
+    std::thread::sleep(Duration::from_millis(1_200));
+    let down = run(&agent, about.clone());
+    assert_eq!(down["success"], 1, "{down}");
+    assert!(
+        down["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("Task about failed: cannot reach"),
+        "{down}"
+    );
+    let simulator = Simulator::start_on(port);
+    assert_eq!(agent.run(&about.to_string()), up);
+    drop(simulator);
+}
+
+#[test]
+fn a_certificate_with_a_weak_key_is_refused_for_what_it_is() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs");
+    let server =
+        common::fake_vsphere::FakeVSphere::showing(common::fake_vsphere::Identity::from_files(
+            "weak-rsa-1024.pem",
+            "weak-rsa-1024-handshake-key.pem",
+        ));
+    let certificate_file = std::path::PathBuf::from(format!("{certs}/weak-rsa-1024.pem"));
+    let certificate = CertificateDer::from_pem_file(&certificate_file).unwrap();
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, certificate.as_ref())
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<String>();
+    // Whatever the check, it is the key that is wrong, and the message says so.
+    for verification in [
+        Verification::Insecure,
+        Verification::Fingerprint(fingerprint),
+        Verification::CaFile(certificate_file),
+        Verification::SystemRoots,
+    ] {
+        let agent = Agent::with_options(
+            &server.host(),
+            "root",
+            "pw",
+            AgentOptions {
+                verification: verification.clone(),
+                ..AgentOptions::default()
+            },
+        )
+        .unwrap();
+        let error = agent.connect().unwrap_err();
+        assert_eq!(error.vsphere_kind(), Some(&VSphereKind::Tls), "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the TLS certificate of {} has a 1024-bit RSA key, which is too weak to be \
+                 accepted (2048 bits at least); give the vSphere host a stronger certificate",
+                server.host()
+            ),
+            "{verification:?}"
+        );
+        let reply = run(&agent, json!({"method": "about"}));
+        let msg = reply["msg"].as_str().unwrap();
+        assert!(
+            msg.starts_with("Task about failed: the TLS certificate") && msg.contains("1024-bit"),
+            "{reply}"
+        );
+        assert!(!msg.contains("insecure"), "{reply}");
+    }
+    assert_eq!(server.count("RetrieveServiceContent"), 0);
 }

@@ -1,14 +1,20 @@
 //! The building blocks of most tasks: discover every object of a type, find
-//! one object by name, and read its properties.
+//! one object by name, read its properties or those of a service. The other
+//! task families build on this one.
 
 use crate::agent::reply::{self, Answer, ListWriter, Reply};
-use crate::agent::tasks::Msg;
+use crate::agent::request::{Msg, TaskError, TaskResult};
 use crate::agent::Agent;
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use crate::vsphere::property::{self, ObjectContent, Scope};
 use crate::vsphere::soap::MoRef;
 use crate::vsphere::value;
 use serde_json::Value;
+
+/// py-vpoller's failure text for a missing object, most tasks' spelling.
+pub(crate) const MISSING: &str = "Cannot find object ";
+/// The performance and snapshot tasks' spelling.
+pub(crate) const MISSING_COLON: &str = "Cannot find object: ";
 
 /// The property that identifies an object of `kind` in a request: datastores
 /// are named by their URL (`info.url`), everything else by `name`.
@@ -31,13 +37,13 @@ pub(crate) fn to_json(content: &ObjectContent) -> Reply {
 
 /// `<kind>.discover`: `name` and the requested properties of every object,
 /// written into the reply text as each object arrives.
-pub(crate) fn discover(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Answer, Error> {
+pub(crate) fn discover(agent: &Agent, msg: &Msg<'_>, kind: &str) -> TaskResult<Answer> {
     let mut paths = vec![String::from("name")];
     paths.extend(msg.properties());
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     let connection = agent.connection()?;
     let mut result = ListWriter::new("Successfully discovered objects");
-    let collected = property::retrieve(
+    property::retrieve(
         &connection,
         kind,
         Scope::All,
@@ -47,70 +53,64 @@ pub(crate) fn discover(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Answe
             result.push(&Value::Object(to_json(&object)));
             Ok(())
         },
-    );
-    match collected {
-        Ok(()) => Ok(Answer::Text(result.finish())),
-        Err(Error::Fault { message, fault }) => Ok(Answer::Json(reply::failure(format!(
-            "Cannot collect properties: {}",
-            if message.is_empty() { fault } else { message }
-        )))),
-        Err(other) => Err(other),
-    }
+    )
+    .map_err(|error| cannot_collect(error.into()))?;
+    Ok(Answer::Text(result.finish()))
 }
 
 /// `<kind>.get`: the object named in the message, with `name` (and a
 /// datastore's `info.url`) and the requested properties.
-pub(crate) fn get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Value, Error> {
+pub(crate) fn get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> TaskResult<Value> {
     let mut paths = vec![String::from("name")];
     if kind == "Datastore" {
         paths.push(String::from("info.url"));
     }
     paths.extend(msg.properties());
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-    match object(agent, msg, kind, &paths) {
-        Ok(Found::Object(content)) => Ok(reply::success(
-            "Successfully retrieved object properties",
-            Value::Array(vec![Value::Object(to_json(&content))]),
-        )),
-        Ok(Found::Missing(name)) => Ok(reply::failure(format!("Cannot find object {name}"))),
-        Err(Error::Fault { message, fault }) => Ok(reply::failure(format!(
+    let content = lookup(agent, msg, kind, &paths, MISSING).map_err(cannot_collect)?;
+    Ok(reply::success(
+        "Successfully retrieved object properties",
+        Value::Array(vec![Value::Object(to_json(&content))]),
+    ))
+}
+
+/// The discover and get tasks answer a fault of the property collector (an
+/// unknown property path, ...) with py-vpoller's words for it.
+fn cannot_collect(error: TaskError) -> TaskError {
+    match error {
+        TaskError::Failed(Error::VSphere {
+            kind: VSphereKind::Fault { name, text },
+            ..
+        }) => TaskError::refuse(format!(
             "Cannot collect properties: {}",
-            if message.is_empty() { fault } else { message }
-        ))),
-        Err(other) => Err(other),
+            if text.is_empty() { name } else { text }
+        )),
+        other => other,
     }
 }
 
-/// An object looked up by the message's `name`.
-pub(crate) enum Found {
-    Object(ObjectContent),
-    /// No such object; the name as asked for.
-    Missing(String),
-}
-
 /// Looks up the message's object of `kind` with `paths`; when there is none,
-/// the failure reply `<missing><name>` (py-vpoller's tasks write "Cannot find
-/// object " or "Cannot find object: ").
+/// the failure reply `<missing><name>` ([`MISSING`] or [`MISSING_COLON`], as
+/// py-vpoller's task writes it).
 pub(crate) fn lookup(
     agent: &Agent,
     msg: &Msg<'_>,
     kind: &str,
     paths: &[&str],
     missing: &str,
-) -> Result<Result<ObjectContent, Value>, Error> {
-    Ok(match object(agent, msg, kind, paths)? {
-        Found::Object(content) => Ok(content),
-        Found::Missing(name) => Err(reply::failure(format!("{missing}{name}"))),
-    })
+) -> TaskResult<ObjectContent> {
+    object(agent, msg, kind, paths)?
+        .ok_or_else(|| TaskError::refuse(format!("{missing}{}", msg.name())))
 }
 
-/// Finds the object of `kind` the message names and reads `paths` of it.
-pub(crate) fn object(
+/// Finds the object of `kind` the message names and reads `paths` of it;
+/// `None` when there is no such object.
+fn object(
     agent: &Agent,
     msg: &Msg<'_>,
     kind: &str,
     paths: &[&str],
-) -> Result<Found, Error> {
+) -> Result<Option<ObjectContent>, Error> {
     let name = msg.name();
     let key = key_property(kind);
     let connection = agent.connection()?;
@@ -120,21 +120,21 @@ pub(crate) fn object(
             .cache
             .find(&connection, kind, key, &name, msg.deadline)?;
         let Some(reference) = found else {
-            return Ok(Found::Missing(name));
+            return Ok(None);
         };
         let content =
             match property::object_properties(&connection, &reference, paths, msg.deadline) {
                 Ok(content) => content,
-                Err(Error::Fault { fault, .. }) if fault == "ManagedObjectNotFound" => None,
+                Err(error) if error.is_fault("ManagedObjectNotFound") => None,
                 Err(other) => return Err(other),
             };
         match content {
-            Some(content) => return Ok(Found::Object(content)),
+            Some(content) => return Ok(Some(content)),
             None if cached => agent.cache.forget(kind, key, &name),
-            None => return Ok(Found::Missing(name)),
+            None => return Ok(None),
         }
     }
-    Ok(Found::Missing(name))
+    Ok(None)
 }
 
 /// `[{"name": ...}, ...]` (with more paths when given) of the objects in
@@ -179,4 +179,17 @@ pub(crate) fn property_json(content: &ObjectContent, path: &str) -> Value {
         .get(path)
         .map(value::property_value)
         .unwrap_or(Value::Null)
+}
+
+/// A service of the session's content (`eventManager`, ...), read with `paths`.
+pub(crate) fn service_properties(
+    agent: &Agent,
+    msg: &Msg<'_>,
+    service: &str,
+    paths: &[&str],
+) -> Result<Option<ObjectContent>, Error> {
+    let connection = agent.connection()?;
+    let session = connection.session(msg.deadline)?;
+    let reference = session.service(service)?;
+    property::object_properties(&connection, &reference, paths, msg.deadline)
 }

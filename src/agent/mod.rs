@@ -10,19 +10,39 @@
 //! ```
 //!
 //! Knows nothing of ZeroMQ or C: the worker and the C ABI build on it.
+//!
+//! The modules, each importing only those listed after it:
+//! - `tasks`: the task table (name, required keys, function, Zabbix form)
+//!   and the worker's checks; over the task families;
+//! - the task families `relations`, `perf`, `service` (about, events,
+//!   sessions), `alarms`, `guest`, `snapshots` and `health`, which import
+//!   none of each other, only the building blocks below;
+//! - `inventory`: discover, find, get and service reads, the building blocks;
+//! - `request` (the checked message and how a task fails), `python` (how
+//!   py-vpoller spells values), `reply` (the reply text) and `lookup` (the
+//!   cache of object lookups).
+//!
+//! All of them may use [`Agent`] (its connection and caches) and
+//! `crate::vsphere`, which knows nothing of the agent.
 
+mod alarms;
+mod guest;
+mod health;
 mod inventory;
 mod lookup;
-mod misc;
 mod perf;
+mod python;
 mod relations;
 pub(crate) mod reply;
+mod request;
+mod service;
+mod snapshots;
 mod tasks;
 
 use crate::error::Error;
 use crate::sync::Lock;
 use crate::vsphere::session::Connection;
-use crate::vsphere::soap::Endpoint;
+use crate::vsphere::soap::{deadline_after, Endpoint};
 use crate::vsphere::Verification;
 use lookup::LookupCache;
 use serde_json::{Map, Value};
@@ -31,6 +51,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use tasks::task_names;
+pub(crate) use tasks::ZabbixForm;
 
 /// The port of the vSphere API unless another is given.
 pub const DEFAULT_PORT: u16 = 443;
@@ -59,6 +80,23 @@ pub struct AgentOptions {
     /// How long object lookups (and the performance counter and interval
     /// tables) are cached, in seconds; 0 turns the cache off.
     pub cache_ttl_s: u64,
+}
+
+impl AgentOptions {
+    /// Refuses options no agent can use: a timeout above [`MAX_TIMEOUT_MS`].
+    fn check(&self) -> Result<(), Error> {
+        for (name, value) in [
+            ("timeout_ms", self.timeout_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+        ] {
+            if value > MAX_TIMEOUT_MS {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} is {value}, more than the {MAX_TIMEOUT_MS} ms (one hour) allowed"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for AgentOptions {
@@ -107,13 +145,15 @@ impl Agent {
         Agent::with_options(host, user, password, AgentOptions::default())
     }
 
-    /// Like [`Agent::new`], with options.
+    /// Like [`Agent::new`], with options; refuses a timeout above
+    /// [`MAX_TIMEOUT_MS`] (`Error::InvalidArgument`).
     pub fn with_options(
         host: &str,
         user: &str,
         password: &str,
         mut options: AgentOptions,
     ) -> Result<Agent, Error> {
+        options.check()?;
         let host = split_port(host, &mut options)?;
         let agent = Agent {
             host,
@@ -141,8 +181,10 @@ impl Agent {
     }
 
     /// Replaces the options; the next request uses them (and logs in again
-    /// when how to reach the host changed).
+    /// when how to reach the host changed). Options it refuses (a timeout
+    /// above [`MAX_TIMEOUT_MS`], an unreadable CA file) leave the old ones.
     pub fn set_options(&self, options: AgentOptions) -> Result<(), Error> {
+        options.check()?;
         let endpoint_changed = {
             let current = self.options.locked();
             current.port != options.port
@@ -194,13 +236,13 @@ impl Agent {
     }
 
     fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout()
+        deadline_after(self.timeout())
     }
 
     /// Logs in now, so that a wrong password, an unreachable host or an
     /// untrusted certificate shows at once. Tasks log in by themselves too.
     pub fn connect(&self) -> Result<(), Error> {
-        self.connection()?.connect(self.timeout())
+        self.connection()?.connect(self.deadline())
     }
 
     /// Runs the task request `msg` (JSON text, e.g.
@@ -234,7 +276,7 @@ impl Agent {
         let Some(fields) = msg.as_object() else {
             return reply::Answer::Json(reply::failure(format!(
                 "Expected a JSON message, received {}",
-                python_class(msg)
+                python::class(msg)
             )));
         };
         tasks::run(self, fields)
@@ -255,27 +297,20 @@ pub(crate) fn precheck(msg: &Value) -> Option<Value> {
     let Some(fields) = msg.as_object() else {
         return Some(reply::failure(format!(
             "Expected a JSON message, received {}",
-            python_class(msg)
+            python::class(msg)
         )));
     };
     let method = fields.get("method").and_then(Value::as_str);
-    if !method.is_some_and(|method| tasks::task_names().contains(&method)) {
+    if method.and_then(tasks::find).is_none() {
         return Some(reply::failure("Unknown or missing task/method name"));
     }
     None
 }
 
-/// Python's `repr` of the type of a JSON value, as the worker reports it.
-fn python_class(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "<class 'NoneType'>",
-        Value::Bool(_) => "<class 'bool'>",
-        Value::Number(number) if number.is_f64() => "<class 'float'>",
-        Value::Number(_) => "<class 'int'>",
-        Value::String(_) => "<class 'str'>",
-        Value::Array(_) => "<class 'list'>",
-        Value::Object(_) => "<class 'dict'>",
-    }
+/// What py-vpoller's Zabbix helper makes of the result of task `method`;
+/// `None` for a method it does not know, or no task at all.
+pub(crate) fn zabbix_form(method: &str) -> Option<ZabbixForm> {
+    tasks::find(method)?.zabbix
 }
 
 /// Takes a `:port` off `host` into `options.port`.
@@ -323,6 +358,46 @@ mod tests {
         assert_eq!(options.port, 443);
         assert!(split_port("vc01:http", &mut AgentOptions::default()).is_err());
         assert!(split_port(" ", &mut AgentOptions::default()).is_err());
+    }
+
+    #[test]
+    fn timeouts_above_an_hour_are_refused() {
+        let options = |timeout_ms, connect_timeout_ms| AgentOptions {
+            verification: Verification::Insecure,
+            timeout_ms,
+            connect_timeout_ms,
+            ..AgentOptions::default()
+        };
+        let refused = |timeout_ms, connect_timeout_ms| {
+            Agent::with_options(
+                "127.0.0.1:9",
+                "u",
+                "p",
+                options(timeout_ms, connect_timeout_ms),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            refused(MAX_TIMEOUT_MS + 1, 1_000),
+            "Invalid argument: timeout_ms is 3600001, more than the 3600000 ms (one hour) allowed"
+        );
+        assert_eq!(
+            refused(1_000, u64::MAX),
+            "Invalid argument: connect_timeout_ms is 18446744073709551615, more than the 3600000 ms (one hour) allowed"
+        );
+        let agent = Agent::with_options(
+            "127.0.0.1:9",
+            "u",
+            "p",
+            options(MAX_TIMEOUT_MS, MAX_TIMEOUT_MS),
+        )
+        .unwrap();
+        let kept = agent.options();
+        let error = agent.set_options(options(u64::MAX, 1_000)).unwrap_err();
+        assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+        assert_eq!(agent.options(), kept);
+        assert!(agent.deadline() > Instant::now());
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //! vCenter ignores `maxSample` for historical intervals and answers with the
 //! whole interval, so the agent keeps the newest samples itself.
 
-use crate::agent::inventory;
-use crate::agent::misc::python_datetime;
+use crate::agent::inventory::{self, MISSING, MISSING_COLON};
+use crate::agent::python;
 use crate::agent::reply;
-use crate::agent::tasks::Msg;
+use crate::agent::request::{Msg, TaskError, TaskResult};
 use crate::agent::Agent;
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use crate::sync::Lock;
 use crate::vsphere::property::ObjectContent;
 use crate::vsphere::session::{Connection, Session};
@@ -209,7 +209,7 @@ fn description_key<'a>(counter: &'a Value, field: &str) -> &'a str {
         .unwrap_or("")
 }
 
-pub(crate) fn perf_metric_info(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn perf_metric_info(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     let connection = agent.connection()?;
     let tables = tables(agent, &connection, msg.deadline)?;
     let data: Vec<Value> = tables
@@ -223,7 +223,7 @@ pub(crate) fn perf_metric_info(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Er
     ))
 }
 
-pub(crate) fn perf_interval_info(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn perf_interval_info(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     let connection = agent.connection()?;
     let tables = tables(agent, &connection, msg.deadline)?;
     let data: Vec<Value> = tables
@@ -291,17 +291,14 @@ fn counter_name(msg: &Msg<'_>) -> Option<String> {
 
 /// `<kind>.perf.metric.info`: the metrics (counter and instance) `kind`'s
 /// object offers, real-time ones when it has real-time statistics.
-pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Value, Error> {
-    let content = match inventory::lookup(agent, msg, kind, &["name"], "Cannot find object ")? {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> TaskResult<Value> {
+    let content = inventory::lookup(agent, msg, kind, &["name"], MISSING)?;
     let connection = agent.connection()?;
     let tables = tables(agent, &connection, msg.deadline)?;
     let wanted = match counter_name(msg) {
         Some(name) => match tables.counter_named(&name) {
             Some(counter) => Some(counter.key),
-            None => return Ok(reply::failure(UNKNOWN_COUNTER)),
+            None => return Err(TaskError::refuse(UNKNOWN_COUNTER)),
         },
         None => None,
     };
@@ -311,18 +308,11 @@ pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Re
     if summary.current_supported {
         element(&mut args, "intervalId", &summary.refresh_rate.to_string());
     }
-    let metrics = match call_manager(&connection, "QueryAvailablePerfMetric", args, msg.deadline) {
-        Ok(metrics) => metrics,
-        Err(Error::Fault { fault, message }) if fault == "InvalidArgument" => {
+    let metrics = call_manager(&connection, "QueryAvailablePerfMetric", args, msg.deadline)
+        .map_err(|error| {
             let name = inventory::property_json(&content, "name");
-            return Ok(reply::failure(format!(
-                "Cannot retrieve performance metrics for {}: {}",
-                name.as_str().unwrap_or_default(),
-                if message.is_empty() { fault } else { message }
-            )));
-        }
-        Err(other) => return Err(other),
-    };
+            cannot_retrieve(name.as_str().unwrap_or_default(), error)
+        })?;
     let data: Vec<Value> = metrics
         .iter()
         .filter_map(|metric| {
@@ -335,6 +325,21 @@ pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Re
         })
         .collect();
     Ok(reply::success_msg_first(RETRIEVED, Value::Array(data)))
+}
+
+/// The performance manager's `InvalidArgument` fault (a metric the object
+/// does not have, an interval it does not keep) in py-vpoller's words.
+fn cannot_retrieve(entity_name: &str, error: Error) -> TaskError {
+    match error {
+        Error::VSphere {
+            kind: VSphereKind::Fault { name, text },
+            ..
+        } if name == "InvalidArgument" => TaskError::refuse(format!(
+            "Cannot retrieve performance metrics for {entity_name}: {}",
+            if text.is_empty() { name } else { text }
+        )),
+        other => other.into(),
+    }
 }
 
 /// How a `<kind>.perf.metric.get` task checks its object first.
@@ -377,34 +382,31 @@ pub(crate) fn entity_metric_get(
     msg: &Msg<'_>,
     kind: &str,
     check: Check,
-) -> Result<Value, Error> {
+) -> TaskResult<Value> {
     let paths: &[&str] = match check {
         Check::None => &["name"],
         Check::Running(_) => &["name", "runtime.powerState", "runtime.connectionState"],
     };
-    let content = match inventory::lookup(agent, msg, kind, paths, "Cannot find object: ")? {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+    let content = inventory::lookup(agent, msg, kind, paths, MISSING_COLON)?;
     if let Check::Running(what) = check {
         if inventory::property_json(&content, "runtime.powerState") != "poweredOn" {
-            return Ok(reply::failure(format!(
+            return Err(TaskError::refuse(format!(
                 "{what} is not powered on, cannot get performance metrics"
             )));
         }
         if inventory::property_json(&content, "runtime.connectionState") != "connected" {
-            return Ok(reply::failure(format!(
+            return Err(TaskError::refuse(format!(
                 "{what} is not connected, cannot get performance metrics"
             )));
         }
     }
     let Some(max_sample) = max_sample(msg) else {
-        return Ok(reply::failure(INVALID_MESSAGE));
+        return Err(TaskError::refuse(INVALID_MESSAGE));
     };
     let instance = match msg.truthy("instance") {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Number(number)) => number.to_string(),
-        Some(_) => return Ok(reply::failure(INVALID_MESSAGE)),
+        Some(_) => return Err(TaskError::refuse(INVALID_MESSAGE)),
         None => String::new(),
     };
     let interval_name = msg
@@ -417,7 +419,7 @@ pub(crate) fn entity_metric_get(
     let entity_name = entity_name.as_str().unwrap_or_default();
     let interval_id = match &interval_name {
         None if !summary.current_supported => {
-            return Ok(reply::failure(format!(
+            return Err(TaskError::refuse(format!(
                 "No historical performance interval provided for entity {entity_name}"
             )));
         }
@@ -429,17 +431,17 @@ pub(crate) fn entity_metric_get(
         {
             Some(interval) => interval.sampling_period,
             None => {
-                return Ok(reply::failure(format!(
+                return Err(TaskError::refuse(format!(
                     "Historical interval {name} does not exists"
                 )));
             }
         },
     };
     let Some(counter_name) = counter_name(msg) else {
-        return Ok(reply::failure(UNKNOWN_COUNTER));
+        return Err(TaskError::refuse(UNKNOWN_COUNTER));
     };
     let Some(counter) = tables.counter_named(&counter_name) else {
-        return Ok(reply::failure(UNKNOWN_COUNTER));
+        return Err(TaskError::refuse(UNKNOWN_COUNTER));
     };
     let mut args = String::from("<querySpec>");
     content.obj.write(&mut args, "entity");
@@ -450,16 +452,8 @@ pub(crate) fn entity_metric_get(
     args.push_str("</metricId>");
     element(&mut args, "intervalId", &interval_id.to_string());
     args.push_str("</querySpec>");
-    let returned = match call_manager(&connection, "QueryPerf", args, msg.deadline) {
-        Ok(returned) => returned,
-        Err(Error::Fault { fault, message }) if fault == "InvalidArgument" => {
-            return Ok(reply::failure(format!(
-                "Cannot retrieve performance metrics for {entity_name}: {}",
-                if message.is_empty() { fault } else { message }
-            )));
-        }
-        Err(other) => return Err(other),
-    };
+    let returned = call_manager(&connection, "QueryPerf", args, msg.deadline)
+        .map_err(|error| cannot_retrieve(entity_name, error))?;
     let mut result = Vec::new();
     for metric in &returned {
         samples(metric, &counter_name, max_sample, &mut result);
@@ -509,7 +503,7 @@ fn samples(metric: &Node, counter_name: &str, keep: i64, out: &mut Vec<Value>) {
             let (_, timestamp, interval) = &infos[*index];
             let mut entry = Map::new();
             entry.insert("interval".into(), interval.clone());
-            entry.insert("timestamp".into(), python_datetime(timestamp).into());
+            entry.insert("timestamp".into(), python::datetime(timestamp).into());
             entry.insert("counterId".into(), counter_name.into());
             entry.insert("instance".into(), instance.into());
             entry.insert("value".into(), number(&sample.text));
@@ -527,20 +521,27 @@ fn number(text: &str) -> Value {
 }
 
 /// An ISO 8601 time (`2026-11-27T10:11:12.5+01:00`) as seconds since the
-/// epoch and nanoseconds, for ordering samples.
+/// epoch and nanoseconds, for ordering samples; `None` for text that is not
+/// such a time, fields out of range included (years 1 to 9999, as Python's
+/// datetime has them), so that no sum can overflow.
 fn instant_of(text: &str) -> Option<(i64, u32)> {
+    let field = |text: &str, range: std::ops::RangeInclusive<i64>| {
+        text.parse::<i64>()
+            .ok()
+            .filter(|value| range.contains(value))
+    };
     let (date, rest) = text.trim().split_once('T')?;
     let mut parts = date.splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
+    let year = field(parts.next()?, 1..=9999)?;
+    let month = field(parts.next()?, 1..=12)?;
+    let day = field(parts.next()?, 1..=31)?;
     let zone_at = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
     let (clock, zone) = rest.split_at(zone_at);
     let (clock, fraction) = clock.split_once('.').unwrap_or((clock, ""));
     let mut fields = clock.splitn(3, ':');
-    let hour: i64 = fields.next()?.parse().ok()?;
-    let minute: i64 = fields.next()?.parse().ok()?;
-    let second: i64 = fields.next().unwrap_or("0").parse().ok()?;
+    let hour = field(fields.next()?, 0..=24)?;
+    let minute = field(fields.next()?, 0..=59)?;
+    let second = field(fields.next().unwrap_or("0"), 0..=60)?;
     let mut nanos: String = fraction.chars().take(9).collect();
     while nanos.len() < 9 {
         nanos.push('0');
@@ -548,8 +549,9 @@ fn instant_of(text: &str) -> Option<(i64, u32)> {
     let nanos: u32 = nanos.parse().ok()?;
     let offset = match zone.chars().next() {
         Some(sign @ ('+' | '-')) => {
+            // The sign is one byte: the rest starts after it.
             let (hours, minutes) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
-            let seconds = hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60;
+            let seconds = field(hours, 0..=24)? * 3600 + field(minutes, 0..=59)? * 60;
             if sign == '+' {
                 seconds
             } else {
@@ -595,6 +597,30 @@ mod tests {
             Some((951_868_800 + 1800, 0))
         );
         assert_eq!(instant_of("yesterday"), None);
+        assert_eq!(
+            instant_of("0001-01-01T00:00:00Z"),
+            Some((-62_135_596_800, 0))
+        );
+        // Out of range: refused, not an overflowing sum.
+        for text in [
+            "99999999999999999-01-01T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T99999999999999999:00:00Z",
+            "2026-01-01T00:00:00+99999999999999999:00",
+            "2026-01-01T00:00:00.x",
+        ] {
+            assert_eq!(instant_of(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn arbitrary_times_never_panic() {
+        let valid = b"2026-11-27T11:11:12.123456789+01:00";
+        for input in crate::vsphere::testing::mangled(valid, 5000, 0x7153) {
+            let text = String::from_utf8_lossy(&input);
+            let _ = instant_of(&text);
+            let _ = python::datetime(&text);
+        }
     }
 
     #[test]

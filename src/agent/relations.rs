@@ -1,11 +1,10 @@
 //! Tasks that answer with the objects related to one object: the VMs on a
 //! host, the hosts of a network, the datastores of a VM, ...
 
-use crate::agent::inventory;
+use crate::agent::inventory::{self, MISSING};
 use crate::agent::reply;
-use crate::agent::tasks::Msg;
+use crate::agent::request::{Msg, TaskResult};
 use crate::agent::Agent;
-use crate::error::Error;
 use crate::vsphere::soap::MoRef;
 use serde_json::{json, Value};
 
@@ -20,12 +19,8 @@ fn named_with_related(
     path: &str,
     related_kind: &str,
     field: &str,
-) -> Result<Value, Error> {
-    let content = match inventory::lookup(agent, msg, kind, &["name", path], "Cannot find object ")?
-    {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+) -> TaskResult<Value> {
+    let content = inventory::lookup(agent, msg, kind, &["name", path], MISSING)?;
     let related = inventory::references(&content, path);
     let names = inventory::properties_of(agent, related_kind, &related, &["name"], msg)?;
     let mut result = serde_json::Map::new();
@@ -41,29 +36,26 @@ fn related_list(
     kind: &str,
     path: &str,
     related_kind: &str,
-) -> Result<Value, Error> {
-    let content = match inventory::lookup(agent, msg, kind, &[path], "Cannot find object ")? {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+) -> TaskResult<Value> {
+    let content = inventory::lookup(agent, msg, kind, &[path], MISSING)?;
     let related = inventory::references(&content, path);
     let names = inventory::properties_of(agent, related_kind, &related, &["name"], msg)?;
     Ok(reply::success(DISCOVERED, Value::Array(names)))
 }
 
-pub(crate) fn net_host_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn net_host_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     named_with_related(agent, msg, "Network", "host", "HostSystem", "host")
 }
 
-pub(crate) fn net_vm_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn net_vm_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     named_with_related(agent, msg, "Network", "vm", "VirtualMachine", "vm")
 }
 
-pub(crate) fn host_net_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn host_net_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     named_with_related(agent, msg, "HostSystem", "network", "Network", "network")
 }
 
-pub(crate) fn vm_net_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn vm_net_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     named_with_related(
         agent,
         msg,
@@ -74,22 +66,18 @@ pub(crate) fn vm_net_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
     )
 }
 
-pub(crate) fn host_vm_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn host_vm_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     related_list(agent, msg, "HostSystem", "vm", "VirtualMachine")
 }
 
-pub(crate) fn datastore_vm_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
+pub(crate) fn datastore_vm_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     related_list(agent, msg, "Datastore", "vm", "VirtualMachine")
 }
 
 /// `datastore.host.get`: the hosts that mount the datastore (`host` holds
 /// DatastoreHostMount objects whose `key` is the host).
-pub(crate) fn datastore_host_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
-    let content =
-        match inventory::lookup(agent, msg, "Datastore", &["host"], "Cannot find object ")? {
-            Ok(content) => content,
-            Err(reply) => return Ok(reply),
-        };
+pub(crate) fn datastore_host_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
+    let content = inventory::lookup(agent, msg, "Datastore", &["host"], MISSING)?;
     let hosts: Vec<MoRef> = content
         .get("host")
         .map(|mounts| {
@@ -105,17 +93,8 @@ pub(crate) fn datastore_host_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, 
 }
 
 /// `host.datastore.get`, `vm.datastore.get`: name and URL of each datastore.
-pub(crate) fn datastore_get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<Value, Error> {
-    let content = match inventory::lookup(
-        agent,
-        msg,
-        kind,
-        &["name", "datastore"],
-        "Cannot find object ",
-    )? {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+pub(crate) fn datastore_get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> TaskResult<Value> {
+    let content = inventory::lookup(agent, msg, kind, &["name", "datastore"], MISSING)?;
     let datastores = inventory::references(&content, "datastore");
     let found =
         inventory::properties_of(agent, "Datastore", &datastores, &["name", "info.url"], msg)?;
@@ -124,17 +103,8 @@ pub(crate) fn datastore_get(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Result<
 
 /// `host.cluster.get`: the host's parent (its cluster, or for a standalone
 /// host its compute resource).
-pub(crate) fn host_cluster_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
-    let content = match inventory::lookup(
-        agent,
-        msg,
-        "HostSystem",
-        &["name", "parent"],
-        "Cannot find object ",
-    )? {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+pub(crate) fn host_cluster_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
+    let content = inventory::lookup(agent, msg, "HostSystem", &["name", "parent"], MISSING)?;
     let parent = inventory::references(&content, "parent");
     let parent_kind = parent
         .first()
@@ -151,17 +121,14 @@ pub(crate) fn host_cluster_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Er
 }
 
 /// `vm.host.get`: the host the VM runs on.
-pub(crate) fn vm_host_get(agent: &Agent, msg: &Msg<'_>) -> Result<Value, Error> {
-    let content = match inventory::lookup(
+pub(crate) fn vm_host_get(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
+    let content = inventory::lookup(
         agent,
         msg,
         "VirtualMachine",
         &["name", "runtime.host"],
-        "Cannot find object ",
-    )? {
-        Ok(content) => content,
-        Err(reply) => return Ok(reply),
-    };
+        MISSING,
+    )?;
     let host = inventory::references(&content, "runtime.host");
     let names = inventory::properties_of(agent, "HostSystem", &host, &["name"], msg)?;
     let host_name = names

@@ -1,7 +1,7 @@
 //! The C ABI of the vSphere agent: vPoller tasks run in the calling process,
 //! straight against one vCenter or ESXi host.
 
-use crate::agent::{Agent, AgentOptions};
+use crate::agent::{Agent, AgentOptions, MAX_TIMEOUT_MS};
 use crate::capi::{boundary, record, VPOLLER_ERR_INTERNAL};
 use crate::error::Error;
 use crate::vsphere::Verification;
@@ -29,9 +29,11 @@ pub const VPOLLER_AGENT_FINGERPRINT: c_int = 3;
 /// trust: anyone on the path could read the password); "0" turns it back on
 /// (the system's roots).
 pub const VPOLLER_AGENT_INSECURE: c_int = 4;
-/// Option: how long connecting may take, in milliseconds ("10000").
+/// Option: how long connecting may take, in milliseconds ("10000"; at most
+/// "3600000", one hour).
 pub const VPOLLER_AGENT_CONNECT_TIMEOUT_MS: c_int = 5;
-/// Option: how long one task may take in all, in milliseconds ("60000").
+/// Option: how long one task may take in all, in milliseconds ("60000"; at
+/// most "3600000", one hour).
 pub const VPOLLER_AGENT_TIMEOUT_MS: c_int = 6;
 /// Option: how long object lookups are cached, in seconds ("300"; "0": off).
 pub const VPOLLER_AGENT_CACHE_TTL_S: c_int = 7;
@@ -74,8 +76,9 @@ pub extern "C" fn vpoller_agent_new(
 /// reached (port, certificate checks, connect timeout) logs in anew.
 ///
 /// Returns VPOLLER_OK, or VPOLLER_ERR_INVALID_ARGUMENT for an unknown option,
-/// a bad value or an unreadable CA file (the reason in `vpoller_last_error()`),
-/// leaving the options as they were. Not to be called while another thread
+/// a bad value (text that is not a number where one is wanted, a timeout
+/// above one hour) or an unreadable CA file (the reason in
+/// `vpoller_last_error()`), leaving the options as they were. Not to be called while another thread
 /// runs a request on the same agent.
 #[no_mangle]
 pub extern "C" fn vpoller_agent_set_option(
@@ -105,6 +108,19 @@ fn apply_option(options: &mut AgentOptions, option: c_int, value: &str) -> Resul
             .parse::<u64>()
             .map_err(|_| Error::InvalidArgument(format!("{name} wants a number, got {value:?}")))
     };
+    let milliseconds = |name: &str| {
+        value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|milliseconds| *milliseconds <= MAX_TIMEOUT_MS)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{name} wants a number of milliseconds from 0 to {MAX_TIMEOUT_MS} (one \
+                     hour), got {value:?}"
+                ))
+            })
+    };
     match option {
         VPOLLER_AGENT_PORT => {
             options.port = number("VPOLLER_AGENT_PORT")?
@@ -127,9 +143,9 @@ fn apply_option(options: &mut AgentOptions, option: c_int, value: &str) -> Resul
             }
         }
         VPOLLER_AGENT_CONNECT_TIMEOUT_MS => {
-            options.connect_timeout_ms = number("VPOLLER_AGENT_CONNECT_TIMEOUT_MS")?
+            options.connect_timeout_ms = milliseconds("VPOLLER_AGENT_CONNECT_TIMEOUT_MS")?
         }
-        VPOLLER_AGENT_TIMEOUT_MS => options.timeout_ms = number("VPOLLER_AGENT_TIMEOUT_MS")?,
+        VPOLLER_AGENT_TIMEOUT_MS => options.timeout_ms = milliseconds("VPOLLER_AGENT_TIMEOUT_MS")?,
         VPOLLER_AGENT_CACHE_TTL_S => options.cache_ttl_s = number("VPOLLER_AGENT_CACHE_TTL_S")?,
         other => {
             return Err(Error::InvalidArgument(format!(
@@ -204,4 +220,50 @@ pub extern "C" fn vpoller_agent_tasks() -> *const c_char {
         std::ffi::CString::new(crate::agent::task_names().join(" ")).unwrap_or_default()
     });
     boundary::guard(|_| c"".as_ptr(), || TASKS.as_ptr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_whole_milliseconds_up_to_an_hour() {
+        let options_after = |option, values: &[&str]| {
+            let mut options = AgentOptions::default();
+            for value in values {
+                let _ = apply_option(&mut options, option, value);
+            }
+            options
+        };
+        let bad = [
+            "3600001",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "-5",
+            "soon",
+            "",
+        ];
+        for option in [VPOLLER_AGENT_TIMEOUT_MS, VPOLLER_AGENT_CONNECT_TIMEOUT_MS] {
+            for value in bad {
+                let error = apply_option(&mut AgentOptions::default(), option, value).unwrap_err();
+                let text = error.to_string();
+                assert!(matches!(error, Error::InvalidArgument(_)), "{text}");
+                assert!(
+                    text.contains("_TIMEOUT_MS wants a number of milliseconds from 0 to 3600000"),
+                    "{text}"
+                );
+            }
+        }
+        // An hour is taken; refused values after it leave it as it was.
+        let mut values = vec!["3600000"];
+        values.extend(bad);
+        assert_eq!(
+            options_after(VPOLLER_AGENT_TIMEOUT_MS, &values).timeout_ms,
+            3_600_000
+        );
+        assert_eq!(
+            options_after(VPOLLER_AGENT_CONNECT_TIMEOUT_MS, &values).connect_timeout_ms,
+            3_600_000
+        );
+    }
 }

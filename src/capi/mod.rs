@@ -48,7 +48,7 @@ fn status_of(error: &Error) -> c_int {
         Error::InvalidReply(_) => VPOLLER_ERR_INVALID_REPLY,
         Error::Zmq { .. } => VPOLLER_ERR_ZMQ,
         Error::Internal(_) => VPOLLER_ERR_INTERNAL,
-        Error::VSphere(_) | Error::Fault { .. } => VPOLLER_ERR_VSPHERE,
+        Error::VSphere { .. } => VPOLLER_ERR_VSPHERE,
     }
 }
 

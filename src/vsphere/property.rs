@@ -4,7 +4,7 @@
 //! (`RetrievePropertiesEx`, then `ContinueRetrievePropertiesEx` while the
 //! server hands out a token).
 
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use crate::sync::Lock;
 use crate::vsphere::session::{Connection, Session};
 use crate::vsphere::soap::{element, escape, MoRef};
@@ -100,9 +100,7 @@ pub(crate) fn retrieve(
     let mut token = match first_page(each) {
         // The session's container view is gone (destroyed, or the server
         // restarted and lost it): make a new one and ask once more.
-        Err(Error::Fault { fault, .. })
-            if fault == "ManagedObjectNotFound" && matches!(scope, Scope::All) =>
-        {
+        Err(error) if error.is_fault("ManagedObjectNotFound") && matches!(scope, Scope::All) => {
             forget_view(connection, kind);
             first_page(each)?
         }
@@ -181,16 +179,17 @@ fn object_content(node: Node) -> Result<ObjectContent, Error> {
                         _ => None,
                     });
                 if fault.as_deref() == Some("NotAuthenticated") {
-                    return Err(Error::Fault {
-                        fault: "NotAuthenticated".into(),
-                        message: "the session is not authenticated".into(),
-                    });
+                    return Err(Error::fault(
+                        "NotAuthenticated",
+                        "the session is not authenticated",
+                    ));
                 }
             }
             _ => {}
         }
     }
-    let obj = obj.ok_or_else(|| Error::VSphere("an object without a reference".into()))?;
+    let obj =
+        obj.ok_or_else(|| Error::vsphere(VSphereKind::Protocol, "an object without a reference"))?;
     Ok(ObjectContent { obj, props })
 }
 
@@ -218,10 +217,12 @@ fn container_view(
         &|_: &Session| Ok(args.clone()),
         deadline,
     )?;
-    let view = created
-        .first()
-        .and_then(MoRef::from_node)
-        .ok_or_else(|| Error::VSphere("CreateContainerView returned no view".into()))?;
+    let view = created.first().and_then(MoRef::from_node).ok_or_else(|| {
+        Error::vsphere(
+            VSphereKind::Protocol,
+            "CreateContainerView returned no view",
+        )
+    })?;
     // The view belongs to the session the call ended in, which is a new one
     // when the call had to log in again.
     let current = connection.current();
@@ -257,4 +258,36 @@ pub(crate) fn object_properties(
         },
     )?;
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vsphere::testing::mangled;
+
+    const PAGE: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token>next</token><objects><obj type="VirtualMachine">vm-1</obj><propSet><name>name</name><val xsi:type="xsd:string">vm-1</val></propSet><missingSet><path>x</path><fault><fault xsi:type="NoPermission"/></fault></missingSet></objects><objects><propSet><name>name</name></propSet></objects></returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#;
+
+    #[test]
+    fn a_page_reads_its_objects_and_token() {
+        let mut names = Vec::new();
+        let outcome = read_result(&mut PAGE.as_bytes(), &mut |object| {
+            names.push(object.obj.id);
+            Ok(())
+        });
+        // The second object has no reference: an error, after the first.
+        assert_eq!(names, ["vm-1"]);
+        let error = outcome.unwrap_err();
+        assert_eq!(
+            error.vsphere_kind(),
+            Some(&VSphereKind::Protocol),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn arbitrary_pages_never_panic() {
+        for input in mangled(PAGE.as_bytes(), 3000, 0x9a6e) {
+            let _ = read_result(&mut &input[..], &mut |_| Ok(()));
+        }
+    }
 }

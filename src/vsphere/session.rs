@@ -2,13 +2,14 @@
 //! renewal when the server forgets the session (expiry, vCenter restart), and
 //! logout when the connection is dropped.
 
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use crate::sync::{Lock, Shared};
-use crate::vsphere::soap::{element, Endpoint, MoRef, Request, Transport};
+use crate::vsphere::liveness::{About, AboutInfo, FRESH};
+use crate::vsphere::soap::{deadline_after, element, Endpoint, MoRef, Request, Transport};
 use crate::vsphere::xml::{self, Document, Node};
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// The API version asked for before the server has told its own.
@@ -27,8 +28,6 @@ pub(crate) struct Session {
     /// Container views made in this session, by managed type: they follow
     /// inventory changes, so one per type serves every later request.
     pub views: Mutex<HashMap<String, MoRef>>,
-    /// The service content's `about`, as JSON, converted on first use.
-    pub about: OnceLock<serde_json::Value>,
 }
 
 impl Session {
@@ -37,7 +36,12 @@ impl Session {
         self.content
             .child(name)
             .and_then(MoRef::from_node)
-            .ok_or_else(|| Error::VSphere(format!("the vSphere host has no {name}")))
+            .ok_or_else(|| {
+                Error::vsphere(
+                    VSphereKind::Protocol,
+                    format!("the vSphere host has no {name}"),
+                )
+            })
     }
 }
 
@@ -50,6 +54,8 @@ pub(crate) struct Connection {
     /// Held while logging in, so that threads that find the session gone
     /// log in once between them.
     login: Mutex<u64>,
+    /// The host's `about`, and the call that asks for it afresh.
+    about: About,
 }
 
 impl Connection {
@@ -60,6 +66,7 @@ impl Connection {
             password: password.to_owned(),
             session: RwLock::new(None),
             login: Mutex::new(0),
+            about: About::new(),
         })
     }
 
@@ -95,21 +102,46 @@ impl Connection {
         Ok(session)
     }
 
-    fn log_in(&self, epoch: u64, deadline: Instant) -> Result<Session, Error> {
+    /// The `ServiceContent` (no login needed), asked for in `api_version`;
+    /// a session cookie the answer sets goes to `new_cookie`.
+    fn service_content(
+        &self,
+        api_version: &str,
+        new_cookie: Option<&Mutex<Option<String>>>,
+        deadline: Instant,
+    ) -> Result<Node, Error> {
         let instance = MoRef::new("ServiceInstance", "ServiceInstance");
-        let cookie_slot = Mutex::new(None);
-        let content = self.transport.call(
+        self.transport.call(
             &Request {
                 method: "RetrieveServiceContent",
                 this: &instance,
                 args: "",
-                api_version: BOOTSTRAP_API_VERSION,
+                api_version,
                 cookie: None,
-                new_cookie: Some(&cookie_slot),
+                new_cookie,
             },
             deadline,
             returnval,
-        )?;
+        )
+    }
+
+    /// The host's `AboutInfo` as JSON, known to be current: logs in when
+    /// not logged in, and asks the host again unless it answered a call
+    /// within the last second (see [`About::get`]). Fails while the host
+    /// is down.
+    pub fn about(&self, deadline: Instant) -> Result<AboutInfo, Error> {
+        let session = self.session(deadline)?;
+        self.about.get(
+            self.transport.answered_within(FRESH),
+            deadline,
+            || self.service_content(&session.api_version, None, deadline),
+            || self.transport.timed_out("RetrieveServiceContent"),
+        )
+    }
+
+    fn log_in(&self, epoch: u64, deadline: Instant) -> Result<Session, Error> {
+        let cookie_slot = Mutex::new(None);
+        let content = self.service_content(BOOTSTRAP_API_VERSION, Some(&cookie_slot), deadline)?;
         let api_version = content
             .child("about")
             .and_then(|about| about.child_text("apiVersion"))
@@ -118,7 +150,12 @@ impl Connection {
         let session_manager = content
             .child("sessionManager")
             .and_then(MoRef::from_node)
-            .ok_or_else(|| Error::VSphere(format!("{} has no session manager", self.address())))?;
+            .ok_or_else(|| {
+                Error::vsphere(
+                    VSphereKind::Protocol,
+                    format!("{} has no session manager", self.address()),
+                )
+            })?;
         let mut args = String::new();
         element(&mut args, "userName", &self.user);
         element(&mut args, "password", &self.password);
@@ -136,22 +173,33 @@ impl Connection {
             |body| xml::parse_body(body).map(drop),
         );
         match login {
-            Err(Error::Fault { fault, message }) if fault == "InvalidLogin" => {
-                return Err(Error::VSphere(format!(
-                    "login to {} as {:?} failed: {}",
-                    self.address(),
-                    self.user,
-                    if message.is_empty() {
-                        "wrong user name or password"
-                    } else {
-                        &message
-                    }
-                )));
+            Err(Error::VSphere {
+                kind: VSphereKind::Fault { name, text },
+                ..
+            }) if name == "InvalidLogin" => {
+                return Err(Error::vsphere(
+                    VSphereKind::NotAuthenticated,
+                    format!(
+                        "login to {} as {:?} failed: {}",
+                        self.address(),
+                        self.user,
+                        if text.is_empty() {
+                            "wrong user name or password"
+                        } else {
+                            &text
+                        }
+                    ),
+                ));
             }
             other => other?,
         }
-        let cookie = crate::sync::into_inner(cookie_slot)
-            .ok_or_else(|| Error::VSphere(format!("{} sent no session cookie", self.address())))?;
+        self.about.remember(&content);
+        let cookie = crate::sync::into_inner(cookie_slot).ok_or_else(|| {
+            Error::vsphere(
+                VSphereKind::Protocol,
+                format!("{} sent no session cookie", self.address()),
+            )
+        })?;
         Ok(Session {
             epoch,
             cookie,
@@ -159,14 +207,13 @@ impl Connection {
             api_version,
             generation: crate::fork::generation(),
             views: Mutex::new(HashMap::new()),
-            about: OnceLock::new(),
         })
     }
 
-    /// Logs in now (when not yet logged in), so that a bad password or host
-    /// shows at once.
-    pub fn connect(&self, timeout: Duration) -> Result<(), Error> {
-        self.session(Instant::now() + timeout).map(drop)
+    /// Logs in now (when not yet logged in) by `deadline`, so that a bad
+    /// password or host shows at once.
+    pub fn connect(&self, deadline: Instant) -> Result<(), Error> {
+        self.session(deadline).map(drop)
     }
 
     /// Calls `method` on `this` (a service of the session, chosen by `target`)
@@ -209,7 +256,9 @@ impl Connection {
                 |body| read(body),
             );
             match outcome {
-                Err(Error::Fault { fault, .. }) if fault == "NotAuthenticated" && !renewed => {
+                Err(error)
+                    if error.vsphere_kind() == Some(&VSphereKind::NotAuthenticated) && !renewed =>
+                {
                     renewed = true;
                     session = self.renew(Some(session.epoch), deadline)?;
                 }
@@ -261,7 +310,7 @@ impl Drop for Connection {
                 cookie: Some(&session.cookie),
                 new_cookie: None,
             },
-            Instant::now() + Duration::from_secs(2),
+            deadline_after(Duration::from_secs(2)),
             |body| xml::parse_body(body).map(drop),
         );
     }
@@ -274,5 +323,5 @@ fn returnval(body: &mut dyn BufRead) -> Result<Node, Error> {
         .children
         .into_iter()
         .find(|child| child.name == "returnval")
-        .ok_or_else(|| Error::VSphere("the response has no returnval".into()))
+        .ok_or_else(|| Error::vsphere(VSphereKind::Protocol, "the response has no returnval"))
 }

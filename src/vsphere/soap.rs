@@ -5,12 +5,13 @@
 //! The pool belongs to one process: after `fork()` a child builds its own and
 //! never writes to a connection it inherited (those are the parent's).
 
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use crate::sync::Lock;
-use crate::vsphere::tls::{self, RefusedFingerprint, Verification};
+use crate::vsphere::tls::{self, RefusedFingerprint, Verification, WeakKey};
 use crate::vsphere::xml::{self, Node};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,20 @@ pub(crate) fn element(out: &mut String, name: &str, text: &str) {
     let _ = write!(out, "<{name}>{}</{name}>", escape(text));
 }
 
+/// `timeout` from now, or, should the clock not reach that far, the
+/// farthest instant it does: never a panic, whatever the duration.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    let mut timeout = timeout;
+    loop {
+        // Ends: `now + 0` is `now`.
+        match now.checked_add(timeout) {
+            Some(deadline) => return deadline,
+            None => timeout /= 2,
+        }
+    }
+}
+
 /// Where and how to reach the vSphere host.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
@@ -90,6 +105,11 @@ pub(crate) struct Transport {
     refused: RefusedFingerprint,
     /// The pool, with the fork generation it was made in.
     http: Mutex<(u64, ureq::Agent)>,
+    /// When the transport was made: the origin of `last_answer`.
+    created: Instant,
+    /// When the host last sent an HTTP response (any status), in
+    /// nanoseconds after `created` plus one; 0 before the first.
+    last_answer: AtomicU64,
 }
 
 impl Transport {
@@ -108,7 +128,26 @@ impl Transport {
             tls,
             refused,
             http: Mutex::new((crate::fork::generation(), http)),
+            created: Instant::now(),
+            last_answer: AtomicU64::new(0),
         })
+    }
+
+    /// Whether the host sent an HTTP response (to any call, a fault
+    /// included) within `window`.
+    pub fn answered_within(&self, window: Duration) -> bool {
+        match self.last_answer.load(Ordering::Relaxed) {
+            0 => false,
+            at => {
+                let answered = Duration::from_nanos(at - 1);
+                self.created.elapsed().saturating_sub(answered) < window
+            }
+        }
+    }
+
+    fn note_answer(&self) {
+        let since = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.last_answer.fetch_max(since + 1, Ordering::Relaxed);
     }
 
     /// `host:port`, for messages.
@@ -175,6 +214,7 @@ impl Transport {
                 }
             }
         };
+        self.note_answer();
         let status = response.status();
         let cookie = response
             .header("Set-Cookie")
@@ -184,29 +224,43 @@ impl Transport {
         let mut reader = BufReader::with_capacity(64 * 1024, limited);
         let outcome = match status {
             200 => read(&mut reader),
-            500 => Err(fault_of(xml::parse_body(&mut reader)?)),
-            other => Err(Error::VSphere(format!(
-                "{} answered {} with HTTP status {other}",
-                self.address(),
-                request.method
-            ))),
+            500 => xml::parse_body(&mut reader).and_then(|body| Err(fault_of(body))),
+            other => Err(Error::vsphere(
+                VSphereKind::Protocol,
+                format!(
+                    "{} answered {} with HTTP status {other}",
+                    self.address(),
+                    request.method
+                ),
+            )),
         };
         // The readers stop at the end of the response element: read the rest
         // of the body (the envelope's closing tags), so that the connection
-        // goes back to the keep-alive pool instead of being closed.
-        if matches!(outcome, Ok(_) | Err(Error::Fault { .. })) {
+        // goes back to the keep-alive pool instead of being closed. Only
+        // when the answer was read as the API's: a broken one is dropped.
+        let read_whole = match &outcome {
+            Ok(_) => true,
+            Err(error) => matches!(
+                error.vsphere_kind(),
+                Some(VSphereKind::Fault { .. } | VSphereKind::NotAuthenticated)
+            ),
+        };
+        if read_whole {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         }
         match outcome {
-            Err(Error::VSphere(reason))
-                if reason.contains("timed out") || reason.contains("ends early") =>
-            {
-                Err(Error::VSphere(format!(
-                    "{reason} (reading the answer to {} from {})",
+            // The body broke off or did not come in time: say which call.
+            Err(Error::VSphere {
+                kind: kind @ (VSphereKind::Timeout | VSphereKind::Unreachable),
+                message,
+            }) => Err(Error::vsphere(
+                kind,
+                format!(
+                    "{message} (reading the answer to {} from {})",
                     request.method,
                     self.address()
-                )))
-            }
+                ),
+            )),
             other => {
                 if let (Some(cookie), Some(slot)) = (cookie, request.new_cookie) {
                     let mut slot = slot.locked();
@@ -217,29 +271,46 @@ impl Transport {
         }
     }
 
-    fn timed_out(&self, method: &str) -> Error {
-        Error::VSphere(format!(
-            "timed out: no answer from {} to {method} within the request timeout",
-            self.address()
-        ))
+    /// The error for a call `method` that got no answer in time.
+    pub fn timed_out(&self, method: &str) -> Error {
+        Error::vsphere(
+            VSphereKind::Timeout,
+            format!(
+                "timed out: no answer from {} to {method} within the request timeout",
+                self.address()
+            ),
+        )
     }
 
+    /// The error for a call that got no HTTP response, with its kind read
+    /// from the causes ureq passes on (rustls' error, the socket's).
     fn transport_error(&self, method: &str, failure: &ureq::Transport) -> Error {
-        let text = failure.to_string();
-        if text.contains("InvalidCertificate") || text.contains("certificate") {
-            let seen = self.refused.locked().clone();
-            let seen = seen
-                .map(|fingerprint| format!(" Its SHA-256 fingerprint is {fingerprint}."))
-                .unwrap_or_default();
-            return Error::VSphere(format!(
-                "the TLS certificate of {} is not trusted ({}).{seen} Give the CA that signed it \
-                 (ca_file), pin its fingerprint (fingerprint), or, on a trusted network only, \
-                 turn verification off (insecure)",
-                self.address(),
-                failure.kind()
-            ));
+        let tls = causes(failure).find_map(tls_error);
+        if let Some(weak) = tls.and_then(WeakKey::of) {
+            return Error::vsphere(
+                VSphereKind::Tls,
+                format!(
+                    "the TLS certificate of {} has a {}-bit RSA key, which is too weak to be \
+                     accepted ({} bits at least); give the vSphere host a stronger certificate",
+                    self.address(),
+                    weak.bits,
+                    WeakKey::min_bits()
+                ),
+            );
         }
-        if text.contains("timed out") || text.contains("Timeout") || text.contains("WouldBlock") {
+        if matches!(
+            tls,
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        ) {
+            return self.untrusted(failure);
+        }
+        let timed_out = io_kinds(failure).any(|kind| {
+            matches!(
+                kind,
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            )
+        });
+        if tls.is_none() && timed_out {
             return self.timed_out(method);
         }
         // "connect error: Connection refused (os error 111)": ureq's words and the cause.
@@ -250,11 +321,60 @@ impl Transport {
             (None, Some(source)) => source,
             (None, None) => failure.kind().to_string(),
         };
-        Error::VSphere(format!(
-            "cannot reach {} ({method}): {detail}",
-            self.address()
-        ))
+        let kind = if tls.is_some() {
+            VSphereKind::Tls
+        } else {
+            VSphereKind::Unreachable
+        };
+        Error::vsphere(
+            kind,
+            format!("cannot reach {} ({method}): {detail}", self.address()),
+        )
     }
+
+    /// The host's certificate did not pass the check.
+    fn untrusted(&self, failure: &ureq::Transport) -> Error {
+        let seen = self.refused.locked().clone();
+        let seen = seen
+            .map(|fingerprint| format!(" Its SHA-256 fingerprint is {fingerprint}."))
+            .unwrap_or_default();
+        Error::vsphere(
+            VSphereKind::Tls,
+            format!(
+                "the TLS certificate of {} is not trusted ({}).{seen} Give the CA that signed it \
+                 (ca_file), pin its fingerprint (fingerprint), or, on a trusted network only, \
+                 turn verification off (insecure)",
+                self.address(),
+                failure.kind()
+            ),
+        )
+    }
+}
+
+/// `failure` and the errors under it.
+fn causes<'a>(
+    failure: &'a ureq::Transport,
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let first: &(dyn std::error::Error + 'static) = failure;
+    std::iter::successors(Some(first), |cause| cause.source())
+}
+
+/// The kinds of the I/O errors among the causes of `failure`.
+fn io_kinds(failure: &ureq::Transport) -> impl Iterator<Item = std::io::ErrorKind> + '_ {
+    causes(failure)
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+}
+
+/// rustls' error, when `cause` is one or an I/O error that carries one (as
+/// ureq's TLS stream passes handshake failures on).
+fn tls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    cause.downcast_ref::<rustls::Error>().or_else(|| {
+        cause
+            .downcast_ref::<std::io::Error>()?
+            .get_ref()?
+            .downcast_ref::<rustls::Error>()
+    })
 }
 
 fn build_pool(tls: &Arc<rustls::ClientConfig>, connect_timeout: Duration) -> ureq::Agent {
@@ -268,20 +388,18 @@ fn build_pool(tls: &Arc<rustls::ClientConfig>, connect_timeout: Duration) -> ure
         .build()
 }
 
+/// Whether `failure` is a kept-alive connection the server had closed.
 fn is_stale_connection(failure: &ureq::Transport) -> bool {
     use std::io::ErrorKind;
-    let io_kind = std::error::Error::source(failure)
-        .and_then(|source| source.downcast_ref::<std::io::Error>())
-        .map(std::io::Error::kind);
-    matches!(
-        io_kind,
-        Some(
+    io_kinds(failure).any(|kind| {
+        matches!(
+            kind,
             ErrorKind::ConnectionReset
                 | ErrorKind::ConnectionAborted
                 | ErrorKind::BrokenPipe
                 | ErrorKind::UnexpectedEof
         )
-    ) || failure.to_string().contains("closed")
+    })
 }
 
 /// One SOAP call.
@@ -313,13 +431,13 @@ impl Request<'_> {
     }
 }
 
-/// Turns a SOAP Fault element into [`Error::Fault`].
+/// Turns a SOAP Fault element into the error of its fault type.
 fn fault_of(body: Node) -> Error {
     if body.name != "Fault" {
-        return Error::VSphere(format!(
-            "HTTP 500 without a SOAP fault (got <{}>)",
-            body.name
-        ));
+        return Error::vsphere(
+            VSphereKind::Protocol,
+            format!("HTTP 500 without a SOAP fault (got <{}>)", body.name),
+        );
     }
     let message = body
         .child_text("faultstring")
@@ -338,7 +456,7 @@ fn fault_of(body: Node) -> Error {
                 .to_owned(),
         })
         .unwrap_or_else(|| String::from("SystemError"));
-    Error::Fault { fault, message }
+    Error::fault(&fault, &message)
 }
 
 #[cfg(test)]
@@ -349,13 +467,20 @@ mod tests {
     fn faults_are_named_by_their_detail() {
         let text = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>The session is not authenticated.</faultstring><detail><NotAuthenticatedFault xmlns="urn:vim25" xsi:type="NotAuthenticated"><object type="Folder">group-d1</object></NotAuthenticatedFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#;
         let error = fault_of(xml::parse_body(text.as_bytes()).unwrap());
+        assert_eq!(error.vsphere_kind(), Some(&VSphereKind::NotAuthenticated));
         assert_eq!(
-            error,
-            Error::Fault {
-                fault: "NotAuthenticated".into(),
-                message: "The session is not authenticated.".into()
-            }
+            error.to_string(),
+            "vSphere fault NotAuthenticated: The session is not authenticated."
         );
+    }
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert!(deadline_after(Duration::MAX) > now);
+        assert!(deadline_after(Duration::from_millis(u64::MAX)) > now);
+        let soon = deadline_after(Duration::from_secs(1));
+        assert!(soon > now && soon <= Instant::now() + Duration::from_secs(1));
     }
 
     #[test]

@@ -4,13 +4,19 @@
 //! read one subtree at a time ([`Document::next_child`]), so a response is
 //! never held in memory whole.
 
-use crate::error::Error;
+use crate::error::{Error, VSphereKind};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, QName, ResolveResult};
 use quick_xml::NsReader;
 use std::io::BufRead;
 
 const XSI: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
+/// How deep elements may nest inside one element read whole. The vSphere
+/// API nests a few dozen levels (a snapshot tree of 32 about 40). Deeper
+/// answers are refused: the tree is converted and dropped recursively, so
+/// a hostile one could overflow the stack, and each level is one or two
+/// levels of JSON, of which serde_json reads 128 at most.
+const MAX_DEPTH: usize = 60;
 const XSD: &[u8] = b"http://www.w3.org/2001/XMLSchema";
 
 /// The type an element declares with `xsi:type`.
@@ -52,16 +58,30 @@ impl Node {
 }
 
 fn xml_error(error: impl std::fmt::Display) -> Error {
-    Error::VSphere(format!("invalid XML from the vSphere host: {error}"))
+    Error::vsphere(
+        VSphereKind::Protocol,
+        format!("invalid XML from the vSphere host: {error}"),
+    )
 }
 
 /// A failure to read the next event: the answer breaking off (an I/O error
-/// of the body, e.g. fewer bytes than announced) or text that is not XML.
+/// of the body, e.g. fewer bytes than announced), the time running out
+/// while it comes in, or text that is not XML.
 fn read_error(error: quick_xml::Error) -> Error {
+    use std::io::ErrorKind;
     match error {
-        quick_xml::Error::Io(io) => {
-            Error::VSphere(format!("the answer of the vSphere host ends early: {io}"))
+        quick_xml::Error::Io(io)
+            if matches!(io.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+        {
+            Error::vsphere(
+                VSphereKind::Timeout,
+                "timed out before the answer of the vSphere host was whole",
+            )
         }
+        quick_xml::Error::Io(io) => Error::vsphere(
+            VSphereKind::Unreachable,
+            format!("the answer of the vSphere host ends early: {io}"),
+        ),
         other => xml_error(other),
     }
 }
@@ -138,8 +158,9 @@ impl<R: BufRead> Document<R> {
             return Err(xml_error("no SOAP Body in the response"));
         }
         if self.next_child_start()?.is_none() {
-            return Err(Error::VSphere(
-                "the vSphere host sent an empty SOAP Body".into(),
+            return Err(Error::vsphere(
+                VSphereKind::Protocol,
+                "the vSphere host sent an empty SOAP Body",
             ));
         }
         Ok(())
@@ -201,6 +222,11 @@ impl<R: BufRead> Document<R> {
                 .map_err(read_error)?;
             match event {
                 Event::Start(start) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(xml_error(format!(
+                            "elements nested deeper than {MAX_DEPTH} levels"
+                        )));
+                    }
                     let start = start.into_owned();
                     let node = self.node_from_start(&start)?;
                     stack.push(node);
@@ -321,6 +347,86 @@ mod tests {
         assert_eq!(val.text, "a & b é");
         let empty = returnval.child("v2").unwrap();
         assert_eq!(empty.xsi_type, Some(XsiType::Vim("ArrayOfString".into())));
+    }
+
+    /// Every element of `node`, depth first.
+    fn walk(node: &Node, each: &mut dyn FnMut(&Node)) {
+        each(node);
+        for child in &node.children {
+            walk(child, each);
+        }
+    }
+
+    /// A response with what the readers meet: entities, CDATA, namespaces,
+    /// empty elements, references, arrays, nested data objects.
+    const RICH: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>
+<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token>t-1</token><objects><obj type="VirtualMachine">vm-1</obj>
+<propSet><name>name</name><val xsi:type="xsd:string">Z&#252;rich &amp; &lt;b&gt; <![CDATA[x<y]]></val></propSet>
+<propSet><name>datastore</name><val xsi:type="ArrayOfManagedObjectReference"><ManagedObjectReference type="Datastore">ds-1</ManagedObjectReference></val></propSet>
+<propSet><name>summary</name><val xsi:type="VirtualMachineSummary"><vm type="VirtualMachine">vm-1</vm><quickStats><overallCpuUsage>12</overallCpuUsage></quickStats><empty/></val></propSet>
+<missingSet><path>config</path><fault><fault xsi:type="NoPermission"></fault></fault></missingSet>
+</objects></returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#;
+
+    /// Random bytes, and the rich response with random bytes changed or cut
+    /// off: the readers and the JSON conversion report errors, never panic,
+    /// and a document's children are read to an end.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        for input in crate::vsphere::testing::mangled(RICH.as_bytes(), 3000, 0x0b0d_7e57) {
+            if let Ok(body) = parse_body(&input[..]) {
+                walk(&body, &mut |node| {
+                    let _ = crate::vsphere::value::property_value(node);
+                });
+            }
+            let mut document = Document::new(&input[..]);
+            if document.enter_response().is_ok() {
+                let mut children = 0;
+                while let Ok(Some(_)) = document.next_child() {
+                    children += 1;
+                    assert!(children <= input.len(), "no end to the children");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn elements_nested_too_deep_are_an_error() {
+        let depth = 200_000;
+        let text = format!(
+            r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><R>{}{}</R></e:Body></e:Envelope>"#,
+            "<a>".repeat(depth),
+            "</a>".repeat(depth)
+        );
+        let error = parse_body(text.as_bytes()).unwrap_err();
+        assert_eq!(
+            error.vsphere_kind(),
+            Some(&VSphereKind::Protocol),
+            "{error}"
+        );
+        // What the vSphere API nests (a snapshot tree of 32) reads.
+        let nested = format!(
+            r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><R>{}{}</R></e:Body></e:Envelope>"#,
+            "<childSnapshotList><snapshot/>".repeat(32),
+            "</childSnapshotList>".repeat(32)
+        );
+        assert!(parse_body(nested.as_bytes()).is_ok());
+        // As deep as allowed: read, converted and dropped on half the stack
+        // of a Rust thread.
+        let deepest = format!(
+            r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><R>{}{}</R></e:Body></e:Envelope>"#,
+            "<a>".repeat(MAX_DEPTH - 1),
+            "</a>".repeat(MAX_DEPTH - 1)
+        );
+        std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || {
+                let body = parse_body(deepest.as_bytes()).unwrap();
+                let _ = crate::vsphere::value::property_value(&body);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]

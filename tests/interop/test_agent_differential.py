@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -50,21 +51,33 @@ class Simulator(object):
         self.ca_file = ca_file
 
 
-@pytest.fixture(scope="module")
-def simulator(tmp_path_factory):
+def start_simulator(ca_file, port=0):
+    """The simulator on `port` of 127.0.0.1 (0: a free one): its process and port."""
     if not os.access(VCSIM, os.X_OK):
         pytest.fail("%s is missing: run `make vcsim`" % VCSIM)
-    ca_file = str(tmp_path_factory.mktemp("vcsim") / "ca.pem")
-    process = subprocess.Popen([VCSIM, "-listen", "127.0.0.1:0", "-ca-out", ca_file],
+    process = subprocess.Popen([VCSIM, "-listen", "127.0.0.1:%d" % port, "-ca-out", ca_file],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    url = process.stdout.readline().decode().strip()
+    if not url.startswith("https://"):
+        stop_simulator(process)
+        pytest.fail("the vSphere simulator did not start")
+    return process, int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def stop_simulator(process):
+    process.kill()
+    process.wait()
+    process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def simulator(tmp_path_factory):
+    ca_file = str(tmp_path_factory.mktemp("vcsim") / "ca.pem")
+    process, port = start_simulator(ca_file)
     try:
-        url = process.stdout.readline().decode().strip()
-        assert url.startswith("https://"), "the vSphere simulator did not start"
-        yield Simulator(int(url.rsplit(":", 1)[1].split("/")[0]), ca_file)
+        yield Simulator(port, ca_file)
     finally:
-        process.kill()
-        process.wait()
-        process.stdout.close()
+        stop_simulator(process)
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +283,35 @@ def test_about(agent, reference):
     same(agent, reference, {"method": "about"}, compare_text=True)
     same(agent, reference, {"method": "about", "properties": ["apiType", "version", "no-such-field"]},
          compare_text=True)
+
+
+def test_about_fails_alike_while_vcenter_is_down(tmp_path):
+    """py-vpoller's about asks vCenter every time (vconnector reads the
+    current session first), so it fails while vCenter is down; so must the
+    agent's. Once vCenter is back on its port the agent answers as before
+    (py-vpoller's session is gone then and its about keeps failing: its
+    issues 31 and 43)."""
+    ca_file = str(tmp_path / "ca.pem")
+    process, port = start_simulator(ca_file)
+    connector = VConnector(user="root", pwd="simulator", host="127.0.0.1", port=port)
+    # Insecure: the simulator makes a new CA each time it starts.
+    agent = VSphereAgent(user="root", pwd="simulator", host="127.0.0.1:%d" % port, insecure=True)
+    msg = {"method": "about", "properties": ["apiType", "version"]}
+    try:
+        connector.connect()
+        up = same(agent, connector, msg, compare_text=True)
+        stop_simulator(process)
+        process = None
+        # Past the second in which the agent takes vCenter's last answer
+        # for a sign of life.
+        time.sleep(1.2)
+        reply = same(agent, connector, msg)
+        assert reply["msg"].startswith("Task about failed: cannot reach"), reply
+        process, _ = start_simulator(ca_file, port)
+        assert json.loads(agent.run(msg)) == up
+    finally:
+        if process is not None:
+            stop_simulator(process)
 
 
 def test_event_latest(agent, reference):

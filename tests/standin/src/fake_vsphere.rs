@@ -4,9 +4,13 @@
 //! dies in the middle of a request; and, for the benchmarks, large paged
 //! inventories (the `vpoller-fake-vsphere` program). HTTPS on a free loopback
 //! port, with the fixed test certificate in tests/certs (clients use
-//! "insecure" or that certificate); stopped (every connection shut) when
-//! dropped or killed.
+//! "insecure" or that certificate) or another one ([`Identity`]); stopped
+//! (every connection shut) when dropped or killed.
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ResolvesServerCert;
+use rustls::sign::CertifiedKey;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,10 +45,53 @@ pub struct FakeVSphere {
     acceptor: Option<JoinHandle<()>>,
 }
 
+/// The certificate chain a [`FakeVSphere`] shows and the key that signs its
+/// handshakes.
+pub struct Identity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Identity {
+    /// The usual test certificate, `fake-vsphere.pem` (a P-256 key for
+    /// 127.0.0.1 and localhost).
+    pub fn standard() -> Identity {
+        Identity::from_files("fake-vsphere.pem", "fake-vsphere-key.pem")
+    }
+
+    /// The certificates of PEM file `chain` and the key of PEM file `key`,
+    /// both in tests/certs. The key need not be the certificate's: ring
+    /// cannot sign with an RSA key under 2048 bits, so a server that shows
+    /// such a certificate (`weak-rsa-1024.pem`, made with `openssl req
+    /// -x509 -newkey rsa:1024`) signs with a key of its own
+    /// (`weak-rsa-1024-handshake-key.pem`, 2048 bits), which a client that
+    /// refuses the certificate's key never gets to check.
+    pub fn from_files(chain: &str, key: &str) -> Identity {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../certs");
+        Identity {
+            chain: CertificateDer::pem_file_iter(format!("{dir}/{chain}"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap(),
+            key: PrivateKeyDer::from_pem_file(format!("{dir}/{key}")).unwrap(),
+        }
+    }
+}
+
 impl FakeVSphere {
     /// Serves with `handler`, which falls back to [`standard`] for the calls
     /// it leaves to it (see [`FakeVSphere::with_defaults`]).
     pub fn start(handler: Box<Handler>) -> FakeVSphere {
+        FakeVSphere::start_showing(Identity::standard(), handler)
+    }
+
+    /// A plain vCenter with no objects ([`standard`]) that shows `identity`.
+    pub fn showing(identity: Identity) -> FakeVSphere {
+        FakeVSphere::start_showing(identity, Box::new(|method, _| standard(method)))
+    }
+
+    /// Like [`FakeVSphere::start`], showing `identity`.
+    pub fn start_showing(identity: Identity, handler: Box<Handler>) -> FakeVSphere {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake vSphere server");
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
@@ -53,7 +100,7 @@ impl FakeVSphere {
         let calls: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
         let accepted = Arc::new(AtomicUsize::new(0));
         let handler: Arc<Handler> = Arc::from(handler);
-        let tls = Arc::new(server_config());
+        let tls = Arc::new(server_config(identity));
         let acceptor = {
             let (stop, streams, calls) = (stop.clone(), streams.clone(), calls.clone());
             let accepted = accepted.clone();
@@ -133,22 +180,29 @@ impl Drop for FakeVSphere {
     }
 }
 
-fn server_config() -> rustls::ServerConfig {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../certs");
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(format!("{dir}/fake-vsphere.pem"))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_file(format!("{dir}/fake-vsphere-key.pem")).unwrap();
-    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+fn server_config(identity: Identity) -> rustls::ServerConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = provider
+        .key_provider
+        .load_private_key(identity.key)
+        .unwrap();
+    // Not `with_single_cert`, which refuses a key that is not the certificate's.
+    let shown = Arc::new(CertifiedKey::new(identity.chain, key));
+    rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap()
+        .with_cert_resolver(Arc::new(Shows(shown)))
+}
+
+/// Shows the one certificate to every client.
+#[derive(Debug)]
+struct Shows(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Shows {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
 }
 
 /// Serves the requests of one connection (keep-alive) until it closes.
