@@ -25,33 +25,6 @@
 #include <stddef.h>
 
 /**
- * The port of the vSphere API unless another is given.
- */
-#define DEFAULT_PORT 443
-
-/**
- * How long connecting to the vSphere host may take, unless set.
- */
-#define DEFAULT_CONNECT_TIMEOUT_MS 10000
-
-/**
- * How long one task may take in all, unless set.
- */
-#define VPOLLER_DEFAULT_TIMEOUT_MS 60000
-
-/**
- * How long an object lookup (name to object) is remembered, unless set.
- */
-#define DEFAULT_CACHE_TTL_S 300
-
-/**
- * The longest timeout (connecting, or one task) accepted anywhere, in
- * milliseconds: one hour. Larger values are refused with an error, so that
- * no deadline can overflow.
- */
-#define MAX_TIMEOUT_MS 3600000
-
-/**
  * The call succeeded. For `vpoller_run` and `vpoller_try_run`: a reply came
  * from vPoller (whatever its own `success` field says).
  */
@@ -90,6 +63,44 @@
  * untrusted certificate, answered with a fault or not in time (agent calls).
  */
 #define VPOLLER_ERR_VSPHERE 6
+
+/**
+ * Attempts per request when `vpoller_client_new` is given 0 or less
+ * (py-vpoller's default).
+ */
+#define VPOLLER_DEFAULT_RETRIES 3
+
+/**
+ * Milliseconds each attempt waits when `vpoller_client_new` is given 0 or
+ * less (py-vpoller's default).
+ */
+#define VPOLLER_DEFAULT_TIMEOUT_MS 3000
+
+/**
+ * The vSphere API's port for an agent unless set ("443").
+ */
+#define VPOLLER_AGENT_DEFAULT_PORT 443
+
+/**
+ * VPOLLER_AGENT_CONNECT_TIMEOUT_MS unless set.
+ */
+#define VPOLLER_AGENT_DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+/**
+ * VPOLLER_AGENT_TIMEOUT_MS unless set.
+ */
+#define VPOLLER_AGENT_DEFAULT_TIMEOUT_MS 60000
+
+/**
+ * VPOLLER_AGENT_CACHE_TTL_S unless set.
+ */
+#define VPOLLER_AGENT_DEFAULT_CACHE_TTL_S 300
+
+/**
+ * The largest VPOLLER_AGENT_TIMEOUT_MS and VPOLLER_AGENT_CONNECT_TIMEOUT_MS
+ * accepted (one hour).
+ */
+#define VPOLLER_AGENT_MAX_TIMEOUT_MS 3600000
 
 /**
  * Option for `vpoller_agent_set_option`: the HTTPS port of the vSphere API,
@@ -156,11 +167,6 @@
 #define VPOLLER_ZABBIX_TEXT 3
 
 /**
- * Attempts in all when the caller gives none (py-vpoller's default).
- */
-#define VPOLLER_DEFAULT_RETRIES 3
-
-/**
  * An agent for one vSphere host. Opaque: create it with
  * `vpoller_agent_new`, release it with `vpoller_agent_free`.
  */
@@ -193,9 +199,10 @@ extern "C" {
  * py-vpoller (3 attempts, 3000 ms). No connection is needed yet: the proxy
  * may start later.
  *
- * On a "tcp://" endpoint the calling thread speaks ZeroMQ's wire protocol
- * (ZMTP 3.0, as a REQ socket) itself, and no thread is started; other
- * endpoints ("ipc://", interface names) use a libzmq REQ socket.
+ * On "tcp://" and "ipc://" endpoints the calling thread speaks ZeroMQ's
+ * wire protocol (ZMTP 3.0, as a REQ socket) itself, and no thread is
+ * started; other endpoints ("inproc://", source addresses, other
+ * transports) use a libzmq REQ socket.
  *
  * Returns a new client owned by the caller, to be released with
  * `vpoller_client_free`; or NULL when `endpoint` is NULL, not UTF-8 or

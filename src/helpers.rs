@@ -33,6 +33,8 @@ pub fn known(name: &str) -> bool {
 /// the reason when the helper cannot handle this reply (py-vpoller's worker
 /// then fails to send anything sensible).
 pub fn apply(name: &str, msg: &Map<String, Value>, reply: &Value) -> Result<String, String> {
+    #[cfg(test)]
+    crate::test_hooks::panic_at("helper", &Value::Object(msg.clone()));
     match name {
         ZABBIX => zabbix(msg, reply),
         CZABBIX => zabbix(msg, reply).map(|mut text| {

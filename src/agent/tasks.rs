@@ -286,6 +286,8 @@ pub(crate) fn run(agent: &Agent, fields: &Map<String, Value>) -> Answer {
         fields,
         deadline: agent.deadline(),
     };
+    #[cfg(test)]
+    crate::test_hooks::panic_at("task", &Value::Object(fields.clone()));
     let outcome = match task.run {
         Run::Json(run) => run(agent, &msg).map(Answer::Json),
         Run::Text(run) => run(agent, &msg),

@@ -34,6 +34,37 @@ pub const VPOLLER_ERR_INTERNAL: c_int = 5;
 /// untrusted certificate, answered with a fault or not in time (agent calls).
 pub const VPOLLER_ERR_VSPHERE: c_int = 6;
 
+/// Attempts per request when `vpoller_client_new` is given 0 or less
+/// (py-vpoller's default).
+pub const VPOLLER_DEFAULT_RETRIES: c_int = 3;
+/// Milliseconds each attempt waits when `vpoller_client_new` is given 0 or
+/// less (py-vpoller's default).
+pub const VPOLLER_DEFAULT_TIMEOUT_MS: c_int = 3000;
+/// The vSphere API's port for an agent unless set ("443").
+pub const VPOLLER_AGENT_DEFAULT_PORT: c_int = 443;
+/// VPOLLER_AGENT_CONNECT_TIMEOUT_MS unless set.
+pub const VPOLLER_AGENT_DEFAULT_CONNECT_TIMEOUT_MS: c_int = 10_000;
+/// VPOLLER_AGENT_TIMEOUT_MS unless set.
+pub const VPOLLER_AGENT_DEFAULT_TIMEOUT_MS: c_int = 60_000;
+/// VPOLLER_AGENT_CACHE_TTL_S unless set.
+pub const VPOLLER_AGENT_DEFAULT_CACHE_TTL_S: c_int = 300;
+/// The largest VPOLLER_AGENT_TIMEOUT_MS and VPOLLER_AGENT_CONNECT_TIMEOUT_MS
+/// accepted (one hour).
+pub const VPOLLER_AGENT_MAX_TIMEOUT_MS: c_int = 3_600_000;
+
+// The header's values are the library's own.
+const _: () = {
+    assert!(VPOLLER_DEFAULT_RETRIES as u32 == crate::client::DEFAULT_RETRIES);
+    assert!(VPOLLER_DEFAULT_TIMEOUT_MS as u32 == crate::client::DEFAULT_TIMEOUT_MS);
+    assert!(VPOLLER_AGENT_DEFAULT_PORT as u16 == crate::agent::DEFAULT_PORT);
+    assert!(
+        VPOLLER_AGENT_DEFAULT_CONNECT_TIMEOUT_MS as u64 == crate::agent::DEFAULT_CONNECT_TIMEOUT_MS
+    );
+    assert!(VPOLLER_AGENT_DEFAULT_TIMEOUT_MS as u64 == crate::agent::DEFAULT_TIMEOUT_MS);
+    assert!(VPOLLER_AGENT_DEFAULT_CACHE_TTL_S as u64 == crate::agent::DEFAULT_CACHE_TTL_S);
+    assert!(VPOLLER_AGENT_MAX_TIMEOUT_MS as u64 == crate::agent::MAX_TIMEOUT_MS);
+};
+
 /// A client of one vPoller Proxy endpoint. Opaque: create it with
 /// `vpoller_client_new`, release it with `vpoller_client_free`.
 #[allow(non_camel_case_types)]
@@ -75,9 +106,10 @@ pub(crate) fn record<T>(result: &Result<T, Error>) -> c_int {
 /// py-vpoller (3 attempts, 3000 ms). No connection is needed yet: the proxy
 /// may start later.
 ///
-/// On a "tcp://" endpoint the calling thread speaks ZeroMQ's wire protocol
-/// (ZMTP 3.0, as a REQ socket) itself, and no thread is started; other
-/// endpoints ("ipc://", interface names) use a libzmq REQ socket.
+/// On "tcp://" and "ipc://" endpoints the calling thread speaks ZeroMQ's
+/// wire protocol (ZMTP 3.0, as a REQ socket) itself, and no thread is
+/// started; other endpoints ("inproc://", source addresses, other
+/// transports) use a libzmq REQ socket.
 ///
 /// Returns a new client owned by the caller, to be released with
 /// `vpoller_client_free`; or NULL when `endpoint` is NULL, not UTF-8 or

@@ -48,6 +48,9 @@ static void test_statics(void)
     CHECK(vpoller_reply_success(NULL) == -1);
     CHECK(vpoller_reply_success("{\"success\": 0, \"msg\": \"ok\"}") == 0);
     CHECK(vpoller_reply_success("poweredOn") == -1);
+    /* The client's defaults, as py-vpoller's (not the agent's task timeout). */
+    CHECK(VPOLLER_DEFAULT_RETRIES == 3 && VPOLLER_DEFAULT_TIMEOUT_MS == 3000);
+    CHECK(VPOLLER_AGENT_DEFAULT_TIMEOUT_MS == 60000 && VPOLLER_AGENT_MAX_TIMEOUT_MS == 3600000);
     vpoller_free_string(NULL);
     vpoller_client_free(NULL);
 }
