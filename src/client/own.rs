@@ -80,7 +80,7 @@ impl Own {
     /// of the connection.
     fn ask(&mut self, msg: &[u8], deadline: Instant) -> Result<Result<Vec<u8>, Error>, Silence> {
         let (stream, connection) = self.link.as_mut().ok_or(Silence::Broken)?;
-        connection.send(&[msg]);
+        connection.send([msg]);
         loop {
             loop {
                 match connection.poll_event() {

@@ -146,7 +146,7 @@ fn answer(
         match connection.poll_event() {
             Ok(Some(Event::Message(frames))) => {
                 let text = reply(frames.first().map(Vec::as_slice).unwrap_or_default());
-                connection.send(&[text.as_bytes()]);
+                connection.send([text.as_bytes()]);
             }
             Ok(Some(Event::Ready)) => {}
             Ok(None) => match Reading::nonblocking(connection.read_from(socket)) {

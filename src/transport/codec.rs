@@ -330,6 +330,11 @@ pub(crate) fn push_message<'a>(out: &mut Vec<u8>, frames: impl IntoIterator<Item
     }
 }
 
+/// Appends one frame of a message that more frames follow.
+pub(crate) fn push_continued(out: &mut Vec<u8>, frame: &[u8]) {
+    push_frame(out, MORE, frame);
+}
+
 /// The bytes a message of `frames` takes on the wire, at most.
 pub(crate) fn message_size<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> usize {
     frames.into_iter().map(|frame| frame.len() + 9).sum()

@@ -266,26 +266,39 @@ impl Connection {
     /// ROUTER the frames as they are (a ROUTER's caller has already chosen
     /// this connection by its routing id). Before our READY is out the
     /// message waits for it.
-    pub(crate) fn send(&mut self, frames: &[&[u8]]) -> bool {
-        let envelope: Vec<Vec<u8>> = match self.kind {
-            SocketType::Req => vec![Vec::new()],
+    pub(crate) fn send<'a, I>(&mut self, frames: I) -> bool
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+        I::IntoIter: Clone,
+    {
+        let envelope = match self.kind {
             SocketType::Rep => match self.envelope.take() {
                 Some(envelope) => envelope,
                 None => return false,
             },
-            SocketType::Dealer | SocketType::Router => Vec::new(),
+            // No allocation for the other types.
+            _ => Vec::new(),
         };
-        let all = envelope
+        let delimiter: &[&[u8]] = if self.kind == SocketType::Req {
+            &[b""]
+        } else {
+            &[]
+        };
+        let head = delimiter
             .iter()
-            .map(Vec::as_slice)
-            .chain(frames.iter().copied());
+            .copied()
+            .chain(envelope.iter().map(Vec::as_slice));
+        let frames = frames.into_iter();
         let target = if self.stage == Stage::Greeting {
             &mut self.held
         } else {
             &mut self.out
         };
-        target.reserve(codec::message_size(all.clone()));
-        codec::push_message(target, all);
+        target.reserve(codec::message_size(head.clone()) + codec::message_size(frames.clone()));
+        for part in head {
+            codec::push_continued(target, part);
+        }
+        codec::push_message(target, frames);
         true
     }
 
@@ -354,6 +367,11 @@ mod tests {
         }
     }
 
+    /// Sends a message of `texts` as frames.
+    fn send(connection: &mut Connection, texts: &[&str]) -> bool {
+        connection.send(texts.iter().map(|text| text.as_bytes()))
+    }
+
     fn frames(texts: &[&str]) -> Vec<Vec<u8>> {
         texts.iter().map(|text| text.as_bytes().to_vec()).collect()
     }
@@ -363,7 +381,7 @@ mod tests {
         let mut client = Connection::new(SocketType::Req);
         let mut router = Connection::router(b"\x00id".to_vec());
         // Sent before any handshake: held until our READY is out.
-        assert!(client.send(&[b"{\"method\": \"about\"}"]));
+        assert!(client.send([&b"{\"method\": \"about\"}"[..]]));
         let (client_saw, router_saw) = exchange(&mut client, &mut router);
         assert_eq!(client_saw, vec![Event::Ready]);
         assert_eq!(
@@ -373,11 +391,11 @@ mod tests {
                 Event::Message(frames(&["\x00id", "", "{\"method\": \"about\"}"]))
             ]
         );
-        assert!(router.send(&[b"", b"reply"]));
+        assert!(send(&mut router, &["", "reply"]));
         let (client_saw, _) = exchange(&mut client, &mut router);
         assert_eq!(client_saw, vec![Event::Message(frames(&["reply"]))]);
         // A reply without the delimiter is dropped by REQ.
-        assert!(router.send(&[b"stray"]));
+        assert!(send(&mut router, &["stray"]));
         let (client_saw, _) = exchange(&mut client, &mut router);
         assert_eq!(client_saw, vec![]);
     }
@@ -386,20 +404,20 @@ mod tests {
     fn rep_answers_with_the_requests_envelope() {
         let mut dealer = Connection::new(SocketType::Dealer);
         let mut rep = Connection::new(SocketType::Rep);
-        assert!(!rep.send(&[b"nothing asked"]));
+        assert!(!send(&mut rep, &["nothing asked"]));
         let (_, rep_saw) = exchange(&mut dealer, &mut rep);
         assert_eq!(rep_saw, vec![Event::Ready]);
-        assert!(dealer.send(&[b"a", b"b", b"", b"status"]));
+        assert!(send(&mut dealer, &["a", "b", "", "status"]));
         let (_, rep_saw) = exchange(&mut dealer, &mut rep);
         assert_eq!(rep_saw, vec![Event::Message(frames(&["status"]))]);
-        assert!(rep.send(&[b"running"]));
+        assert!(send(&mut rep, &["running"]));
         let (dealer_saw, _) = exchange(&mut dealer, &mut rep);
         assert_eq!(
             dealer_saw,
             vec![Event::Message(frames(&["a", "b", "", "running"]))]
         );
         // No delimiter: not a request.
-        assert!(dealer.send(&[b"status"]));
+        assert!(send(&mut dealer, &["status"]));
         let (_, rep_saw) = exchange(&mut dealer, &mut rep);
         assert_eq!(rep_saw, vec![]);
     }
@@ -544,7 +562,7 @@ mod tests {
                 loop {
                     match connection.poll_event() {
                         Ok(Some(_)) => {
-                            let _ = connection.send(&[b"answer"]);
+                            let _ = send(&mut connection, &["answer"]);
                         }
                         Ok(None) => break,
                         Err(_) => break 'feed,

@@ -353,8 +353,7 @@ impl Relay {
             if peer.connection.backlog() > WORKER_BACKLOG {
                 continue;
             }
-            let parts: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-            peer.connection.send(&parts);
+            peer.connection.send(frames.iter().map(Vec::as_slice));
             self.flush(slot);
             return Ok(());
         }
@@ -381,8 +380,7 @@ impl Relay {
             );
             return;
         }
-        let parts: Vec<&[u8]> = frames[1..].iter().map(Vec::as_slice).collect();
-        peer.connection.send(&parts);
+        peer.connection.send(frames[1..].iter().map(Vec::as_slice));
         self.flush(slot);
     }
 
