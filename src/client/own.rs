@@ -5,7 +5,8 @@
 //!
 //! It keeps libzmq's REQ behaviour where a client can see it: a proxy that
 //! is not up yet is tried again every 100 ms within the attempt's time (the
-//! host name resolved again each time); a reply without the delimiter is
+//! host name resolved again when the address that answered last does not);
+//! a reply without the delimiter is
 //! ignored; heartbeats that come during a request are answered. Between
 //! requests nothing reads the connection: a proxy that drops it for missed
 //! heartbeats costs a new connection at the next request, within its

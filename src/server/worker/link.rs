@@ -2,8 +2,8 @@
 //! pool's reader of the moment and written by every thread that answers.
 //!
 //! It behaves as libzmq's DEALER: made again after the proxy goes away
-//! (every 100 ms until it is back, the host name resolved again each
-//! time), heartbeats answered. Replies go out only once the handshake of
+//! (every 100 ms until it is back, the host name resolved again when the
+//! address that answered last does not), heartbeats answered. Replies go out only once the handshake of
 //! the connection they are written to is done.
 
 use crate::sync::Lock;
