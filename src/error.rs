@@ -70,13 +70,13 @@ pub enum VSphereKind {
     },
 }
 
-impl From<zmq::Error> for Error {
-    fn from(source: zmq::Error) -> Error {
-        Error::Zmq {
-            action: "serving",
-            source,
-        }
-    }
+/// The text a panic was raised with, when it has one (`panic!` with a
+/// literal or a format).
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
 impl Error {

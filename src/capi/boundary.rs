@@ -27,12 +27,9 @@ pub(crate) fn guard<T>(on_panic: impl FnOnce(&Error) -> T, body: impl FnOnce() -
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        format!("panic: {text}")
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        format!("panic: {text}")
-    } else {
-        String::from("panic")
+    match crate::error::panic_text(payload) {
+        Some(text) => format!("panic: {text}"),
+        None => String::from("panic"),
     }
 }
 

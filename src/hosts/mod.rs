@@ -129,16 +129,16 @@ impl Hosts {
             .collect();
         let gone: Vec<Entry> = {
             let mut entries = self.entries.locked();
-            let mut gone = Vec::new();
-            let names: Vec<String> = entries.keys().cloned().collect();
-            for name in names {
-                let kept = registered.iter().any(|host| {
-                    host.host == name && entries.get(&name).is_some_and(|entry| entry.row == *host)
-                });
-                if !kept {
-                    gone.extend(entries.remove(&name));
-                }
-            }
+            // Rows removed or disabled leave; changed ones are replaced.
+            let leaving: Vec<String> = entries
+                .keys()
+                .filter(|name| !registered.iter().any(|host| &host.host == *name))
+                .cloned()
+                .collect();
+            let mut gone: Vec<Entry> = leaving
+                .iter()
+                .filter_map(|name| entries.remove(name))
+                .collect();
             for (name, entry) in made {
                 gone.extend(entries.insert(name, entry));
             }

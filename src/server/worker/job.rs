@@ -161,11 +161,7 @@ fn answer(job: &Job, helpers_allowed: &[String]) -> (String, Option<String>) {
 
 /// The failure reply for a request whose handling panicked (a bug), logged.
 fn internal_failure(method: Option<&str>, panic: &(dyn std::any::Any + Send)) -> String {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|text| (*text).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_owned());
+    let what = crate::error::panic_text(panic).unwrap_or("a panic");
     let msg = match method {
         Some(method) => format!("Task {method} failed: internal error in the worker ({what})"),
         None => format!("Internal error in the worker ({what})"),
