@@ -61,6 +61,11 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 /// How long an object lookup (name to object) is remembered, unless set.
 pub const DEFAULT_CACHE_TTL_S: u64 = 300;
+/// How long a mirrored property nobody asks for stays mirrored, unless set.
+pub const DEFAULT_MIRROR_IDLE_S: u64 = 900;
+/// How many property values (objects times properties) one host's mirror
+/// may hold, unless set: about 200 MB at the sizes measured.
+pub const DEFAULT_MIRROR_MAX_VALUES: u64 = 1_000_000;
 /// The longest timeout (connecting, or one task) accepted anywhere, in
 /// milliseconds: one hour. Larger values are refused with an error, so that
 /// no deadline can overflow.
@@ -80,6 +85,16 @@ pub struct AgentOptions {
     /// How long object lookups (and the performance counter and interval
     /// tables) are cached, in seconds; 0 turns the cache off.
     pub cache_ttl_s: u64,
+    /// Whether the agent keeps a live mirror of the properties asked for
+    /// (on): answers come from memory while its update stream is alive.
+    /// Off: every task asks the vSphere host, as py-vpoller does.
+    pub mirror: bool,
+    /// How long a mirrored property nobody asked for stays in the mirror,
+    /// in seconds.
+    pub mirror_idle_s: u64,
+    /// The most property values (objects times properties) the mirror
+    /// holds; properties beyond it are read from the host on every request.
+    pub mirror_max_values: u64,
 }
 
 impl AgentOptions {
@@ -107,6 +122,9 @@ impl Default for AgentOptions {
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             cache_ttl_s: DEFAULT_CACHE_TTL_S,
+            mirror: true,
+            mirror_idle_s: DEFAULT_MIRROR_IDLE_S,
+            mirror_max_values: DEFAULT_MIRROR_MAX_VALUES,
         }
     }
 }
