@@ -16,7 +16,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("test_hooks", &["sync"]),
     ("transport", &["error", "sync"]),
     ("vsphere", &["error", "sync", "fork"]),
-    ("agent", &["vsphere", "error", "sync", "test_hooks"]),
+    ("agent", &["vsphere", "error", "sync", "fork", "test_hooks"]),
     ("helpers", &["agent", "test_hooks"]),
     (
         "hosts",

@@ -2,6 +2,7 @@
 
 use crate::agent::inventory::{self, MISSING};
 use crate::agent::python;
+use crate::agent::reads;
 use crate::agent::reply;
 use crate::agent::request::{Msg, TaskResult};
 use crate::agent::Agent;
@@ -21,7 +22,6 @@ fn names_by_reference(
     references: &[MoRef],
     path: &str,
 ) -> Result<HashMap<MoRef, Value>, Error> {
-    let connection = agent.connection()?;
     let mut by_kind: HashMap<&str, Vec<MoRef>> = HashMap::new();
     for reference in references {
         let list = by_kind.entry(reference.kind.as_str()).or_default();
@@ -31,8 +31,8 @@ fn names_by_reference(
     }
     let mut names = HashMap::new();
     for (kind, list) in by_kind {
-        property::retrieve(
-            &connection,
+        reads::retrieve(
+            agent,
             kind,
             property::Scope::Objects(&list),
             &[path],

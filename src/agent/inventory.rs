@@ -2,6 +2,7 @@
 //! one object by name, read its properties or those of a service. The other
 //! task families build on this one.
 
+use crate::agent::reads;
 use crate::agent::reply::{self, Answer, ListWriter, Reply};
 use crate::agent::request::{Msg, TaskError, TaskResult};
 use crate::agent::Agent;
@@ -16,15 +17,7 @@ pub(crate) const MISSING: &str = "Cannot find object ";
 /// The performance and snapshot tasks' spelling.
 pub(crate) const MISSING_COLON: &str = "Cannot find object: ";
 
-/// The property that identifies an object of `kind` in a request: datastores
-/// are named by their URL (`info.url`), everything else by `name`.
-pub(crate) fn key_property(kind: &str) -> &'static str {
-    if kind == "Datastore" {
-        "info.url"
-    } else {
-        "name"
-    }
-}
+pub(crate) use crate::agent::mirror::key_property;
 
 /// The properties as a JSON object, in the server's order.
 pub(crate) fn to_json(content: &ObjectContent) -> Reply {
@@ -41,10 +34,9 @@ pub(crate) fn discover(agent: &Agent, msg: &Msg<'_>, kind: &str) -> TaskResult<A
     let mut paths = vec![String::from("name")];
     paths.extend(msg.properties());
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let connection = agent.connection()?;
     let mut result = ListWriter::new("Successfully discovered objects");
-    property::retrieve(
-        &connection,
+    reads::retrieve(
+        agent,
         kind,
         Scope::All,
         &paths,
@@ -104,7 +96,9 @@ pub(crate) fn lookup(
 }
 
 /// Finds the object of `kind` the message names and reads `paths` of it;
-/// `None` when there is no such object.
+/// `None` when there is no such object. The object's key property is read
+/// too, so that an object renamed since it was looked up is noticed: it no
+/// longer answers to its old name.
 fn object(
     agent: &Agent,
     msg: &Msg<'_>,
@@ -113,23 +107,37 @@ fn object(
 ) -> Result<Option<ObjectContent>, Error> {
     let name = msg.name();
     let key = key_property(kind);
-    let connection = agent.connection()?;
-    // Twice at most: a cached object that is gone is looked up afresh.
+    let mut read_paths = paths.to_vec();
+    let key_asked = paths.contains(&key);
+    if !key_asked {
+        read_paths.push(key);
+    }
+    // Twice at most: a cached object that is gone or renamed is looked up
+    // afresh.
     for _ in 0..2 {
-        let (found, cached) = agent
-            .cache
-            .find(&connection, kind, key, &name, msg.deadline)?;
+        let (found, cached) = reads::find(agent, kind, key, &name, msg.deadline)?;
         let Some(reference) = found else {
             return Ok(None);
         };
-        let content =
-            match property::object_properties(&connection, &reference, paths, msg.deadline) {
-                Ok(content) => content,
-                Err(error) if error.is_fault("ManagedObjectNotFound") => None,
-                Err(other) => return Err(other),
-            };
+        let content = match reads::object_properties(agent, &reference, &read_paths, msg.deadline) {
+            Ok(content) => content,
+            Err(error) if error.is_fault("ManagedObjectNotFound") => None,
+            Err(other) => return Err(other),
+        };
+        let content = content.filter(|content| {
+            content
+                .get(key)
+                .is_some_and(|value| value.children.is_empty() && value.text == name)
+        });
         match content {
-            Some(content) => return Ok(Some(content)),
+            Some(mut content) => {
+                if !key_asked {
+                    if let Some(at) = content.props.iter().rposition(|(path, _)| path == key) {
+                        content.props.remove(at);
+                    }
+                }
+                return Ok(Some(content));
+            }
             None if cached => agent.cache.forget(kind, key, &name),
             None => return Ok(None),
         }
@@ -146,10 +154,9 @@ pub(crate) fn properties_of(
     paths: &[&str],
     msg: &Msg<'_>,
 ) -> Result<Vec<Value>, Error> {
-    let connection = agent.connection()?;
     let mut result = Vec::with_capacity(references.len());
-    property::retrieve(
-        &connection,
+    reads::retrieve(
+        agent,
         kind,
         Scope::Objects(references),
         paths,

@@ -1,7 +1,9 @@
 //! Finding an object by a property value (its name, or a datastore's URL),
-//! with py-vpoller's cache of lookups (hits and misses) for a TTL. A cached
-//! object that has since been deleted is noticed on use and looked up again,
-//! so the cache never serves a deleted object.
+//! with py-vpoller's cache of lookups (hits and misses) for a TTL. One scan
+//! of the property remembers every object it saw, so a sweep over N objects
+//! costs one scan, not N. A cached object that has since been deleted or
+//! renamed is noticed on use (the caller reads the property again) and
+//! looked up afresh, so the cache never serves a deleted or renamed object.
 
 use crate::error::Error;
 use crate::sync::Lock;
@@ -13,6 +15,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 type Key = (String, String, String);
+
+/// The most lookups remembered; beyond it expired ones go first, then a
+/// scan remembers no more than fits.
+const MAX_ENTRIES: usize = 200_000;
 
 pub(crate) struct LookupCache {
     ttl: Mutex<Duration>,
@@ -59,8 +65,11 @@ impl LookupCache {
         }
         let mut entries = self.entries.locked();
         // Bounded: expired entries go when the map grows large.
-        if entries.len() >= 100_000 {
+        if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                return;
+            }
         }
         entries.insert(key, (found, Instant::now()));
     }
@@ -85,7 +94,7 @@ impl LookupCache {
         if let Some(found) = self.get(&key) {
             return Ok((found, true));
         }
-        let mut found = None;
+        let mut seen: HashMap<String, MoRef> = HashMap::new();
         property::retrieve(
             connection,
             kind,
@@ -93,17 +102,40 @@ impl LookupCache {
             &[property],
             deadline,
             &mut |object| {
-                if found.is_none()
-                    && object.get(property).is_some_and(|candidate| {
-                        candidate.children.is_empty() && candidate.text == value
-                    })
-                {
-                    found = Some(object.obj);
+                if let Some(candidate) = object.get(property) {
+                    if candidate.children.is_empty() {
+                        // The first object with a value is the one found.
+                        seen.entry(candidate.text.clone()).or_insert(object.obj);
+                    }
                 }
                 Ok(())
             },
         )?;
+        let found = seen.get(value).cloned();
+        self.put_all(kind, property, seen);
         self.put(key, found.clone());
         Ok((found, false))
+    }
+
+    /// Remembers every object one scan saw, by its value.
+    fn put_all(&self, kind: &str, property: &str, seen: HashMap<String, MoRef>) {
+        let ttl = self.ttl();
+        if ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut entries = self.entries.locked();
+        if entries.len() + seen.len() > MAX_ENTRIES {
+            entries.retain(|_, (_, at)| at.elapsed() < ttl);
+        }
+        for (value, object) in seen {
+            if entries.len() >= MAX_ENTRIES {
+                break;
+            }
+            entries.insert(
+                (kind.to_owned(), property.to_owned(), value),
+                (Some(object), now),
+            );
+        }
     }
 }

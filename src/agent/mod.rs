@@ -30,8 +30,10 @@ mod guest;
 mod health;
 mod inventory;
 mod lookup;
+mod mirror;
 mod perf;
 mod python;
+mod reads;
 mod relations;
 pub(crate) mod reply;
 mod request;
@@ -143,6 +145,10 @@ pub struct Agent {
     cache: LookupCache,
     /// The performance counter and interval tables.
     perf: perf::TableCache,
+    /// `options.mirror`, read by every task without taking the lock.
+    mirror_on: std::sync::atomic::AtomicBool,
+    /// The live mirror of the host's properties.
+    mirror: mirror::Mirror,
 }
 
 impl std::fmt::Debug for Agent {
@@ -179,6 +185,11 @@ impl Agent {
             password: password.to_owned(),
             cache: LookupCache::new(Duration::from_secs(options.cache_ttl_s)),
             timeout_ms: AtomicU64::new(options.timeout_ms),
+            mirror_on: std::sync::atomic::AtomicBool::new(options.mirror),
+            mirror: mirror::Mirror::new(
+                Duration::from_secs(options.mirror_idle_s),
+                options.mirror_max_values,
+            ),
             options: Mutex::new(options),
             connection: Mutex::new(None),
             perf: perf::TableCache::default(),
@@ -219,6 +230,14 @@ impl Agent {
             self.cache.clear();
             self.perf.clear();
         }
+        if endpoint_changed || !options.mirror {
+            self.mirror.reset();
+        }
+        self.mirror.set_limits(
+            Duration::from_secs(options.mirror_idle_s),
+            options.mirror_max_values,
+        );
+        self.mirror_on.store(options.mirror, Ordering::Relaxed);
         self.cache.set_ttl(Duration::from_secs(options.cache_ttl_s));
         self.timeout_ms.store(options.timeout_ms, Ordering::Relaxed);
         *self.options.locked() = options;
@@ -247,6 +266,34 @@ impl Agent {
         )?);
         *slot = Some(connection.clone());
         Ok(connection)
+    }
+
+    /// Whether tasks may be answered from the mirror.
+    fn mirror_on(&self) -> bool {
+        self.mirror_on.load(Ordering::Relaxed)
+    }
+
+    /// The mirror's state and counters, with the SOAP calls made so far
+    /// by method, as JSON (the worker's `status` shows it per host).
+    pub fn mirror_status(&self) -> Value {
+        let calls = self
+            .connection
+            .locked()
+            .as_ref()
+            .map(|connection| connection.calls())
+            .unwrap_or_default();
+        let mut status = self.mirror.stats().to_json(&calls);
+        status["mirror"] = Value::Bool(self.mirror_on());
+        status
+    }
+
+    /// Whether the mirror's update stream is alive now (its state is
+    /// `in sync`).
+    pub fn mirror_in_sync(&self) -> bool {
+        match self.connection.locked().clone() {
+            Some(connection) => self.mirror_on() && self.mirror.in_sync(&connection),
+            None => false,
+        }
     }
 
     fn timeout(&self) -> Duration {
@@ -297,7 +344,16 @@ impl Agent {
                 python::class(msg)
             )));
         };
-        tasks::run(self, fields)
+        self.counted(|| tasks::run(self, fields))
+    }
+
+    /// Runs `task`, counting whether it was answered without a SOAP call.
+    fn counted<T>(&self, task: impl FnOnce() -> T) -> T {
+        let before = crate::vsphere::soap::calls_on_this_thread();
+        let outcome = task();
+        let from_memory = crate::vsphere::soap::calls_on_this_thread() == before;
+        self.mirror.count_answer(from_memory);
+        outcome
     }
 
     /// Runs task `method` with the fields of `msg` (an object; the method
@@ -305,7 +361,7 @@ impl Agent {
     pub fn run_task(&self, method: &str, msg: &Map<String, Value>) -> Value {
         let mut fields = msg.clone();
         fields.insert("method".into(), Value::String(method.to_owned()));
-        tasks::run(self, &fields).into_value()
+        self.counted(|| tasks::run(self, &fields)).into_value()
     }
 }
 

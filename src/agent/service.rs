@@ -15,9 +15,12 @@ use serde_json::{json, Map, Value};
 /// It fails while the host is down, as py-vpoller's does (which asks the
 /// host every time): users check that vCenter answers with it. The answer
 /// comes from the host's last answer while that is fresh (see
-/// `vsphere::liveness`), so that many `about`s cost few calls.
+/// `vsphere::liveness`) or while the mirror's update stream is alive, so
+/// that many `about`s cost few calls.
 pub(crate) fn about(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
-    let about = agent.connection()?.about(msg.deadline)?;
+    let about = agent
+        .connection()?
+        .about(agent.mirror_in_sync(), msg.deadline)?;
     let mut properties = msg.properties();
     if properties.is_empty() {
         properties.push("fullName".into());

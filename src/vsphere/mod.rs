@@ -9,6 +9,7 @@ pub(crate) mod session;
 pub(crate) mod soap;
 pub(crate) mod tls;
 pub(crate) mod typetable;
+pub(crate) mod updates;
 pub(crate) mod value;
 pub(crate) mod xml;
 

@@ -194,7 +194,7 @@ fn object_content(node: Node) -> Result<ObjectContent, Error> {
 }
 
 /// The session's container view of every `kind` object, made on first use.
-fn container_view(
+pub(crate) fn container_view(
     connection: &Connection,
     session: &Session,
     kind: &str,

@@ -75,6 +75,11 @@ impl Connection {
         self.transport.address()
     }
 
+    /// The SOAP calls made so far, by method.
+    pub fn calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.transport.calls()
+    }
+
     /// The current session, logging in when there is none.
     pub fn session(&self, deadline: Instant) -> Result<Arc<Session>, Error> {
         if let Some(session) = self.current() {
@@ -129,10 +134,12 @@ impl Connection {
     /// not logged in, and asks the host again unless it answered a call
     /// within the last second (see [`About::get`]). Fails while the host
     /// is down.
-    pub fn about(&self, deadline: Instant) -> Result<AboutInfo, Error> {
+    /// `known_alive` says the host is known to answer now (another stream
+    /// of its answers is alive), which also lets memory answer.
+    pub fn about(&self, known_alive: bool, deadline: Instant) -> Result<AboutInfo, Error> {
         let session = self.session(deadline)?;
         self.about.get(
-            self.transport.answered_within(FRESH),
+            known_alive || self.transport.answered_within(FRESH),
             deadline,
             || self.service_content(&session.api_version, None, deadline),
             || self.transport.timed_out("RetrieveServiceContent"),

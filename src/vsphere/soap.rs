@@ -9,6 +9,7 @@ use crate::error::{Error, VSphereKind};
 use crate::sync::Lock;
 use crate::vsphere::tls::{self, RefusedFingerprint, Verification, WeakKey};
 use crate::vsphere::xml::{self, Node};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,6 +98,17 @@ pub(crate) struct Endpoint {
     pub connect_timeout: Duration,
 }
 
+thread_local! {
+    /// SOAP calls this thread sent, to any host.
+    static CALLS_ON_THIS_THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many SOAP calls this thread has sent (a task that sent none was
+/// answered from memory).
+pub(crate) fn calls_on_this_thread() -> u64 {
+    CALLS_ON_THIS_THREAD.with(std::cell::Cell::get)
+}
+
 /// The HTTPS side of a vSphere connection.
 pub(crate) struct Transport {
     url: String,
@@ -110,6 +122,8 @@ pub(crate) struct Transport {
     /// When the host last sent an HTTP response (any status), in
     /// nanoseconds after `created` plus one; 0 before the first.
     last_answer: AtomicU64,
+    /// The SOAP calls sent, by method (a retry on a stale connection counts).
+    calls: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Transport {
@@ -130,6 +144,7 @@ impl Transport {
             http: Mutex::new((crate::fork::generation(), http)),
             created: Instant::now(),
             last_answer: AtomicU64::new(0),
+            calls: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -148,6 +163,22 @@ impl Transport {
     fn note_answer(&self) {
         let since = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
         self.last_answer.fetch_max(since + 1, Ordering::Relaxed);
+    }
+
+    /// The SOAP calls sent so far, by method.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls.locked().clone()
+    }
+
+    fn count_call(&self, method: &str) {
+        CALLS_ON_THIS_THREAD.with(|calls| calls.set(calls.get() + 1));
+        let mut calls = self.calls.locked();
+        match calls.get_mut(method) {
+            Some(count) => *count += 1,
+            None => {
+                calls.insert(method.to_owned(), 1);
+            }
+        }
     }
 
     /// `host:port`, for messages.
@@ -200,6 +231,7 @@ impl Transport {
             if let Some(cookie) = request.cookie {
                 http_request = http_request.set("Cookie", cookie);
             }
+            self.count_call(request.method);
             match http_request.send_string(&body) {
                 Ok(response) => break response,
                 Err(ureq::Error::Status(_, response)) => break response,

@@ -1,0 +1,146 @@
+//! Answers from the mirror are byte for byte those from vCenter: for every
+//! task family answered from memory, on the test inventory, the reply of
+//! an agent with the mirror on (once it answers from memory) equals the
+//! reply of an agent with the mirror off.
+
+mod common;
+
+use common::Simulator;
+use serde_json::{json, Value};
+use vpoller::{Agent, AgentOptions, Verification};
+
+fn agent(simulator: &Simulator, mirror: bool) -> Agent {
+    Agent::with_options(
+        &simulator.host(),
+        "root",
+        "secret-pw",
+        AgentOptions {
+            verification: Verification::CaFile(simulator.ca_file.clone()),
+            timeout_ms: 20_000,
+            mirror,
+            ..AgentOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn from_memory(agent: &Agent) -> u64 {
+    agent.mirror_status()["answered_from_memory"]
+        .as_u64()
+        .unwrap()
+}
+
+/// The reply to `msg` once the agent answers it from memory (it fills the
+/// mirror on the first asks); panics when it never does.
+fn answered_from_memory(agent: &Agent, msg: &str) -> String {
+    for _ in 0..400 {
+        let before = from_memory(agent);
+        let reply = agent.run(msg);
+        if from_memory(agent) > before {
+            return reply;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "never answered from memory: {msg}; mirror: {}",
+        agent.mirror_status()
+    );
+}
+
+fn datastore_url(agent: &Agent) -> String {
+    let reply: Value = serde_json::from_str(
+        &agent.run(r#"{"method": "datastore.discover", "properties": ["info.url"]}"#),
+    )
+    .unwrap();
+    reply["result"][0]["info.url"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn answers_from_memory_equal_answers_from_vcenter() {
+    let simulator = Simulator::start();
+    let on = agent(&simulator, true);
+    let off = agent(&simulator, false);
+    let url = datastore_url(&off);
+    let vm = "DC0_H0_VM0";
+    let mut messages = vec![
+        json!({"method": "vm.discover"}),
+        json!({"method": "vm.discover", "properties": ["runtime.powerState", "summary.config.numCpu"]}),
+        json!({"method": "vm.get", "name": vm, "properties": ["runtime.powerState", "config.hardware.device", "guest", "datastore"]}),
+        json!({"method": "vm.get", "name": "Zürich-ВМ-虚拟机", "properties": ["runtime.powerState"]}),
+        json!({"method": "vm.get", "name": "no-such-vm", "properties": ["runtime.powerState"]}),
+        json!({"method": "host.discover", "properties": ["runtime.inMaintenanceMode"]}),
+        json!({"method": "host.get", "name": "DC0_H0", "properties": ["summary.hardware", "runtime.connectionState"]}),
+        json!({"method": "datastore.discover", "properties": ["summary.capacity"]}),
+        json!({"method": "datastore.get", "name": url, "properties": ["summary.type"]}),
+        json!({"method": "datacenter.discover"}),
+        json!({"method": "datacenter.get", "name": "DC0", "properties": ["overallStatus"]}),
+        json!({"method": "cluster.discover"}),
+        json!({"method": "cluster.get", "name": "DC0_C0", "properties": ["summary.numHosts"]}),
+        json!({"method": "resource.pool.discover"}),
+        json!({"method": "net.discover"}),
+        json!({"method": "net.get", "name": "VM Network", "properties": ["summary.accessible"]}),
+        json!({"method": "vm.cpu.usage.percent", "name": vm}),
+        json!({"method": "vm.disk.discover", "name": vm}),
+        json!({"method": "vm.disk.get", "name": vm, "key": "/no/such/disk"}),
+        json!({"method": "vm.guest.net.get", "name": vm}),
+        json!({"method": "vm.snapshot.get", "name": vm}),
+        json!({"method": "datastore.host.get", "name": url}),
+        json!({"method": "datastore.vm.get", "name": url}),
+        json!({"method": "about"}),
+        json!({"method": "about", "properties": ["apiType", "version"]}),
+    ];
+    for method in [
+        "host.vm.get",
+        "host.net.get",
+        "host.datastore.get",
+        "host.alarm.get",
+    ] {
+        messages.push(json!({"method": method, "name": "DC0_H0"}));
+    }
+    messages.push(json!({"method": "host.cluster.get", "name": "DC0_C0_H0"}));
+    for method in [
+        "vm.host.get",
+        "vm.net.get",
+        "vm.datastore.get",
+        "vm.alarm.get",
+    ] {
+        messages.push(json!({"method": method, "name": vm}));
+    }
+    for method in ["net.host.get", "net.vm.get"] {
+        messages.push(json!({"method": method, "name": "VM Network"}));
+    }
+    messages.push(json!({"method": "cluster.alarm.get", "name": "DC0_C0"}));
+    messages.push(json!({"method": "datacenter.alarm.get", "name": "DC0"}));
+    for msg in &messages {
+        let text = msg.to_string();
+        let memory = answered_from_memory(&on, &text);
+        assert_eq!(memory, off.run(&text), "{text}");
+    }
+    // Every one of them again, now that the mirror holds all: still equal,
+    // and none made a call.
+    let before = from_memory(&on);
+    for msg in &messages {
+        let text = msg.to_string();
+        assert_eq!(on.run(&text), off.run(&text), "{text}");
+    }
+    assert_eq!(from_memory(&on) - before, messages.len() as u64);
+}
+
+#[test]
+fn live_tasks_still_ask_vcenter() {
+    let simulator = Simulator::start();
+    let on = agent(&simulator, true);
+    let off = agent(&simulator, false);
+    let vm = "DC0_H0_VM0";
+    for msg in [
+        json!({"method": "event.latest"}),
+        json!({"method": "vm.process.get", "name": vm, "username": "u", "password": "p"}),
+    ] {
+        let text = msg.to_string();
+        for _ in 0..3 {
+            let before = from_memory(&on);
+            assert_eq!(on.run(&text), off.run(&text), "{text}");
+            assert_eq!(from_memory(&on), before, "{text} was answered from memory");
+        }
+    }
+}
