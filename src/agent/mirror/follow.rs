@@ -55,7 +55,7 @@ pub(super) fn run(inner: &Inner, connection: &Connection, stop: &AtomicBool) {
     let mut logged: Option<String> = None;
     while !stop.load(Ordering::SeqCst) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            follower.step(inner, connection)
+            follower.step(inner, connection, stop)
         }))
         .unwrap_or_else(|panic| {
             Err(Error::Internal(format!(
@@ -91,7 +91,8 @@ pub(super) fn run(inner: &Inner, connection: &Connection, stop: &AtomicBool) {
         }
     }
     if let Some(collector) = follower.collector.take() {
-        let deadline = deadline_after(Duration::from_secs(2));
+        // Its filters would keep costing vCenter until the session ends.
+        let deadline = deadline_after(Duration::from_secs(1));
         let _ = updates::destroy_collector(connection, &collector, deadline);
     }
 }
@@ -150,7 +151,12 @@ impl Follower {
 
     /// One round: a collector if there is none, the filters made to match
     /// what is wanted, one long poll and its changes applied.
-    fn step(&mut self, inner: &Inner, connection: &Connection) -> Result<(), Error> {
+    fn step(
+        &mut self,
+        inner: &Inner,
+        connection: &Connection,
+        stop: &AtomicBool,
+    ) -> Result<(), Error> {
         let current_epoch = connection.current().map(|session| session.epoch);
         if self.collector.is_some() && current_epoch != Some(self.epoch) {
             // The session was renewed: the collector went with the old one.
@@ -168,7 +174,7 @@ impl Follower {
             state.kinds.clear();
         }
         self.match_filters(inner, connection)?;
-        self.poll(inner, connection)
+        self.poll(inner, connection, stop)
     }
 
     /// The paths of each type asked for within the idle time (with the
@@ -311,7 +317,12 @@ impl Follower {
     }
 
     /// One long poll; its changes applied.
-    fn poll(&mut self, inner: &Inner, connection: &Connection) -> Result<(), Error> {
+    fn poll(
+        &mut self,
+        inner: &Inner,
+        connection: &Connection,
+        stop: &AtomicBool,
+    ) -> Result<(), Error> {
         let collector = self.collector.clone().expect("a collector is made first");
         let initial = self.version.is_empty();
         {
@@ -335,6 +346,9 @@ impl Follower {
             deadline_after(bound),
         );
         inner.wanted.locked().waiting_on = None;
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let answer = match answer {
             Err(error) if error.is_fault("RequestCanceled") => return Ok(()),
             other => other?,

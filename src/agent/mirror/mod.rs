@@ -133,13 +133,20 @@ struct State {
 
 /// The follower thread of a mirror and how to stop it.
 struct Running {
-    generation: u64,
     stop: Arc<AtomicBool>,
     done: mpsc::Receiver<()>,
 }
 
+/// `Mirror::started_in` before a follower was started.
+const NEVER: u64 = u64::MAX;
+
 /// A mirror of one vSphere host, owned by its agent.
 pub(crate) struct Mirror {
+    /// The fork generation whose process started the follower. In a
+    /// forked child of that process the mirror is not used at all (reads
+    /// go to vCenter): the parent's thread is not there, and a lock it
+    /// held at the fork would never be released.
+    started_in: AtomicU64,
     inner: Arc<Inner>,
     running: Mutex<Option<Running>>,
     connection: Mutex<Option<Arc<Connection>>>,
@@ -182,6 +189,7 @@ impl Stats {
 impl Mirror {
     pub fn new(idle: Duration, max_values: u64) -> Mirror {
         Mirror {
+            started_in: AtomicU64::new(NEVER),
             inner: Arc::new(Inner {
                 store: RwLock::new(State {
                     status: Status::Idle,
@@ -229,10 +237,14 @@ impl Mirror {
     }
 
     fn follower_running(&self) -> bool {
-        self.running
-            .locked()
-            .as_ref()
-            .is_some_and(|running| running.generation == crate::fork::generation())
+        self.started_in.load(Ordering::Acquire) == crate::fork::generation()
+    }
+
+    /// Whether this process may use the mirror: it started the follower,
+    /// or nobody did yet.
+    fn usable(&self) -> bool {
+        let started_in = self.started_in.load(Ordering::Acquire);
+        started_in == NEVER || started_in == crate::fork::generation()
     }
 
     /// The objects of `kind` in `scope` with `paths`, from memory; `None`
@@ -297,6 +309,9 @@ impl Mirror {
 
     /// Counts an answer to a task from memory or not.
     pub fn count_answer(&self, from_memory: bool) {
+        if !self.usable() {
+            return;
+        }
         let counter = if from_memory {
             &self.inner.answered_from_memory
         } else {
@@ -368,24 +383,12 @@ impl Mirror {
         }
     }
 
-    /// Starts the follower thread unless it runs (in this process).
+    /// Starts the follower thread unless it runs.
     fn ensure_follower(&self, connection: &Arc<Connection>) {
         let generation = crate::fork::generation();
         let mut running = self.running.locked();
-        if running
-            .as_ref()
-            .is_some_and(|running| running.generation == generation)
-        {
-            return;
-        }
         if running.is_some() {
-            // Forked: the parent's thread is not here. Start from nothing.
-            let mut state = self.inner.store.write_locked();
-            state.kinds.clear();
-            state.status = Status::Idle;
-            let mut wanted = self.inner.wanted.locked();
-            wanted.waiting_on = None;
-            wanted.cancel_sent = false;
+            return;
         }
         let (done_tx, done) = mpsc::channel();
         let inner = self.inner.clone();
@@ -399,17 +402,26 @@ impl Mirror {
                 let _ = done_tx.send(());
             });
         if spawned.is_ok() {
-            *running = Some(Running {
-                generation,
-                stop,
-                done,
-            });
+            *running = Some(Running { stop, done });
             *self.connection.locked() = Some(connection.clone());
+            self.started_in.store(generation, Ordering::Release);
         }
     }
 
     /// The counters and state.
     pub fn stats(&self) -> Stats {
+        if !self.usable() {
+            return Stats {
+                status: Status::Idle,
+                objects: 0,
+                values: 0,
+                properties: 0,
+                last_update_age: None,
+                updates_applied: 0,
+                answered_from_memory: 0,
+                answered_directly: 0,
+            };
+        }
         let state = self.inner.store.read_locked();
         let status = if self.follower_running() {
             state.status.clone()
@@ -448,6 +460,9 @@ impl Mirror {
     /// the host is reached, or the mirror was turned off); the next read
     /// from vCenter starts it again.
     pub fn reset(&self) {
+        if !self.usable() {
+            return;
+        }
         self.stop();
         let mut state = self.inner.store.write_locked();
         state.kinds.clear();
@@ -459,20 +474,24 @@ impl Mirror {
 
     /// Stops the follower (ending its poll) and waits a little for it.
     fn stop(&self) {
+        if !self.follower_running() {
+            // Not started, or started by the process this one forked from.
+            return;
+        }
         let Some(running) = self.running.locked().take() else {
             return;
         };
+        self.started_in.store(NEVER, Ordering::Release);
         running.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_all();
-        if running.generation != crate::fork::generation() {
-            return;
-        }
         let collector = self.inner.wanted.locked().waiting_on.clone();
         if let (Some(collector), Some(connection)) = (collector, self.connection.locked().clone()) {
             let deadline = crate::vsphere::soap::deadline_after(Duration::from_secs(2));
             let _ = crate::vsphere::updates::cancel_wait(&connection, &collector, deadline);
         }
-        let _ = running.done.recv_timeout(Duration::from_secs(3));
+        // It ends its poll, gives its collector back and, holding the last
+        // reference to the connection, logs out: a few calls.
+        let _ = running.done.recv_timeout(Duration::from_secs(8));
     }
 }
 
