@@ -2,12 +2,16 @@
 //! `vpoller-standin` crate (tests/standin), which other languages' tests run too.
 #![allow(dead_code, unused_imports)] // each test binary uses a different part
 
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::CStr;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::raw::c_char;
 use std::path::Path;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use vpoller::hosts::{Host, Registry, Tls};
 use vpoller::{Agent, AgentOptions, Client, Verification};
@@ -66,12 +70,23 @@ pub fn c_program(name: &str) -> PathBuf {
 
 /// govmomi's vSphere simulator (target/interop/vcsim, `make vcsim`) on a free
 /// loopback port, with the CA that signed its certificate written out;
-/// killed by pid when dropped.
+/// killed by pid when dropped. Its standard input and output are its control
+/// channel ([`Simulator::command`]); its log is `vcsim.log` in its directory.
 pub struct Simulator {
     child: Child,
     pub port: u16,
     pub ca_file: PathBuf,
-    _dir: TempDir,
+    /// The extra flags it was started with, given again on a restart.
+    args: Vec<String>,
+    control: Mutex<Control>,
+    dir: TempDir,
+}
+
+/// The simulator's control channel: commands to its stdin, answers (one
+/// line each) from its stdout.
+struct Control {
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
 }
 
 struct TempDir(PathBuf);
@@ -94,69 +109,406 @@ impl Simulator {
 
     /// A simulator on `port` of 127.0.0.1 (0: a free one).
     pub fn start_on(port: u16) -> Simulator {
-        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/vcsim");
-        assert!(
-            binary.exists(),
-            "{} is missing: run `make vcsim`",
-            binary.display()
-        );
+        Simulator::launch(port, &[])
+    }
+
+    /// A simulator on a free port started with the extra vcsim flags `args`
+    /// (`["-vms", "50", "-delay-ms", "10"]`).
+    pub fn start_with(args: &[&str]) -> Simulator {
+        Simulator::launch(0, args)
+    }
+
+    fn launch(port: u16, args: &[&str]) -> Simulator {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "vpoller-vcsim-{}-{}",
             std::process::id(),
             STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_file = dir.join("ca.pem");
-        let mut child = Command::new(&binary)
-            .arg("-listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-ca-out")
-            .arg(&ca_file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .trim_end_matches("/sdk")
-            .parse()
-            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let dir = TempDir(dir);
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        let (child, port, control) =
+            spawn_simulator(&dir.0, port, &args).unwrap_or_else(|error| panic!("{error}"));
         Simulator {
             child,
             port,
-            ca_file,
-            _dir: TempDir(dir),
+            ca_file: dir.0.join("ca.pem"),
+            args,
+            control: Mutex::new(control),
+            dir,
         }
     }
 
+    /// Sends one command line to the simulator and returns the text of its
+    /// answer after `ok` (`""` for a bare `ok`); panics with the simulator's
+    /// text if it answers `error`. One command at a time, from any thread.
+    pub fn command(&self, line: &str) -> String {
+        self.try_command(line)
+            .unwrap_or_else(|error| panic!("simulator command {line:?}: {error}"))
+    }
+
+    /// Like [`Simulator::command`], the text of an `error` answer as `Err`.
+    /// Panics if the simulator does not answer at all.
+    pub fn try_command(&self, line: &str) -> Result<String, String> {
+        assert!(!line.contains('\n'), "one line: {line:?}");
+        let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+        let log = || std::fs::read_to_string(self.dir.0.join("vcsim.log")).unwrap_or_default();
+        if let Err(error) = writeln!(control.stdin, "{line}").and_then(|()| control.stdin.flush()) {
+            panic!(
+                "simulator command {line:?}: {error} (is it running?)\n{}",
+                log()
+            );
+        }
+        let mut answer = String::new();
+        match control.stdout.read_line(&mut answer) {
+            Ok(0) => panic!(
+                "simulator command {line:?}: no answer (it exited?)\n{}",
+                log()
+            ),
+            Ok(_) => {}
+            Err(error) => panic!("simulator command {line:?}: {error}"),
+        }
+        let answer = answer.trim_end_matches(['\r', '\n']);
+        if answer == "ok" {
+            Ok(String::new())
+        } else if let Some(text) = answer.strip_prefix("ok ") {
+            Ok(text.to_owned())
+        } else if let Some(text) = answer.strip_prefix("error ") {
+            Err(text.to_owned())
+        } else {
+            panic!("simulator command {line:?}: unexpected answer {answer:?}")
+        }
+    }
+
+    /// How many SOAP calls of each method the simulator served since it
+    /// started or since [`Simulator::reset_calls`] (the control channel's
+    /// own calls left out); a request without a SOAP method counts as
+    /// `HTTPMETHOD:PATH`.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.command("calls")
+            .split_whitespace()
+            .map(|pair| {
+                let (method, count) = pair
+                    .rsplit_once('=')
+                    .unwrap_or_else(|| panic!("a call count: {pair:?}"));
+                (method.to_owned(), count.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// Zeroes the call counts.
+    pub fn reset_calls(&self) {
+        self.command("calls reset");
+    }
+
+    /// Kills the simulator (by pid) and waits for it: its port is free.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the simulator and starts it again on the same port with the
+    /// same flags and certificate (a client trusting [`Simulator::ca_file`]
+    /// keeps working); returns once it listens. Its state is new: the
+    /// inventory as at the first start, no sessions.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The port may take a moment to be free again.
+        let (child, _, control) = loop {
+            match spawn_simulator(&self.dir.0, self.port, &self.args) {
+                Ok(started) => break started,
+                Err(error) if Instant::now() > deadline => panic!("restart: {error}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
+        self.child = child;
+        self.control = Mutex::new(control);
+    }
+
     pub fn agent(&self, verification: Verification) -> Agent {
-        let options = AgentOptions {
+        self.agent_with(AgentOptions {
             verification,
             timeout_ms: 10_000,
             ..AgentOptions::default()
-        };
-        Agent::with_options(
-            &format!("127.0.0.1:{}", self.port),
-            "root",
-            "secret-pw",
-            options,
-        )
-        .unwrap()
+        })
+    }
+
+    /// An agent for this simulator (user root) with `options`.
+    pub fn agent_with(&self, options: AgentOptions) -> Agent {
+        Agent::with_options(&self.host(), "root", "secret-pw", options).unwrap()
+    }
+}
+
+/// Starts target/interop/vcsim on `port` of 127.0.0.1 (0: a free one) with
+/// its CA written to `dir`/ca.pem, its certificate kept in `dir`/tls, its
+/// temporary files in `dir`/tmp, its log appended to `dir`/vcsim.log, and
+/// the extra flags `args`; returns once it listens, with the port.
+fn spawn_simulator(
+    dir: &Path,
+    port: u16,
+    args: &[String],
+) -> Result<(Child, u16, Control), String> {
+    let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop/vcsim");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `make vcsim`",
+        binary.display()
+    );
+    let log_path = dir.join("vcsim.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap();
+    let mut child = Command::new(&binary)
+        .arg("-listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-ca-out")
+        .arg(dir.join("ca.pem"))
+        .arg("-tls-dir")
+        .arg(dir.join("tls"))
+        .args(args)
+        // The simulator's datastores (a directory each, a file per VM) go
+        // with the directory, also when it is killed.
+        .env("TMPDIR", dir.join("tmp"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let _ = stdout.read_line(&mut line);
+    let listening = line
+        .trim()
+        .strip_suffix("/sdk")
+        .and_then(|url| url.rsplit(':').next())
+        .and_then(|port| port.parse().ok());
+    match listening {
+        Some(port) => Ok((child, port, Control { stdin, stdout })),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            Err(format!(
+                "the simulator did not start on port {port} (it printed {line:?}):\n{log}"
+            ))
+        }
     }
 }
 
 impl Drop for Simulator {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+    }
+}
+
+/// A TCP forwarder on a free loopback port to a target address, that can
+/// be frozen: then it forwards no bytes in either direction and answers no
+/// new connection (it accepts them), as a hung vCenter; thawed, it forwards
+/// again (what was held, too). Stopped, with its threads and sockets, when
+/// dropped.
+pub struct FreezableProxy {
+    port: u16,
+    shared: Arc<ProxyShared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+struct ProxyShared {
+    target: String,
+    state: Mutex<ProxyState>,
+    /// Signalled when `frozen` or `stopped` changes.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    frozen: bool,
+    stopped: bool,
+    next_id: u64,
+    /// Both sides of every open connection (clones), to shut them down when
+    /// the proxy stops.
+    connections: HashMap<u64, Vec<TcpStream>>,
+    /// The connections' threads, joined when the proxy stops.
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ProxyShared {
+    fn state(&self) -> MutexGuard<'_, ProxyState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits while the proxy is frozen; false once it is stopped.
+    fn wait_thawed(&self) -> bool {
+        let mut state = self.state();
+        while state.frozen && !state.stopped {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        !state.stopped
+    }
+
+    /// Registers a socket of connection `id`; false (and the socket shut
+    /// down) if the proxy is stopping.
+    fn register(&self, id: u64, stream: &TcpStream) -> bool {
+        let mut state = self.state();
+        let Ok(clone) = stream.try_clone() else {
+            return false;
+        };
+        if state.stopped {
+            let _ = clone.shutdown(Shutdown::Both);
+            return false;
+        }
+        state.connections.entry(id).or_default().push(clone);
+        true
+    }
+
+    fn set(&self, change: impl FnOnce(&mut ProxyState)) {
+        change(&mut self.state());
+        self.changed.notify_all();
+    }
+}
+
+impl FreezableProxy {
+    /// A proxy to `target` (`host:port`), forwarding.
+    pub fn start(target: &str) -> FreezableProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(ProxyShared {
+            target: target.to_owned(),
+            state: Mutex::new(ProxyState::default()),
+            changed: Condvar::new(),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            std::thread::spawn(move || accept_connections(listener, shared))
+        };
+        FreezableProxy {
+            port,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// From now on no byte is forwarded and new connections are not answered.
+    pub fn freeze(&self) {
+        self.shared.set(|state| state.frozen = true);
+    }
+
+    /// Forwards again.
+    pub fn thaw(&self) {
+        self.shared.set(|state| state.frozen = false);
+    }
+}
+
+impl Drop for FreezableProxy {
+    fn drop(&mut self) {
+        self.shared.set(|state| state.stopped = true);
+        // Wakes the acceptor, which sees `stopped` and returns.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        let threads = {
+            let mut state = self.shared.state();
+            for stream in state.connections.values().flatten() {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            std::mem::take(&mut state.threads)
+        };
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn accept_connections(listener: TcpListener, shared: Arc<ProxyShared>) {
+    for client in listener.incoming() {
+        if shared.state().stopped {
+            return;
+        }
+        let Ok(client) = client else {
+            // Out of descriptors, say: do not spin.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        let id = {
+            let mut state = shared.state();
+            state.next_id += 1;
+            state.next_id
+        };
+        if !shared.register(id, &client) {
+            return;
+        }
+        let thread = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                forward_connection(id, client, &shared);
+                shared.state().connections.remove(&id);
+            })
+        };
+        let mut state = shared.state();
+        state.threads.retain(|thread| !thread.is_finished());
+        state.threads.push(thread);
+    }
+}
+
+/// Connects `client` to the target once the proxy is not frozen, and
+/// forwards both ways until both sides are done.
+fn forward_connection(id: u64, client: TcpStream, shared: &Arc<ProxyShared>) {
+    if !shared.wait_thawed() {
+        return;
+    }
+    let Ok(server) = TcpStream::connect(&shared.target) else {
+        return;
+    };
+    if !shared.register(id, &server) {
+        return;
+    }
+    let (Ok(client_reader), Ok(server_reader)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let backward = {
+        let shared = shared.clone();
+        std::thread::spawn(move || pump(server_reader, client, &shared))
+    };
+    pump(client_reader, server, shared);
+    let _ = backward.join();
+}
+
+/// Copies `from` to `to`, holding what it read while the proxy is frozen;
+/// passes the end of `from` on as a half-close of `to` (once thawed, too).
+fn pump(mut from: TcpStream, mut to: TcpStream, shared: &ProxyShared) {
+    let mut buffer = [0; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        if !shared.wait_thawed() || to.write_all(&buffer[..read]).is_err() {
+            // Ends the other direction too.
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+    if shared.wait_thawed() {
+        let _ = to.shutdown(Shutdown::Write);
     }
 }
 
