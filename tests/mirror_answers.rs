@@ -5,47 +5,12 @@
 
 mod common;
 
-use common::Simulator;
+use common::{
+    answered_from_memory as from_memory, mirror_agent as agent,
+    reply_from_memory as answered_from_memory, Simulator,
+};
 use serde_json::{json, Value};
-use vpoller::{Agent, AgentOptions, Verification};
-
-fn agent(simulator: &Simulator, mirror: bool) -> Agent {
-    Agent::with_options(
-        &simulator.host(),
-        "root",
-        "secret-pw",
-        AgentOptions {
-            verification: Verification::CaFile(simulator.ca_file.clone()),
-            timeout_ms: 20_000,
-            mirror,
-            ..AgentOptions::default()
-        },
-    )
-    .unwrap()
-}
-
-fn from_memory(agent: &Agent) -> u64 {
-    agent.mirror_status()["answered_from_memory"]
-        .as_u64()
-        .unwrap()
-}
-
-/// The reply to `msg` once the agent answers it from memory (it fills the
-/// mirror on the first asks); panics when it never does.
-fn answered_from_memory(agent: &Agent, msg: &str) -> String {
-    for _ in 0..400 {
-        let before = from_memory(agent);
-        let reply = agent.run(msg);
-        if from_memory(agent) > before {
-            return reply;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!(
-        "never answered from memory: {msg}; mirror: {}",
-        agent.mirror_status()
-    );
-}
+use vpoller::Agent;
 
 fn datastore_url(agent: &Agent) -> String {
     let reply: Value = serde_json::from_str(

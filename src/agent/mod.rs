@@ -287,13 +287,15 @@ impl Agent {
         status
     }
 
-    /// Whether the mirror's update stream is alive now (its state is
-    /// `in sync`).
-    pub fn mirror_in_sync(&self) -> bool {
-        match self.connection.locked().clone() {
-            Some(connection) => self.mirror_on() && self.mirror.in_sync(&connection),
-            None => false,
+    /// What the mirror's update stream says of the host: alive (`Some(true)`),
+    /// down (`Some(false)`), or nothing (`None`: the mirror is off, not
+    /// following yet, or syncing).
+    fn mirror_liveness(&self) -> Option<bool> {
+        if !self.mirror_on() {
+            return None;
         }
+        let connection = self.connection.locked().clone()?;
+        self.mirror.liveness(&connection)
     }
 
     fn timeout(&self) -> Duration {

@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 pub(crate) fn about(agent: &Agent, msg: &Msg<'_>) -> TaskResult<Value> {
     let about = agent
         .connection()?
-        .about(agent.mirror_in_sync(), msg.deadline)?;
+        .about(agent.mirror_liveness(), msg.deadline)?;
     let mut properties = msg.properties();
     if properties.is_empty() {
         properties.push("fullName".into());

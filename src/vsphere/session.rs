@@ -134,12 +134,12 @@ impl Connection {
     /// not logged in, and asks the host again unless it answered a call
     /// within the last second (see [`About::get`]). Fails while the host
     /// is down.
-    /// `known_alive` says the host is known to answer now (another stream
-    /// of its answers is alive), which also lets memory answer.
-    pub fn about(&self, known_alive: bool, deadline: Instant) -> Result<AboutInfo, Error> {
+    /// `liveness` is what another stream of the host's answers knows:
+    /// alive (memory answers), down (the host is asked), or nothing.
+    pub fn about(&self, liveness: Option<bool>, deadline: Instant) -> Result<AboutInfo, Error> {
         let session = self.session(deadline)?;
         self.about.get(
-            known_alive || self.transport.answered_within(FRESH),
+            liveness.unwrap_or_else(|| self.transport.answered_within(FRESH)),
             deadline,
             || self.service_content(&session.api_version, None, deadline),
             || self.transport.timed_out("RetrieveServiceContent"),

@@ -717,3 +717,61 @@ pub fn simulator_host(simulator: &Simulator, name: &str) -> Host {
         tls: Tls::CaFile(simulator.ca_file.to_str().unwrap().into()),
     }
 }
+
+/// An agent of `simulator` verifying its CA, with the mirror on or off.
+pub fn mirror_agent(simulator: &Simulator, mirror: bool) -> Agent {
+    simulator.agent_with(AgentOptions {
+        verification: Verification::CaFile(simulator.ca_file.clone()),
+        timeout_ms: 20_000,
+        mirror,
+        ..AgentOptions::default()
+    })
+}
+
+/// How many tasks `agent` answered from memory (without a SOAP call).
+pub fn answered_from_memory(agent: &Agent) -> u64 {
+    agent.mirror_status()["answered_from_memory"]
+        .as_u64()
+        .expect("the mirror status counts answers from memory")
+}
+
+/// The reply to `msg` once `agent` answers it from memory (the first asks
+/// fill the mirror); panics when it never does within 20 s.
+pub fn reply_from_memory(agent: &Agent, msg: &str) -> String {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let before = answered_from_memory(agent);
+        let reply = agent.run(msg);
+        if answered_from_memory(agent) > before {
+            return reply;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "never answered from memory: {msg}; mirror: {}",
+        agent.mirror_status()
+    );
+}
+
+/// Asks `msg` until the reply satisfies `done`; returns it and how long
+/// that took after `since`. Panics after `limit`.
+pub fn until_reply(
+    agent: &Agent,
+    msg: &str,
+    since: Instant,
+    limit: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> (serde_json::Value, Duration) {
+    loop {
+        let reply: serde_json::Value = serde_json::from_str(&agent.run(msg)).unwrap();
+        if done(&reply) {
+            return (reply, since.elapsed());
+        }
+        assert!(
+            since.elapsed() < limit,
+            "{msg}: still {reply} after {limit:?}; mirror: {}",
+            agent.mirror_status()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

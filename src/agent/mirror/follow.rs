@@ -43,8 +43,10 @@ struct Follower {
     collector: Option<MoRef>,
     /// The collector's session.
     epoch: u64,
-    /// The version to wait with; "" before the whole state came.
+    /// The version to wait with; "" before the first answer.
     version: String,
+    /// The whole state came (every truncated answer followed).
+    synced: bool,
     filters: HashMap<String, Filter>,
 }
 
@@ -139,6 +141,7 @@ impl Follower {
         }
         self.filters.clear();
         self.version.clear();
+        self.synced = false;
         let mut state = inner.store.write_locked();
         state.status = match error {
             Some(error) => Status::Down(error.to_string()),
@@ -169,6 +172,7 @@ impl Follower {
             self.collector = Some(collector);
             self.epoch = epoch;
             self.version.clear();
+            self.synced = false;
             let mut state = inner.store.write_locked();
             state.epoch = epoch;
             state.kinds.clear();
@@ -251,8 +255,8 @@ impl Follower {
                     }
                 }
             }
-            if self.version.is_empty() {
-                // The first poll brings the whole state of every filter.
+            if !self.synced {
+                // The first polls bring the whole state of every filter.
                 continue;
             }
             // Streaming already: read the new paths' values now (changes
@@ -324,7 +328,7 @@ impl Follower {
         stop: &AtomicBool,
     ) -> Result<(), Error> {
         let collector = self.collector.clone().expect("a collector is made first");
-        let initial = self.version.is_empty();
+        let initial = !self.synced;
         {
             let mut wanted = inner.wanted.locked();
             if wanted.changed && !initial {
@@ -366,8 +370,6 @@ impl Follower {
                 }
                 complete = !set.truncated;
             } else if initial {
-                // Nothing at all matched: the state is empty.
-                self.version = String::from("-");
                 complete = true;
             }
             if initial && self.version.is_empty() {
@@ -378,6 +380,7 @@ impl Follower {
                 ));
             }
             if initial && complete {
+                self.synced = true;
                 for (kind, filter) in &self.filters {
                     let store = state.kinds.entry(kind.clone()).or_default();
                     store.ready = filter.paths.iter().cloned().collect();

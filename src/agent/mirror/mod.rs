@@ -228,12 +228,19 @@ impl Mirror {
             .is_some_and(|session| session.epoch == state.epoch)
     }
 
-    /// Whether the update stream is alive (vCenter answers), for `about`.
-    pub fn in_sync(&self, connection: &Connection) -> bool {
+    /// What the update stream says of the host, for `about`: `Some(true)`
+    /// while it is alive, `Some(false)` while it is down (the host does not
+    /// answer), `None` when it cannot tell (not following, syncing).
+    pub fn liveness(&self, connection: &Connection) -> Option<bool> {
         if !self.follower_running() {
-            return false;
+            return None;
         }
-        Mirror::alive(&self.inner.store.read_locked(), connection)
+        let state = self.inner.store.read_locked();
+        match state.status {
+            Status::Down(_) => Some(false),
+            Status::InSync => Some(Mirror::alive(&state, connection)),
+            Status::Idle | Status::Syncing => None,
+        }
     }
 
     fn follower_running(&self) -> bool {
