@@ -103,6 +103,26 @@
 #define VPOLLER_AGENT_MAX_TIMEOUT_MS 3600000
 
 /**
+ * VPOLLER_AGENT_MIRROR_IDLE_S unless set.
+ */
+#define VPOLLER_AGENT_DEFAULT_MIRROR_IDLE_S 900
+
+/**
+ * The largest VPOLLER_AGENT_MIRROR_IDLE_S accepted (one week).
+ */
+#define VPOLLER_AGENT_MAX_MIRROR_IDLE_S 604800
+
+/**
+ * VPOLLER_AGENT_MIRROR_MAX_VALUES unless set.
+ */
+#define VPOLLER_AGENT_DEFAULT_MIRROR_MAX_VALUES 1000000
+
+/**
+ * The largest VPOLLER_AGENT_MIRROR_MAX_VALUES accepted.
+ */
+#define VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES 100000000
+
+/**
  * Option for `vpoller_agent_set_option`: the HTTPS port of the vSphere API,
  * as decimal text ("443" unless set, or the port given in the host).
  */
@@ -144,6 +164,29 @@
  * Option: how long object lookups are cached, in seconds ("300"; "0": off).
  */
 #define VPOLLER_AGENT_CACHE_TTL_S 7
+
+/**
+ * Option: "1" (unless set) keeps a live mirror of the properties asked for,
+ * which the vSphere host's update stream keeps current, and answers from
+ * it; "0" asks the host on every request, exactly as py-vpoller does (other
+ * values are refused). The mirror is the agent's one departure from
+ * py-vpoller in how a request is served.
+ */
+#define VPOLLER_AGENT_MIRROR 8
+
+/**
+ * Option: how long a mirrored property nobody asks for stays in the mirror,
+ * in seconds ("900"; "1" to "604800", one week).
+ */
+#define VPOLLER_AGENT_MIRROR_IDLE_S 9
+
+/**
+ * Option: the most property values (objects times properties) the mirror
+ * holds; beyond them, properties are read from the host on every request
+ * ("1000000", about 200 MB; "1" to "100000000"; VPOLLER_AGENT_MIRROR "0"
+ * turns the mirror off).
+ */
+#define VPOLLER_AGENT_MIRROR_MAX_VALUES 10
 
 /**
  * `vpoller_zabbix_value`: the item has no value; `*text` holds the reason
@@ -309,9 +352,10 @@ vpoller_agent *vpoller_agent_new(const char *host, const char *user, const char 
  *
  * Returns VPOLLER_OK, or VPOLLER_ERR_INVALID_ARGUMENT for an unknown option,
  * a bad value (text that is not a number where one is wanted, a timeout
- * above one hour) or an unreadable CA file (the reason in
- * `vpoller_last_error()`), leaving the options as they were. Not to be called while another thread
- * runs a request on the same agent.
+ * above one hour, a mirror setting outside its range) or an unreadable CA
+ * file (the reason in `vpoller_last_error()`), leaving the options as they
+ * were. Not to be called while another thread runs a request on the same
+ * agent.
  */
 int vpoller_agent_set_option(vpoller_agent *agent, int option, const char *value);
 
@@ -384,6 +428,21 @@ int vpoller_zabbix_value(const char *request, const char *reply, int discovery, 
  * reason in `vpoller_last_error()`.
  */
 vpoller_local *vpoller_local_new(const char *db, int timeout_ms);
+
+/**
+ * Sets one of the VPOLLER_AGENT_* options every host's agent shares
+ * (VPOLLER_AGENT_TIMEOUT_MS, VPOLLER_AGENT_CACHE_TTL_S, VPOLLER_AGENT_MIRROR,
+ * VPOLLER_AGENT_MIRROR_IDLE_S, VPOLLER_AGENT_MIRROR_MAX_VALUES) to `value`,
+ * as `vpoller_agent_set_option` reads it; the agents take it from their
+ * next request on. The others (port, certificate checks) come from each
+ * host's row in the registry.
+ *
+ * Returns VPOLLER_OK, or VPOLLER_ERR_INVALID_ARGUMENT for a NULL argument,
+ * an option not shared by the agents or a bad value (the reason in
+ * `vpoller_last_error()`), leaving the settings as they were. Not to be
+ * called while another thread runs a request on the same handle.
+ */
+int vpoller_local_set_option(vpoller_local *local, int option, const char *value);
 
 /**
  * Runs the task request `msg` (with its `hostname`) against that host's

@@ -4,7 +4,9 @@
 //! callers that want no proxy or worker at all, such as the Zabbix module.
 
 use crate::error::Error;
-use crate::hosts::{AgentSettings, Hosts, Routed};
+use crate::hosts::{Hosts, Routed};
+
+pub use crate::hosts::{AgentSettings, MAX_MIRROR_IDLE_S, MAX_MIRROR_MAX_VALUES};
 
 /// The hosts of one registry and their agents; shared by threads.
 pub struct Local {
@@ -12,16 +14,28 @@ pub struct Local {
 }
 
 impl Local {
-    /// Opens the registry at `db` (vconnector's SQLite database). Lookups
-    /// are cached for 300 s; a task may take 60 s (`timeout_ms` changes it).
+    /// Opens the registry at `db` (vconnector's SQLite database). The
+    /// agents have the agent's defaults (lookups cached for 300 s, the
+    /// mirror on) but for a task's bound, `timeout_ms`;
+    /// [`Local::set_settings`] changes them.
     pub fn open(db: &str, timeout_ms: u64) -> Result<Local, Error> {
         let settings = AgentSettings {
             timeout_ms: timeout_ms.max(1),
-            cache_ttl_s: crate::agent::DEFAULT_CACHE_TTL_S,
+            ..AgentSettings::default()
         };
         Ok(Local {
             hosts: Hosts::open(db, settings)?,
         })
+    }
+
+    /// What every host's agent is given.
+    pub fn settings(&self) -> AgentSettings {
+        self.hosts.settings()
+    }
+
+    /// Gives every host's agent `settings`, from its next request on.
+    pub fn set_settings(&self, settings: AgentSettings) -> Result<(), Error> {
+        self.hosts.set_settings(settings)
     }
 
     /// Runs a task request (JSON text with `hostname`) and returns the reply

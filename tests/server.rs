@@ -297,6 +297,56 @@ fn hosts_are_managed_from_the_command_line() {
     assert!(!Path::new(&dir).exists());
 }
 
+/// The mirror's settings are read from `[cache]`; one the worker cannot
+/// use stops it at start, with the setting named.
+#[test]
+fn bad_mirror_settings_are_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("vpoller-mirror-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("vpoller.conf");
+    for (cache, refusal) in [
+        (
+            "mirror = perhaps",
+            "mirror must be a boolean (yes/no, true/false, on/off, 1/0), not \"perhaps\"",
+        ),
+        (
+            "mirror_idle = 0",
+            "mirror_idle must be at least 1, not 0 (mirror = off turns the mirror off)",
+        ),
+        (
+            "mirror_idle = 604801",
+            "mirror_idle must be at most 604800, not 604801",
+        ),
+        (
+            "mirror_max_values = 1e6",
+            "mirror_max_values must be a whole number, not \"1e6\"",
+        ),
+        (
+            "mirror_max_values = 100000001",
+            "mirror_max_values must be at most 100000000, not 100000001",
+        ),
+    ] {
+        std::fs::write(
+            &config,
+            format!(
+                "[worker]\ndb = {}\nmgmt = tcp://127.0.0.1:1\n[cache]\nenabled = no\n{cache}\n",
+                dir.join("v.db").display()
+            ),
+        )
+        .unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_vpoller-worker"))
+            .arg("-f")
+            .arg(&config)
+            .arg("start")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{cache}: {stderr}");
+        assert!(stderr.contains(refusal), "{cache}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Clients that each ask for their own (missing) objects, `vm-T-N`, until
 /// `stop`: every reply must be the one for its own request or the
 /// no-reply failure. Answers are counted in `answered_after` once `mark`

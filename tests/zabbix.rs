@@ -86,6 +86,17 @@ impl Setup {
         output_of_group(command)
     }
 
+    /// `zabbix_agentd -t KEY` with `module_conf` as the module's file: its
+    /// stdout and stderr.
+    fn outputs_with(&self, module_conf: &str, key: &str) -> (String, String) {
+        std::fs::write(&self.module_conf, module_conf).unwrap();
+        let output = self.run_test_key(key);
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// `zabbix_agentd -t KEY`: the value part of its line, `[t|...]`, `[u|...]`
     /// or `[m|ZBX_NOTSUPPORTED] [...]`.
     fn test_key(&self, key: &str) -> String {
@@ -199,6 +210,23 @@ vPollerTimeout = 5000
     );
     let discovery = setup.test_key("vpoller.discovery[host.discover,127.0.0.1]");
     assert!(discovery.contains("{#VSPHERE.HOST.NAME}"), "{discovery}");
+    // The mirror's settings are taken (without a word in the log), and with
+    // the mirror off every item asks vCenter.
+    for mirror in ["off", "On", "no", "1"] {
+        let (stdout, stderr) = setup.outputs_with(
+            &format!(
+                "vPollerLocal = {}\nvPollerTimeout = 5000\nvPollerMirror = {mirror}\n\
+                 vPollerMirrorIdle = 60\nvPollerMirrorMaxValues = 5000\n",
+                db.display()
+            ),
+            "vpoller[vm.get,127.0.0.1,DC0_H0_VM0,runtime.powerState]",
+        );
+        assert!(
+            stdout.contains("[t|poweredOn]"),
+            "{mirror}: {stdout}{stderr}"
+        );
+        assert!(!stderr.contains("vpoller module:"), "{mirror}: {stderr}");
+    }
 }
 
 /// A TCP listener on a free loopback port that accepts connections and
@@ -288,14 +316,10 @@ fn no_proxy_is_not_supported_within_the_timeout() {
 #[test]
 fn a_bad_module_configuration_keeps_the_defaults() {
     let setup = Setup::new("tcp://127.0.0.1:1", "");
-    std::fs::write(
-        &setup.module_conf,
+    let (stdout, stderr) = setup.outputs_with(
         "vPollerTimeout = forever\nvPollerRetries = 0\nnonsense\nvPollerProxy = tcp://127.0.0.1:1\n",
-    )
-    .unwrap();
-    let output = setup.run_test_key("vpoller.echo[ok]");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        "vpoller.echo[ok]",
+    );
     assert!(
         stdout.contains("[t|ok]"),
         "the module still loads: {stdout}{stderr}"
@@ -305,6 +329,48 @@ fn a_bad_module_configuration_keeps_the_defaults() {
         "{stderr}"
     );
     assert!(stderr.contains("not KEY = VALUE"), "{stderr}");
+}
+
+#[test]
+fn bad_mirror_settings_keep_the_defaults() {
+    let setup = Setup::new("tcp://127.0.0.1:1", "");
+    let db = setup.dir.join("vconnector.db");
+    vpoller::hosts::Registry::open(db.to_str().unwrap()).unwrap();
+    let (stdout, stderr) = setup.outputs_with(
+        &format!(
+            "vPollerLocal = {}\nvPollerMirror = sometimes\nvPollerMirrorIdle = 0\n\
+             vPollerMirrorMaxValues = 100000001\nvPollerMirrorIdle = 604801\n\
+             vPollerMirrorMaxValues = lots\n",
+            db.display()
+        ),
+        "vpoller[vm.get,vc99.example.org,vm01,name]",
+    );
+    // Loaded, and the local mode answers.
+    assert!(
+        stdout.contains("[m|ZBX_NOTSUPPORTED] [Unknown or missing agent name]"),
+        "{stdout}{stderr}"
+    );
+    for (warning, times) in [
+        (
+            "vPollerMirror must be on or off, the default (on) is used",
+            1,
+        ),
+        (
+            "vPollerMirrorIdle must be 1 to 604800 (seconds), the default is used",
+            2,
+        ),
+        (
+            "vPollerMirrorMaxValues must be 1 to 100000000, the default is used",
+            2,
+        ),
+    ] {
+        assert_eq!(
+            stderr.matches(warning).count(),
+            times,
+            "{warning}: {stderr}"
+        );
+    }
+    assert!(!stderr.contains("was refused"), "{stderr}");
 }
 
 /// One passive check over the Zabbix agent protocol.

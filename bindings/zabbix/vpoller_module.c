@@ -16,11 +16,18 @@
  *   vPollerProxy = tcp://localhost:10123
  *   vPollerTimeout = 10000       (milliseconds per attempt, 1000-60000)
  *   vPollerRetries = 1           (attempts, 1-100)
- * and one of libvpoller's own:
+ * and libvpoller's own:
  *   vPollerLocal = /var/lib/vconnector/vconnector.db
  *     answer items in the agent's processes, straight against the vSphere
  *     hosts of that registry (vpoller-worker hosts add ...): no proxy or
  *     worker needed; vPollerProxy and vPollerRetries are then unused.
+ *   vPollerMirror = on           (local mode: a live mirror of the properties
+ *                                 asked for; off: every item asks vCenter, as
+ *                                 py-vpoller does; also yes/no, true/false, 1/0)
+ *   vPollerMirrorIdle = 900      (local mode: seconds a mirrored property no
+ *                                 item asks for stays, 1-604800)
+ *   vPollerMirrorMaxValues = 1000000  (local mode: property values one host's
+ *                                 mirror holds, 1-100000000)
  * A bad file is reported on stderr (the agent's log) and the defaults used.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -85,10 +92,35 @@ static char local_db[1024] = "";
 static int timeout_ms = 10000;
 static int retries = 1;
 static int item_timeout_s = 0;
+/* The local mode's mirror settings, as vpoller_local_set_option text; "" is
+ * the library's default. */
+static char mirror[2] = "";
+static char mirror_idle_s[16] = "";
+static char mirror_max_values[16] = "";
 
 static void warn(const char *what, const char *detail)
 {
     fprintf(stderr, "vpoller module: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+}
+
+/* Lower-cases text in place. */
+static char *lower(char *text)
+{
+    for (char *c = text; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return text;
+}
+
+/* A whole number from 1 to most, as its decimal text in out (16 bytes);
+ * 0 when value is not one. */
+static int count_setting(const char *value, long most, char *out)
+{
+    char *end = NULL;
+    long parsed = strtol(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || parsed < 1 || parsed > most)
+        return 0;
+    snprintf(out, 16, "%ld", parsed);
+    return 1;
 }
 
 static char *trim(char *text)
@@ -149,6 +181,22 @@ static void load_config(const char *path)
                 warn("vPollerRetries must be 1 to 100, the default is used", where);
             else
                 retries = (int)parsed;
+        } else if (strcmp(key, "vPollerMirror") == 0) {
+            lower(value);
+            if (strcmp(value, "on") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+                strcmp(value, "1") == 0)
+                strcpy(mirror, "1");
+            else if (strcmp(value, "off") == 0 || strcmp(value, "no") == 0 || strcmp(value, "false") == 0 ||
+                     strcmp(value, "0") == 0)
+                strcpy(mirror, "0");
+            else
+                warn("vPollerMirror must be on or off, the default (on) is used", where);
+        } else if (strcmp(key, "vPollerMirrorIdle") == 0) {
+            if (!count_setting(value, VPOLLER_AGENT_MAX_MIRROR_IDLE_S, mirror_idle_s))
+                warn("vPollerMirrorIdle must be 1 to 604800 (seconds), the default is used", where);
+        } else if (strcmp(key, "vPollerMirrorMaxValues") == 0) {
+            if (!count_setting(value, VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES, mirror_max_values))
+                warn("vPollerMirrorMaxValues must be 1 to 100000000, the default is used", where);
         } else {
             warn("unknown key, ignored", where);
         }
@@ -192,6 +240,18 @@ static vpoller_local *get_local(void)
         task_ms = item_timeout_s * 1000;
     local = vpoller_local_new(local_db, task_ms);
     local_pid = pid;
+    const struct {
+        int option;
+        const char *value;
+    } settings[] = {
+        {VPOLLER_AGENT_MIRROR, mirror},
+        {VPOLLER_AGENT_MIRROR_IDLE_S, mirror_idle_s},
+        {VPOLLER_AGENT_MIRROR_MAX_VALUES, mirror_max_values},
+    };
+    for (size_t i = 0; local != NULL && i < sizeof settings / sizeof *settings; i++)
+        if (settings[i].value[0] != '\0' &&
+            vpoller_local_set_option(local, settings[i].option, settings[i].value) != VPOLLER_OK)
+            warn("a mirror setting was refused, the default is used", vpoller_last_error());
     return local;
 }
 

@@ -2,7 +2,10 @@
 //! straight against one vCenter or ESXi host.
 
 use crate::agent::{Agent, AgentOptions, MAX_TIMEOUT_MS};
-use crate::capi::{boundary, record, VPOLLER_ERR_INTERNAL};
+use crate::capi::{
+    boundary, record, VPOLLER_AGENT_MAX_MIRROR_IDLE_S, VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES,
+    VPOLLER_ERR_INTERNAL,
+};
 use crate::error::Error;
 use crate::vsphere::Verification;
 use std::os::raw::{c_char, c_int};
@@ -37,6 +40,20 @@ pub const VPOLLER_AGENT_CONNECT_TIMEOUT_MS: c_int = 5;
 pub const VPOLLER_AGENT_TIMEOUT_MS: c_int = 6;
 /// Option: how long object lookups are cached, in seconds ("300"; "0": off).
 pub const VPOLLER_AGENT_CACHE_TTL_S: c_int = 7;
+/// Option: "1" (unless set) keeps a live mirror of the properties asked for,
+/// which the vSphere host's update stream keeps current, and answers from
+/// it; "0" asks the host on every request, exactly as py-vpoller does (other
+/// values are refused). The mirror is the agent's one departure from
+/// py-vpoller in how a request is served.
+pub const VPOLLER_AGENT_MIRROR: c_int = 8;
+/// Option: how long a mirrored property nobody asks for stays in the mirror,
+/// in seconds ("900"; "1" to "604800", one week).
+pub const VPOLLER_AGENT_MIRROR_IDLE_S: c_int = 9;
+/// Option: the most property values (objects times properties) the mirror
+/// holds; beyond them, properties are read from the host on every request
+/// ("1000000", about 200 MB; "1" to "100000000"; VPOLLER_AGENT_MIRROR "0"
+/// turns the mirror off).
+pub const VPOLLER_AGENT_MIRROR_MAX_VALUES: c_int = 10;
 
 /// Creates an agent for the vSphere host `host` (a name or address, with an
 /// optional ":port"), logging in as `user` with `pwd`. Nothing is sent yet:
@@ -77,30 +94,51 @@ pub extern "C" fn vpoller_agent_new(
 ///
 /// Returns VPOLLER_OK, or VPOLLER_ERR_INVALID_ARGUMENT for an unknown option,
 /// a bad value (text that is not a number where one is wanted, a timeout
-/// above one hour) or an unreadable CA file (the reason in
-/// `vpoller_last_error()`), leaving the options as they were. Not to be called while another thread
-/// runs a request on the same agent.
+/// above one hour, a mirror setting outside its range) or an unreadable CA
+/// file (the reason in `vpoller_last_error()`), leaving the options as they
+/// were. Not to be called while another thread runs a request on the same
+/// agent.
 #[no_mangle]
 pub extern "C" fn vpoller_agent_set_option(
     agent: *mut vpoller_agent,
     option: c_int,
     value: *const c_char,
 ) -> c_int {
+    set_option(
+        || boundary::agent_arg(agent),
+        option,
+        value,
+        |handle| Ok(handle.agent.options()),
+        |handle, options| handle.agent.set_options(options),
+    )
+}
+
+/// The body of the `*_set_option` functions: the handle's options, `option`
+/// set to `value` by [`apply_option`], given back with `set`; the outcome is
+/// the thread's last status.
+pub(crate) fn set_option<'a, H: 'a>(
+    handle: impl FnOnce() -> Result<&'a H, Error>,
+    option: c_int,
+    value: *const c_char,
+    options_of: impl FnOnce(&H) -> Result<AgentOptions, Error>,
+    set: impl FnOnce(&H, AgentOptions) -> Result<(), Error>,
+) -> c_int {
     boundary::guard(
         |_| VPOLLER_ERR_INTERNAL,
         || {
             let outcome = (|| {
-                let handle = boundary::agent_arg(agent)?;
+                let handle = handle()?;
                 let value = boundary::str_arg(value, "value")?;
-                let mut options = handle.agent.options();
+                let mut options = options_of(handle)?;
                 apply_option(&mut options, option, value)?;
-                handle.agent.set_options(options)
+                set(handle, options)
             })();
             record(&outcome)
         },
     )
 }
 
+/// Sets `option` of `options` to `value`, or refuses the value naming the option.
 fn apply_option(options: &mut AgentOptions, option: c_int, value: &str) -> Result<(), Error> {
     let number = |name: &str| {
         value
@@ -108,19 +146,22 @@ fn apply_option(options: &mut AgentOptions, option: c_int, value: &str) -> Resul
             .parse::<u64>()
             .map_err(|_| Error::InvalidArgument(format!("{name} wants a number, got {value:?}")))
     };
-    let milliseconds = |name: &str| {
+    // A whole number of `unit` from `low` to `high`; `note` follows the
+    // range in the error.
+    let within = |name: &str, unit: &str, low: u64, high: u64, note: &str| {
         value
             .trim()
             .parse::<u64>()
             .ok()
-            .filter(|milliseconds| *milliseconds <= MAX_TIMEOUT_MS)
+            .filter(|number| (low..=high).contains(number))
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "{name} wants a number of milliseconds from 0 to {MAX_TIMEOUT_MS} (one \
-                     hour), got {value:?}"
+                    "{name} wants a number of {unit} from {low} to {high}{note}, got \
+                     {value:?}"
                 ))
             })
     };
+    let milliseconds = |name: &str| within(name, "milliseconds", 0, MAX_TIMEOUT_MS, " (one hour)");
     match option {
         VPOLLER_AGENT_PORT => {
             options.port = number("VPOLLER_AGENT_PORT")?
@@ -147,6 +188,35 @@ fn apply_option(options: &mut AgentOptions, option: c_int, value: &str) -> Resul
         }
         VPOLLER_AGENT_TIMEOUT_MS => options.timeout_ms = milliseconds("VPOLLER_AGENT_TIMEOUT_MS")?,
         VPOLLER_AGENT_CACHE_TTL_S => options.cache_ttl_s = number("VPOLLER_AGENT_CACHE_TTL_S")?,
+        VPOLLER_AGENT_MIRROR => {
+            options.mirror = match value.trim() {
+                "1" => true,
+                "0" => false,
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "VPOLLER_AGENT_MIRROR wants 1 (on) or 0 (off), got {value:?}"
+                    )))
+                }
+            }
+        }
+        VPOLLER_AGENT_MIRROR_IDLE_S => {
+            options.mirror_idle_s = within(
+                "VPOLLER_AGENT_MIRROR_IDLE_S",
+                "seconds",
+                1,
+                VPOLLER_AGENT_MAX_MIRROR_IDLE_S as u64,
+                " (one week)",
+            )?
+        }
+        VPOLLER_AGENT_MIRROR_MAX_VALUES => {
+            options.mirror_max_values = within(
+                "VPOLLER_AGENT_MIRROR_MAX_VALUES",
+                "values",
+                1,
+                VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES as u64,
+                " (VPOLLER_AGENT_MIRROR 0 turns the mirror off)",
+            )?
+        }
         other => {
             return Err(Error::InvalidArgument(format!(
                 "unknown agent option {other}"
@@ -265,5 +335,71 @@ mod tests {
             options_after(VPOLLER_AGENT_CONNECT_TIMEOUT_MS, &values).connect_timeout_ms,
             3_600_000
         );
+    }
+
+    fn refusal(option: c_int, value: &str) -> String {
+        let mut options = AgentOptions::default();
+        let error = apply_option(&mut options, option, value).unwrap_err();
+        assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
+        assert_eq!(
+            options,
+            AgentOptions::default(),
+            "{value:?} changed the options"
+        );
+        error.to_string()
+    }
+
+    #[test]
+    fn the_mirror_is_switched_by_1_and_0_only() {
+        let mut options = AgentOptions::default();
+        assert!(options.mirror);
+        apply_option(&mut options, VPOLLER_AGENT_MIRROR, "0").unwrap();
+        assert!(!options.mirror);
+        apply_option(&mut options, VPOLLER_AGENT_MIRROR, " 1 ").unwrap();
+        assert!(options.mirror);
+        for value in ["2", "-1", "on", "off", "true", "yes", ""] {
+            let text = refusal(VPOLLER_AGENT_MIRROR, value);
+            assert!(
+                text.contains("VPOLLER_AGENT_MIRROR wants 1 (on) or 0 (off), got"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn mirror_sizes_are_bounded() {
+        let mut options = AgentOptions::default();
+        apply_option(&mut options, VPOLLER_AGENT_MIRROR_IDLE_S, "60").unwrap();
+        apply_option(&mut options, VPOLLER_AGENT_MIRROR_MAX_VALUES, "5000").unwrap();
+        assert_eq!(
+            (options.mirror_idle_s, options.mirror_max_values),
+            (60, 5000)
+        );
+        apply_option(&mut options, VPOLLER_AGENT_MIRROR_IDLE_S, "604800").unwrap();
+        apply_option(&mut options, VPOLLER_AGENT_MIRROR_MAX_VALUES, "100000000").unwrap();
+        assert_eq!(
+            (options.mirror_idle_s, options.mirror_max_values),
+            (604_800, 100_000_000)
+        );
+        for value in ["0", "604801", "18446744073709551616", "-1", "soon", ""] {
+            let text = refusal(VPOLLER_AGENT_MIRROR_IDLE_S, value);
+            assert!(
+                text.contains(
+                    "VPOLLER_AGENT_MIRROR_IDLE_S wants a number of seconds from 1 to 604800 \
+                     (one week), got"
+                ),
+                "{text}"
+            );
+        }
+        for value in ["0", "100000001", "-1", "all", ""] {
+            let text = refusal(VPOLLER_AGENT_MIRROR_MAX_VALUES, value);
+            assert!(
+                text.contains(
+                    "VPOLLER_AGENT_MIRROR_MAX_VALUES wants a number of values from 1 to \
+                     100000000 (VPOLLER_AGENT_MIRROR 0 turns the mirror off), got"
+                ),
+                "{text}"
+            );
+        }
     }
 }

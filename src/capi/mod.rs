@@ -51,6 +51,14 @@ pub const VPOLLER_AGENT_DEFAULT_CACHE_TTL_S: c_int = 300;
 /// The largest VPOLLER_AGENT_TIMEOUT_MS and VPOLLER_AGENT_CONNECT_TIMEOUT_MS
 /// accepted (one hour).
 pub const VPOLLER_AGENT_MAX_TIMEOUT_MS: c_int = 3_600_000;
+/// VPOLLER_AGENT_MIRROR_IDLE_S unless set.
+pub const VPOLLER_AGENT_DEFAULT_MIRROR_IDLE_S: c_int = 900;
+/// The largest VPOLLER_AGENT_MIRROR_IDLE_S accepted (one week).
+pub const VPOLLER_AGENT_MAX_MIRROR_IDLE_S: c_int = 604_800;
+/// VPOLLER_AGENT_MIRROR_MAX_VALUES unless set.
+pub const VPOLLER_AGENT_DEFAULT_MIRROR_MAX_VALUES: c_int = 1_000_000;
+/// The largest VPOLLER_AGENT_MIRROR_MAX_VALUES accepted.
+pub const VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES: c_int = 100_000_000;
 
 // The header's values are the library's own.
 const _: () = {
@@ -63,6 +71,12 @@ const _: () = {
     assert!(VPOLLER_AGENT_DEFAULT_TIMEOUT_MS as u64 == crate::agent::DEFAULT_TIMEOUT_MS);
     assert!(VPOLLER_AGENT_DEFAULT_CACHE_TTL_S as u64 == crate::agent::DEFAULT_CACHE_TTL_S);
     assert!(VPOLLER_AGENT_MAX_TIMEOUT_MS as u64 == crate::agent::MAX_TIMEOUT_MS);
+    assert!(VPOLLER_AGENT_DEFAULT_MIRROR_IDLE_S as u64 == crate::agent::DEFAULT_MIRROR_IDLE_S);
+    assert!(
+        VPOLLER_AGENT_DEFAULT_MIRROR_MAX_VALUES as u64 == crate::agent::DEFAULT_MIRROR_MAX_VALUES
+    );
+    assert!(VPOLLER_AGENT_MAX_MIRROR_IDLE_S as u64 == crate::local::MAX_MIRROR_IDLE_S);
+    assert!(VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES as u64 == crate::local::MAX_MIRROR_MAX_VALUES);
 };
 
 /// A client of one vPoller Proxy endpoint. Opaque: create it with

@@ -1,8 +1,12 @@
 //! The C ABI of the Zabbix module's helpers: the request for an item key's
 //! parameters and the item's typed value from vPoller's reply.
 
-use crate::capi::{boundary, record};
+use crate::capi::{
+    boundary, record, set_option, VPOLLER_AGENT_CACHE_TTL_S, VPOLLER_AGENT_MIRROR,
+    VPOLLER_AGENT_MIRROR_IDLE_S, VPOLLER_AGENT_MIRROR_MAX_VALUES, VPOLLER_AGENT_TIMEOUT_MS,
+};
 use crate::error::Error;
+use crate::local::AgentSettings;
 use crate::zabbix::{self, ItemValue};
 use std::os::raw::{c_char, c_int};
 use std::ptr;
@@ -111,6 +115,42 @@ pub extern "C" fn vpoller_local_new(db: *const c_char, timeout_ms: c_int) -> *mu
     )
 }
 
+/// Sets one of the VPOLLER_AGENT_* options every host's agent shares
+/// (VPOLLER_AGENT_TIMEOUT_MS, VPOLLER_AGENT_CACHE_TTL_S, VPOLLER_AGENT_MIRROR,
+/// VPOLLER_AGENT_MIRROR_IDLE_S, VPOLLER_AGENT_MIRROR_MAX_VALUES) to `value`,
+/// as `vpoller_agent_set_option` reads it; the agents take it from their
+/// next request on. The others (port, certificate checks) come from each
+/// host's row in the registry.
+///
+/// Returns VPOLLER_OK, or VPOLLER_ERR_INVALID_ARGUMENT for a NULL argument,
+/// an option not shared by the agents or a bad value (the reason in
+/// `vpoller_last_error()`), leaving the settings as they were. Not to be
+/// called while another thread runs a request on the same handle.
+#[no_mangle]
+pub extern "C" fn vpoller_local_set_option(
+    local: *mut vpoller_local,
+    option: c_int,
+    value: *const c_char,
+) -> c_int {
+    set_option(
+        || boundary::local_arg(local),
+        option,
+        value,
+        |handle| match option {
+            VPOLLER_AGENT_TIMEOUT_MS
+            | VPOLLER_AGENT_CACHE_TTL_S
+            | VPOLLER_AGENT_MIRROR
+            | VPOLLER_AGENT_MIRROR_IDLE_S
+            | VPOLLER_AGENT_MIRROR_MAX_VALUES => Ok(handle.local.settings().options()),
+            other => Err(Error::InvalidArgument(format!(
+                "agent option {other} is not one the local mode's agents share (a host's port \
+                 and certificate checks come from its registry row)"
+            ))),
+        },
+        |handle, options| handle.local.set_settings(AgentSettings::of(&options)),
+    )
+}
+
 /// Runs the task request `msg` (with its `hostname`) against that host's
 /// agent and returns the reply text a vPoller worker sends (free with
 /// `vpoller_free_string`); NULL only for a NULL argument or when memory
@@ -140,4 +180,102 @@ pub extern "C" fn vpoller_local_run(
 #[no_mangle]
 pub extern "C" fn vpoller_local_free(local: *mut vpoller_local) {
     boundary::guard(|_| (), || boundary::local_free(local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capi::{
+        vpoller_last_error, VPOLLER_AGENT_CA_FILE, VPOLLER_AGENT_PORT,
+        VPOLLER_ERR_INVALID_ARGUMENT, VPOLLER_OK,
+    };
+    use std::ffi::{CStr, CString};
+
+    #[test]
+    fn local_mode_takes_the_options_its_agents_share() {
+        let dir = std::env::temp_dir().join(format!("vpoller-local-set-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = CString::new(dir.join("v.db").to_str().unwrap()).unwrap();
+        let local = vpoller_local_new(db.as_ptr(), 5000);
+        assert!(!local.is_null());
+        let set = |option, value: &str| {
+            let value = CString::new(value).unwrap();
+            let status = vpoller_local_set_option(local, option, value.as_ptr());
+            // SAFETY: the thread's last error, a NUL-terminated string.
+            let error = unsafe { CStr::from_ptr(vpoller_last_error()) };
+            (status, error.to_string_lossy().into_owned())
+        };
+        // SAFETY: the handle was made above and is freed at the end.
+        let settings = || unsafe { &*local }.local.settings();
+        assert_eq!(
+            settings(),
+            AgentSettings {
+                timeout_ms: 5000,
+                ..AgentSettings::default()
+            }
+        );
+        assert!(settings().mirror);
+        for (option, value) in [
+            (VPOLLER_AGENT_MIRROR, "0"),
+            (VPOLLER_AGENT_MIRROR_IDLE_S, "60"),
+            (VPOLLER_AGENT_MIRROR_MAX_VALUES, "5000"),
+            (VPOLLER_AGENT_CACHE_TTL_S, "0"),
+            (VPOLLER_AGENT_TIMEOUT_MS, "1000"),
+        ] {
+            assert_eq!(set(option, value).0, VPOLLER_OK, "{option} {value}");
+        }
+        let changed = AgentSettings {
+            timeout_ms: 1000,
+            cache_ttl_s: 0,
+            mirror: false,
+            mirror_idle_s: 60,
+            mirror_max_values: 5000,
+        };
+        assert_eq!(settings(), changed);
+        for (option, value, reason) in [
+            (
+                VPOLLER_AGENT_MIRROR,
+                "2",
+                "VPOLLER_AGENT_MIRROR wants 1 (on) or 0 (off)",
+            ),
+            (
+                VPOLLER_AGENT_MIRROR_IDLE_S,
+                "0",
+                "VPOLLER_AGENT_MIRROR_IDLE_S wants a number of seconds from 1 to 604800",
+            ),
+            (
+                VPOLLER_AGENT_MIRROR_MAX_VALUES,
+                "100000001",
+                "VPOLLER_AGENT_MIRROR_MAX_VALUES wants a number of values from 1 to 100000000",
+            ),
+            (
+                VPOLLER_AGENT_PORT,
+                "443",
+                "is not one the local mode's agents share",
+            ),
+            (
+                VPOLLER_AGENT_CA_FILE,
+                "/etc/ssl/ca.pem",
+                "come from its registry row",
+            ),
+            (99, "1", "agent option 99 is not one"),
+        ] {
+            let (status, error) = set(option, value);
+            assert_eq!(status, VPOLLER_ERR_INVALID_ARGUMENT, "{option} {value}");
+            assert!(error.contains(reason), "{option} {value}: {error}");
+        }
+        // Refusals leave the settings as they were.
+        assert_eq!(settings(), changed);
+        let one = CString::new("1").unwrap();
+        assert_eq!(
+            vpoller_local_set_option(ptr::null_mut(), VPOLLER_AGENT_MIRROR, one.as_ptr()),
+            VPOLLER_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            vpoller_local_set_option(local, VPOLLER_AGENT_MIRROR, ptr::null()),
+            VPOLLER_ERR_INVALID_ARGUMENT
+        );
+        vpoller_local_free(local);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -25,13 +25,60 @@ use std::time::{Duration, Instant};
 /// How often an unknown host name may read the registry again.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
-/// What every host's agent is given.
+/// The longest `mirror_idle_s` the worker's configuration and the C ABI
+/// accept: one week.
+pub const MAX_MIRROR_IDLE_S: u64 = 604_800;
+/// The largest `mirror_max_values` the worker's configuration and the C ABI
+/// accept: a hundred times the default.
+pub const MAX_MIRROR_MAX_VALUES: u64 = 100_000_000;
+
+/// What every host's agent is given (the rest of its [`AgentOptions`],
+/// port and certificate checks, comes from its row in the registry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AgentSettings {
     /// Bound on one task, in milliseconds.
     pub timeout_ms: u64,
     /// How long lookups are cached, in seconds (0: not at all).
     pub cache_ttl_s: u64,
+    /// Whether each agent keeps a live mirror of the properties asked for
+    /// (off: every task asks the vSphere host, as py-vpoller does).
+    pub mirror: bool,
+    /// How long a mirrored property nobody asks for stays, in seconds.
+    pub mirror_idle_s: u64,
+    /// The most property values one host's mirror holds.
+    pub mirror_max_values: u64,
+}
+
+impl AgentSettings {
+    /// The settings of `options`.
+    pub fn of(options: &AgentOptions) -> AgentSettings {
+        AgentSettings {
+            timeout_ms: options.timeout_ms,
+            cache_ttl_s: options.cache_ttl_s,
+            mirror: options.mirror,
+            mirror_idle_s: options.mirror_idle_s,
+            mirror_max_values: options.mirror_max_values,
+        }
+    }
+
+    /// The agent's defaults with these settings.
+    pub fn options(&self) -> AgentOptions {
+        AgentOptions {
+            timeout_ms: self.timeout_ms,
+            cache_ttl_s: self.cache_ttl_s,
+            mirror: self.mirror,
+            mirror_idle_s: self.mirror_idle_s,
+            mirror_max_values: self.mirror_max_values,
+            ..AgentOptions::default()
+        }
+    }
+}
+
+/// The agent's defaults.
+impl Default for AgentSettings {
+    fn default() -> AgentSettings {
+        AgentSettings::of(&AgentOptions::default())
+    }
 }
 
 /// One enabled row of the registry and what serves it.
@@ -54,7 +101,8 @@ pub(crate) struct Routed {
 /// The registered hosts and their agents.
 pub struct Hosts {
     db: String,
-    settings: AgentSettings,
+    /// Locked only to read or replace it, taking no other lock meanwhile.
+    settings: Mutex<AgentSettings>,
     entries: Mutex<HashMap<String, Entry>>,
     /// When the registry was last read; held while reading it, so that
     /// threads that find a name unknown read it once between them.
@@ -70,7 +118,7 @@ impl Hosts {
     pub fn open(db: &str, settings: AgentSettings) -> Result<Hosts, Error> {
         let hosts = Hosts {
             db: db.to_owned(),
-            settings,
+            settings: Mutex::new(settings),
             entries: Mutex::new(HashMap::new()),
             last_reload: Mutex::new(None),
             retired: Mutex::new(Vec::new()),
@@ -89,10 +137,32 @@ impl Hosts {
         AgentOptions {
             port: host.port.unwrap_or(crate::agent::DEFAULT_PORT),
             verification,
-            timeout_ms: self.settings.timeout_ms,
-            cache_ttl_s: self.settings.cache_ttl_s,
-            ..AgentOptions::default()
+            ..self.settings().options()
         }
+    }
+
+    /// What every host's agent is given.
+    pub fn settings(&self) -> AgentSettings {
+        *self.settings.locked()
+    }
+
+    /// Gives every host's agent `settings`: those made from now on, and
+    /// those there are (from their next request on; nobody logs in again).
+    /// An agent that refuses them keeps its old options, and the first
+    /// refusal is the result.
+    pub fn set_settings(&self, settings: AgentSettings) -> Result<(), Error> {
+        // Held so that no registry read makes an agent with the old settings
+        // meanwhile.
+        let _reading = self.last_reload.locked();
+        *self.settings.locked() = settings;
+        let entries = self.entries.locked();
+        let mut outcome = Ok(());
+        for entry in entries.values() {
+            if let Ok(agent) = &entry.agent {
+                outcome = outcome.and(agent.set_options(self.options(&entry.row)));
+            }
+        }
+        outcome
     }
 
     /// Reads the registry: agents for new or changed enabled rows, none for
@@ -256,6 +326,15 @@ mod tests {
     use super::*;
     use vpoller_standin::fake_vsphere::{Answer, FakeVSphere};
 
+    /// A scratch directory for a test (removed by the test) and the path of
+    /// a registry in it.
+    fn scratch_db(name: &str) -> (std::path::PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("vpoller-hosts-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("v.db").to_str().unwrap().to_owned();
+        (dir, db)
+    }
+
     fn fake_host(name: &str, port: u16) -> Host {
         Host {
             host: name.into(),
@@ -275,10 +354,8 @@ mod tests {
     fn a_slow_logout_does_not_stall_other_hosts() {
         let fake =
             FakeVSphere::with_defaults(|method, _| (method == "Logout").then_some(Answer::Hang));
-        let dir = std::env::temp_dir().join(format!("vpoller-hosts-logout-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("v.db");
-        let db = db.to_str().unwrap();
+        let (dir, db) = scratch_db("logout");
+        let db = db.as_str();
         let registry = Registry::open(db).unwrap();
         // Two names for the one fake server.
         registry.add(&fake_host("127.0.0.1", fake.port)).unwrap();
@@ -286,6 +363,7 @@ mod tests {
         let settings = AgentSettings {
             timeout_ms: 10_000,
             cache_ttl_s: 0,
+            ..AgentSettings::default()
         };
         let hosts = Hosts::open(db, settings).unwrap();
         let leaving = hosts.agent("127.0.0.1").unwrap().unwrap();
@@ -318,14 +396,53 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// New settings reach the agents there are, which keep their own
+    /// port and certificate checks, and those made later.
+    #[test]
+    fn settings_reach_every_agent() {
+        let (dir, db) = scratch_db("set");
+        let db = db.as_str();
+        Registry::open(db)
+            .unwrap()
+            .add(&fake_host("vc01.example.org", 8443))
+            .unwrap();
+        let hosts = Hosts::open(db, AgentSettings::default()).unwrap();
+        let agent = hosts.agent("vc01.example.org").unwrap().unwrap();
+        assert_eq!(
+            agent.options(),
+            AgentOptions {
+                port: 8443,
+                verification: Verification::Insecure,
+                ..AgentOptions::default()
+            }
+        );
+        let settings = AgentSettings {
+            timeout_ms: 5000,
+            cache_ttl_s: 7,
+            mirror: false,
+            mirror_idle_s: 60,
+            mirror_max_values: 1000,
+        };
+        hosts.set_settings(settings).unwrap();
+        assert_eq!(hosts.settings(), settings);
+        let changed = agent.options();
+        assert_eq!(AgentSettings::of(&changed), settings);
+        assert_eq!(
+            (changed.port, changed.verification),
+            (8443, Verification::Insecure)
+        );
+        let later = hosts.options(&fake_host("esx01", 443));
+        assert_eq!(AgentSettings::of(&later), settings);
+        assert_eq!(AgentSettings::of(&settings.options()), settings);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A row that cannot be served, however it got into the database, is
     /// a failure for its host alone.
     #[test]
     fn a_bad_row_fails_its_own_host_only() {
-        let dir = std::env::temp_dir().join(format!("vpoller-hosts-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("v.db");
-        let db = db.to_str().unwrap();
+        let (dir, db) = scratch_db("bad");
+        let db = db.as_str();
         let registry = Registry::open(db).unwrap();
         registry.add(&fake_host("good.example.org", 9)).unwrap();
         let raw = rusqlite::Connection::open(db).unwrap();
@@ -338,6 +455,7 @@ mod tests {
         let settings = AgentSettings {
             timeout_ms: 10_000,
             cache_ttl_s: 0,
+            ..AgentSettings::default()
         };
         let hosts = Hosts::open(db, settings).unwrap();
         let refusal = hosts

@@ -3,9 +3,11 @@
 //! `[cache]`, read as Python's ConfigParser reads them (`key = value` or
 //! `key: value`, `#` and `;` comment lines, indented continuation lines,
 //! case-insensitive keys), with py-vpoller's defaults; plus the settings this
-//! worker adds (`threads`, `per_host`, `timeout`).
+//! worker adds (`threads`, `per_host`, `timeout`; `mirror`, `mirror_idle`,
+//! `mirror_max_values`).
 
 use crate::error::Error;
+use crate::hosts::{AgentSettings, MAX_MIRROR_IDLE_S, MAX_MIRROR_MAX_VALUES};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -47,7 +49,8 @@ pub struct WorkerConfig {
     pub timeout_ms: u64,
 }
 
-/// The `[cache]` section: py-vpoller's object lookup cache.
+/// The `[cache]` section: py-vpoller's object lookup cache, and the agents'
+/// mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Whether lookups are cached at all (`enabled`, no).
@@ -58,6 +61,15 @@ pub struct CacheConfig {
     pub ttl: u64,
     /// Minutes between py-vpoller's cache sweeps (the agent expires entries as it reads them).
     pub housekeeping: u64,
+    /// Whether each host's agent keeps a live mirror of the properties asked
+    /// for (`mirror`, on); off, every request asks vCenter, as py-vpoller
+    /// does. `enabled` does not turn it off.
+    pub mirror: bool,
+    /// Seconds a mirrored property nobody asks for stays (`mirror_idle`, 900).
+    pub mirror_idle_s: u64,
+    /// The most property values one host's mirror holds (`mirror_max_values`,
+    /// 1000000).
+    pub mirror_max_values: u64,
 }
 
 /// The whole configuration.
@@ -94,6 +106,9 @@ impl Default for Config {
                 maxsize: 0,
                 ttl: 3600,
                 housekeeping: 480,
+                mirror: true,
+                mirror_idle_s: crate::agent::DEFAULT_MIRROR_IDLE_S,
+                mirror_max_values: crate::agent::DEFAULT_MIRROR_MAX_VALUES,
             },
         }
     }
@@ -192,6 +207,17 @@ fn at_most<T: PartialOrd + std::fmt::Display>(key: &str, value: T, bound: T) -> 
     Ok(value)
 }
 
+/// A mirror setting: a whole number from 1 to `bound` (0 would not turn the
+/// mirror off, and is refused rather than mistaken for that).
+fn mirror_number(key: &str, value: &str, bound: u64) -> Result<u64, Error> {
+    match at_most(key, number(key, value)?, bound)? {
+        0 => Err(Error::InvalidArgument(format!(
+            "{key} must be at least 1, not 0 (mirror = off turns the mirror off)"
+        ))),
+        number => Ok(number),
+    }
+}
+
 impl Config {
     /// Reads `path`. A missing file is py-vpoller's error.
     pub fn load(path: &Path) -> Result<Config, Error> {
@@ -269,7 +295,33 @@ impl Config {
         if let Some(value) = get("cache", "housekeeping") {
             config.cache.housekeeping = number("housekeeping", value)?;
         }
+        if let Some(value) = get("cache", "mirror") {
+            config.cache.mirror = boolean("mirror", value)?;
+        }
+        if let Some(value) = get("cache", "mirror_idle") {
+            config.cache.mirror_idle_s = mirror_number("mirror_idle", value, MAX_MIRROR_IDLE_S)?;
+        }
+        if let Some(value) = get("cache", "mirror_max_values") {
+            config.cache.mirror_max_values =
+                mirror_number("mirror_max_values", value, MAX_MIRROR_MAX_VALUES)?;
+        }
         Ok(config)
+    }
+
+    /// What every host's agent is given: the task timeout, the lookup cache
+    /// (`ttl` when `enabled`, else none) and the mirror's settings.
+    pub fn agent_settings(&self) -> AgentSettings {
+        AgentSettings {
+            timeout_ms: self.worker.timeout_ms,
+            cache_ttl_s: if self.cache.enabled {
+                self.cache.ttl
+            } else {
+                0
+            },
+            mirror: self.cache.mirror,
+            mirror_idle_s: self.cache.mirror_idle_s,
+            mirror_max_values: self.cache.mirror_max_values,
+        }
     }
 }
 
@@ -302,6 +354,102 @@ mod tests {
         assert_eq!(config.worker.mgmt, "tcp://*:10000");
         assert!(config.cache.enabled);
         assert_eq!(config.cache.ttl, 60);
+        // This worker's mirror, on unless told.
+        assert!(config.cache.mirror);
+        assert_eq!(config.cache.mirror_idle_s, 900);
+        assert_eq!(config.cache.mirror_max_values, 1_000_000);
+    }
+
+    #[test]
+    fn mirror_settings() {
+        let config = Config::parse(
+            "[worker]\ntimeout = 20000\n\
+             [cache]\nenabled = yes\nttl = 60\nmirror = off\nmirror_idle = 120\n\
+             Mirror_Max_Values = 5000\n",
+        )
+        .unwrap();
+        assert!(!config.cache.mirror);
+        assert_eq!(config.cache.mirror_idle_s, 120);
+        assert_eq!(config.cache.mirror_max_values, 5000);
+        assert_eq!(
+            config.agent_settings(),
+            AgentSettings {
+                timeout_ms: 20_000,
+                cache_ttl_s: 60,
+                mirror: false,
+                mirror_idle_s: 120,
+                mirror_max_values: 5000,
+            }
+        );
+        // ConfigParser's booleans.
+        for (text, on) in [
+            ("on", true),
+            ("yes", true),
+            ("True", true),
+            ("1", true),
+            ("off", false),
+            ("NO", false),
+            ("false", false),
+            ("0", false),
+        ] {
+            let config = Config::parse(&format!("[cache]\nmirror = {text}\n")).unwrap();
+            assert_eq!(config.cache.mirror, on, "{text}");
+        }
+        // The lookup cache off leaves the mirror on, with the agent's defaults.
+        let defaults = Config::parse("[cache]\nenabled = no\n").unwrap();
+        assert_eq!(
+            defaults.agent_settings(),
+            AgentSettings {
+                timeout_ms: 60_000,
+                cache_ttl_s: 0,
+                ..AgentSettings::default()
+            }
+        );
+        assert!(defaults.agent_settings().mirror);
+        // The bounds.
+        let most = Config::parse("[cache]\nmirror_idle = 604800\nmirror_max_values = 100000000\n")
+            .unwrap();
+        assert_eq!(
+            (most.cache.mirror_idle_s, most.cache.mirror_max_values),
+            (604_800, 100_000_000)
+        );
+        for (text, expected) in [
+            (
+                "mirror = sometimes",
+                "mirror must be a boolean (yes/no, true/false, on/off, 1/0), not \"sometimes\"",
+            ),
+            (
+                "mirror_idle = 604801",
+                "mirror_idle must be at most 604800, not 604801",
+            ),
+            (
+                "mirror_idle = 0",
+                "mirror_idle must be at least 1, not 0 (mirror = off turns the mirror off)",
+            ),
+            (
+                "mirror_idle = 15m",
+                "mirror_idle must be a whole number, not \"15m\"",
+            ),
+            (
+                "mirror_idle = -1",
+                "mirror_idle must be a whole number, not \"-1\"",
+            ),
+            (
+                "mirror_max_values = 100000001",
+                "mirror_max_values must be at most 100000000, not 100000001",
+            ),
+            (
+                "mirror_max_values = 0",
+                "mirror_max_values must be at least 1, not 0 (mirror = off turns the mirror off)",
+            ),
+            (
+                "mirror_max_values = 18446744073709551616",
+                "mirror_max_values must be a whole number",
+            ),
+        ] {
+            let error = Config::parse(&format!("[cache]\n{text}\n")).unwrap_err();
+            assert!(error.to_string().contains(expected), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -41,6 +41,44 @@ static vpoller_agent *trusted_agent(void)
     return agent;
 }
 
+/* An option counting from 1 to `most`: its default and `most` are taken;
+ * 0, one more than `most` and a word are refused with `refusal`. */
+static void check_count_option(vpoller_agent *agent, int option, int fallback, int most, const char *refusal)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%d", most);
+    CHECK(vpoller_agent_set_option(agent, option, text) == VPOLLER_OK);
+    snprintf(text, sizeof text, "%d", fallback);
+    CHECK(vpoller_agent_set_option(agent, option, text) == VPOLLER_OK);
+    snprintf(text, sizeof text, "%d", most + 1);
+    const char *refused[] = {"0", text, "soon"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        CHECK(vpoller_agent_set_option(agent, option, refused[i]) == VPOLLER_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(vpoller_last_error(), refusal) != NULL);
+    }
+}
+
+/* The mirror's options: 1 or 0, and sizes within their bounds. */
+static void test_mirror_options(vpoller_agent *agent)
+{
+    CHECK(vpoller_agent_set_option(agent, VPOLLER_AGENT_MIRROR, "0") == VPOLLER_OK);
+    CHECK(vpoller_agent_set_option(agent, VPOLLER_AGENT_MIRROR, "1") == VPOLLER_OK);
+    const char *not_switches[] = {"2", "on", "true", "", "-1"};
+    for (size_t i = 0; i < sizeof not_switches / sizeof *not_switches; i++) {
+        CHECK(vpoller_agent_set_option(agent, VPOLLER_AGENT_MIRROR, not_switches[i]) ==
+              VPOLLER_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(vpoller_last_error(), "VPOLLER_AGENT_MIRROR wants 1 (on) or 0 (off)") != NULL);
+    }
+    CHECK(vpoller_agent_set_option(agent, VPOLLER_AGENT_MIRROR, NULL) == VPOLLER_ERR_INVALID_ARGUMENT);
+
+    check_count_option(agent, VPOLLER_AGENT_MIRROR_IDLE_S, VPOLLER_AGENT_DEFAULT_MIRROR_IDLE_S,
+                       VPOLLER_AGENT_MAX_MIRROR_IDLE_S,
+                       "VPOLLER_AGENT_MIRROR_IDLE_S wants a number of seconds from 1 to 604800");
+    check_count_option(agent, VPOLLER_AGENT_MIRROR_MAX_VALUES, VPOLLER_AGENT_DEFAULT_MIRROR_MAX_VALUES,
+                       VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES,
+                       "VPOLLER_AGENT_MIRROR_MAX_VALUES wants a number of values from 1 to 100000000");
+}
+
 static void test_new_and_options(void)
 {
     CHECK(vpoller_agent_new(NULL, "u", "p") == NULL);
@@ -71,6 +109,7 @@ static void test_new_and_options(void)
     CHECK(vpoller_agent_set_option(agent, VPOLLER_AGENT_CACHE_TTL_S, "0") == VPOLLER_OK);
     CHECK(vpoller_agent_set_option(agent, VPOLLER_AGENT_INSECURE, "1") == VPOLLER_OK);
     CHECK(vpoller_agent_set_option(NULL, VPOLLER_AGENT_PORT, "443") == VPOLLER_ERR_INVALID_ARGUMENT);
+    test_mirror_options(agent);
     vpoller_agent_free(agent);
     vpoller_agent_free(NULL);
 
@@ -182,6 +221,16 @@ int main(int argc, char **argv)
         vpoller_agent_free(agent);
     }
     test_failures();
+
+    /* With the mirror off, every task asks the host, as py-vpoller does. */
+    vpoller_agent *asking = trusted_agent();
+    CHECK(asking != NULL);
+    if (asking != NULL) {
+        CHECK(vpoller_agent_set_option(asking, VPOLLER_AGENT_MIRROR, "0") == VPOLLER_OK);
+        CHECK(run_expect(asking, "{\"method\": \"vm.get\", \"name\": \"DC0_H0_VM0\", \"properties\": [\"runtime.powerState\"]}",
+                         VPOLLER_OK, "{\"success\": 0"));
+        vpoller_agent_free(asking);
+    }
 
     return report();
 }

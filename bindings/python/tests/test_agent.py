@@ -100,6 +100,44 @@ def test_untrusted_certificate_and_bad_options(vsphere):
         VSphereAgent(user="root", pwd="x", host="")
 
 
+def test_mirror_options(vsphere):
+    # Off, every task asks the host, as py-vpoller does; the sizes are taken.
+    with agent_for(vsphere, mirror=False, mirror_idle=60, mirror_max_values=5000) as agent:
+        reply = agent.vm_get(name="DC0_H0_VM0", properties=["runtime.powerState"])
+        assert reply["result"] == [{"name": "DC0_H0_VM0", "runtime.powerState": "poweredOn"}]
+    with agent_for(vsphere, mirror=True, mirror_idle=604800, mirror_max_values=100000000) as agent:
+        assert agent.about()["success"] == 0
+
+
+def test_bad_mirror_options():
+    def make(**options):
+        return VSphereAgent(user="root", pwd="x", host="vc01.example.org", **options)
+
+    for options, reason in (
+        ({"mirror_idle": 0}, "mirror_idle: Invalid argument: VPOLLER_AGENT_MIRROR_IDLE_S wants a number of seconds from 1 to 604800"),
+        ({"mirror_idle": 604801}, "mirror_idle: Invalid argument: VPOLLER_AGENT_MIRROR_IDLE_S wants"),
+        ({"mirror_idle": -1}, "mirror_idle: Invalid argument: VPOLLER_AGENT_MIRROR_IDLE_S wants"),
+        ({"mirror_max_values": 0},
+         "mirror_max_values: Invalid argument: VPOLLER_AGENT_MIRROR_MAX_VALUES wants a number of values from 1 to 100000000"),
+        ({"mirror_max_values": 100000001}, "mirror_max_values: Invalid argument: VPOLLER_AGENT_MIRROR_MAX_VALUES wants"),
+    ):
+        with pytest.raises(ValueError) as failure:
+            make(**options)
+        assert reason in str(failure.value), options
+    for options, reason in (
+        ({"mirror": "off"}, "mirror must be a bool, not str"),
+        ({"mirror": 0}, "mirror must be a bool, not int"),
+        ({"mirror_idle": "60"}, "mirror_idle must be an int, not str"),
+        ({"mirror_idle": True}, "mirror_idle must be an int, not bool"),
+        ({"mirror_max_values": 1.5}, "mirror_max_values must be an int, not float"),
+    ):
+        with pytest.raises(TypeError) as failure:
+            make(**options)
+        assert reason in str(failure.value), options
+    # None is the library's default.
+    make(mirror=None, mirror_idle=None, mirror_max_values=None).close()
+
+
 def test_nothing_listening_and_closed():
     agent = VSphereAgent(user="root", pwd="x", host="127.0.0.1:9", insecure=True, connect_timeout=1000)
     with pytest.raises(VSphereError) as failure:

@@ -197,6 +197,9 @@ _AGENT_OPTIONS = (
     ("connect_timeout", _lib.AGENT_CONNECT_TIMEOUT_MS),
     ("timeout", _lib.AGENT_TIMEOUT_MS),
     ("cache_ttl", _lib.AGENT_CACHE_TTL_S),
+    ("mirror", _lib.AGENT_MIRROR),
+    ("mirror_idle", _lib.AGENT_MIRROR_IDLE_S),
+    ("mirror_max_values", _lib.AGENT_MIRROR_MAX_VALUES),
 )
 
 
@@ -209,8 +212,12 @@ class VSphereAgent(_Closable):
     certificates) or fingerprint (the certificate's SHA-256 or SHA-1) in place
     of the system's trusted roots; insecure=True to skip verification;
     connect_timeout and timeout (one whole task) in milliseconds; cache_ttl in
-    seconds (0: no lookup cache). Nothing is sent until connect() or the first
-    task.
+    seconds (0: no lookup cache); mirror=False to ask the host on every
+    request, exactly as py-vpoller does (True, the default: a live mirror of
+    the properties asked for answers them); mirror_idle, how long a mirrored
+    property nobody asks for stays, in seconds (1 to 604800);
+    mirror_max_values, the most property values the mirror holds (1 to
+    100000000). Nothing is sent until connect() or the first task.
 
     Every task has a method, its name with dots made underscores
     (vm.perf.metric.get is vm_perf_metric_get), which takes the message as
@@ -222,7 +229,8 @@ class VSphereAgent(_Closable):
     _handle = None  # set in __init__; None once closed
 
     def __init__(self, user, pwd, host, port=None, ca_file=None, fingerprint=None, insecure=False,
-                 connect_timeout=None, timeout=None, cache_ttl=None):
+                 connect_timeout=None, timeout=None, cache_ttl=None, mirror=None, mirror_idle=None,
+                 mirror_max_values=None):
         for name, value in (("user", user), ("pwd", pwd), ("host", host)):
             if not isinstance(value, str):
                 raise TypeError("%s must be a str, not %s" % (name, type(value).__name__))
@@ -234,7 +242,8 @@ class VSphereAgent(_Closable):
             raise ValueError("cannot make an agent for %r: %s" % (host, _last_error().decode("utf-8")))
         self._handle = _AgentHandle(address)
         values = {"port": port, "ca_file": ca_file, "fingerprint": fingerprint, "insecure": insecure,
-                  "connect_timeout": connect_timeout, "timeout": timeout, "cache_ttl": cache_ttl}
+                  "connect_timeout": connect_timeout, "timeout": timeout, "cache_ttl": cache_ttl,
+                  "mirror": mirror, "mirror_idle": mirror_idle, "mirror_max_values": mirror_max_values}
         for name, option in _AGENT_OPTIONS:
             value = values[name]
             if value is None or (name == "insecure" and value is False):
@@ -289,9 +298,9 @@ class VSphereAgent(_Closable):
 
 
 def _option_text(name, value):
-    if name == "insecure":
+    if name in ("insecure", "mirror"):
         if not isinstance(value, bool):
-            raise TypeError("insecure must be a bool, not %s" % type(value).__name__)
+            raise TypeError("%s must be a bool, not %s" % (name, type(value).__name__))
         return b"1" if value else b"0"
     if name in ("ca_file", "fingerprint"):
         if not isinstance(value, str):

@@ -20,6 +20,9 @@ AGENT_INSECURE = 4
 AGENT_CONNECT_TIMEOUT_MS = 5
 AGENT_TIMEOUT_MS = 6
 AGENT_CACHE_TTL_S = 7
+AGENT_MIRROR = 8
+AGENT_MIRROR_IDLE_S = 9
+AGENT_MIRROR_MAX_VALUES = 10
 
 _REPO_BUILD = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "target", "release", "libvpoller.so"

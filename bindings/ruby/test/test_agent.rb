@@ -91,6 +91,43 @@ class AgentTest < Minitest::Test
     end
   end
 
+  def test_mirror_options
+    # Off, every task asks the host, as py-vpoller does; the sizes are taken.
+    with_agent(mirror: false, mirror_idle: 60, mirror_max_values: 5000) do |agent|
+      reply = agent.vm_get(name: "DC0_H0_VM0", properties: ["runtime.powerState"])
+      assert_equal [{ "name" => "DC0_H0_VM0", "runtime.powerState" => "poweredOn" }], reply["result"]
+    end
+    with_agent(mirror: true, mirror_idle: 604_800, mirror_max_values: 100_000_000) do |agent|
+      assert_equal 0, agent.about({})["success"]
+    end
+  end
+
+  def test_bad_mirror_options
+    make = ->(**options) { VPoller::Agent.new(user: "root", pwd: "x", host: "vc01.example.org", **options) }
+    {
+      { mirror_idle: 0 } => "mirror_idle: Invalid argument: VPOLLER_AGENT_MIRROR_IDLE_S wants a number of seconds from 1 to 604800",
+      { mirror_idle: 604_801 } => "mirror_idle: Invalid argument: VPOLLER_AGENT_MIRROR_IDLE_S wants",
+      { mirror_idle: -1 } => "mirror_idle: Invalid argument: VPOLLER_AGENT_MIRROR_IDLE_S wants",
+      { mirror_max_values: 0 } =>
+        "mirror_max_values: Invalid argument: VPOLLER_AGENT_MIRROR_MAX_VALUES wants a number of values from 1 to 100000000",
+      { mirror_max_values: 100_000_001 } => "mirror_max_values: Invalid argument: VPOLLER_AGENT_MIRROR_MAX_VALUES wants"
+    }.each do |options, reason|
+      error = assert_raises(ArgumentError, options.inspect) { make.call(**options) }
+      assert_includes error.message, reason
+    end
+    {
+      { mirror: "off" } => "mirror must be true or false, not String",
+      { mirror: 0 } => "mirror must be true or false, not Integer",
+      { mirror_idle: "60" } => "mirror_idle must be an Integer, not String",
+      { mirror_max_values: 1.5 } => "mirror_max_values must be an Integer, not Float"
+    }.each do |options, reason|
+      error = assert_raises(TypeError, options.inspect) { make.call(**options) }
+      assert_includes error.message, reason
+    end
+    # nil is the library's default.
+    make.call(mirror: nil, mirror_idle: nil, mirror_max_values: nil).close
+  end
+
   def test_nothing_listening_and_closed
     agent = VPoller::Agent.new(user: "root", pwd: "x", host: "127.0.0.1:9", insecure: true, connect_timeout: 1000)
     error = assert_raises(VPoller::VSphereError) { agent.connect }

@@ -21,7 +21,7 @@ mod schedule;
 mod tests;
 
 use crate::error::Error;
-use crate::hosts::{AgentSettings, Hosts};
+use crate::hosts::Hosts;
 use crate::server::config::Config;
 use crate::server::{mgmt, Stop};
 use crate::sync::Lock;
@@ -53,16 +53,8 @@ pub(crate) struct Worker {
 
 impl Worker {
     fn new(config: &Config) -> Result<Worker, Error> {
-        let settings = AgentSettings {
-            timeout_ms: config.worker.timeout_ms,
-            cache_ttl_s: if config.cache.enabled {
-                config.cache.ttl
-            } else {
-                0
-            },
-        };
         Ok(Worker {
-            hosts: Hosts::open(&config.worker.db, settings)?,
+            hosts: Hosts::open(&config.worker.db, config.agent_settings())?,
             helpers: config.worker.helpers.clone(),
             stats: Mutex::new(HashMap::new()),
         })

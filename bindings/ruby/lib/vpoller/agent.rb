@@ -32,7 +32,10 @@ module VPoller
       insecure: LibVPoller::AGENT_INSECURE,
       connect_timeout: LibVPoller::AGENT_CONNECT_TIMEOUT_MS,
       timeout: LibVPoller::AGENT_TIMEOUT_MS,
-      cache_ttl: LibVPoller::AGENT_CACHE_TTL_S
+      cache_ttl: LibVPoller::AGENT_CACHE_TTL_S,
+      mirror: LibVPoller::AGENT_MIRROR,
+      mirror_idle: LibVPoller::AGENT_MIRROR_IDLE_S,
+      mirror_max_values: LibVPoller::AGENT_MIRROR_MAX_VALUES
     }.freeze
 
     # The task names, as libvpoller reports them.
@@ -45,7 +48,12 @@ module VPoller
     # certificates) or fingerprint (the certificate's SHA-256 or SHA-1) in
     # place of the system's trusted roots; insecure: true to skip
     # verification; connect_timeout and timeout (one whole task) in
-    # milliseconds; cache_ttl in seconds (0: no lookup cache).
+    # milliseconds; cache_ttl in seconds (0: no lookup cache); mirror: false
+    # to ask the host on every request, exactly as py-vpoller does (true, the
+    # default: a live mirror of the properties asked for answers them);
+    # mirror_idle, how long a mirrored property nobody asks for stays, in
+    # seconds (1 to 604800); mirror_max_values, the most property values the
+    # mirror holds (1 to 100000000).
     # Nothing is sent until #connect or the first task.
     def initialize(user:, pwd:, host:, **options)
       { user: user, pwd: pwd, host: host }.each do |name, value|
@@ -133,8 +141,8 @@ module VPoller
 
     def option_text(name, value)
       case name
-      when :insecure
-        raise TypeError, "insecure must be true or false, not #{value.class}" unless [true, false].include?(value)
+      when :insecure, :mirror
+        raise TypeError, "#{name} must be true or false, not #{value.class}" unless [true, false].include?(value)
 
         value ? "1" : "0"
       when :ca_file, :fingerprint

@@ -43,6 +43,9 @@ module VPoller
     AGENT_CONNECT_TIMEOUT_MS = 5
     AGENT_TIMEOUT_MS = 6
     AGENT_CACHE_TTL_S = 7
+    AGENT_MIRROR = 8
+    AGENT_MIRROR_IDLE_S = 9
+    AGENT_MIRROR_MAX_VALUES = 10
 
     # Requests wait for the network: release the GVL so other threads run.
     attach_function :vpoller_client_new, %i[string int int], :pointer, blocking: true
