@@ -68,6 +68,10 @@ pub const DEFAULT_MIRROR_IDLE_S: u64 = 900;
 /// How many property values (objects times properties) one host's mirror
 /// may hold, unless set: about 200 MB at the sizes measured.
 pub const DEFAULT_MIRROR_MAX_VALUES: u64 = 1_000_000;
+/// The longest `mirror_idle_s` accepted: one week.
+pub const MAX_MIRROR_IDLE_S: u64 = 604_800;
+/// The largest `mirror_max_values` accepted: a hundred times the default.
+pub const MAX_MIRROR_MAX_VALUES: u64 = 100_000_000;
 /// The longest timeout (connecting, or one task) accepted anywhere, in
 /// milliseconds: one hour. Larger values are refused with an error, so that
 /// no deadline can overflow.
@@ -100,8 +104,20 @@ pub struct AgentOptions {
 }
 
 impl AgentOptions {
-    /// Refuses options no agent can use: a timeout above [`MAX_TIMEOUT_MS`].
+    /// Refuses options no agent can use: a timeout above [`MAX_TIMEOUT_MS`],
+    /// mirror limits of 0 or above [`MAX_MIRROR_IDLE_S`] and
+    /// [`MAX_MIRROR_MAX_VALUES`].
     fn check(&self) -> Result<(), Error> {
+        for (name, value, max) in [
+            ("mirror_idle_s", self.mirror_idle_s, MAX_MIRROR_IDLE_S),
+            ("mirror_max_values", self.mirror_max_values, MAX_MIRROR_MAX_VALUES),
+        ] {
+            if value == 0 || value > max {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} is {value}, not between 1 and {max} (mirror: false turns the mirror off)"
+                )));
+            }
+        }
         for (name, value) in [
             ("timeout_ms", self.timeout_ms),
             ("connect_timeout_ms", self.connect_timeout_ms),
@@ -474,6 +490,28 @@ mod tests {
         assert!(matches!(error, Error::InvalidArgument(_)), "{error}");
         assert_eq!(agent.options(), kept);
         assert!(agent.deadline() > Instant::now());
+    }
+
+    #[test]
+    fn mirror_limits_are_bounded() {
+        let options = |mirror_idle_s, mirror_max_values| AgentOptions {
+            verification: Verification::Insecure,
+            mirror_idle_s,
+            mirror_max_values,
+            ..AgentOptions::default()
+        };
+        let refused = |idle, values| {
+            Agent::with_options("127.0.0.1:9", "u", "p", options(idle, values))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused(0, 10),
+            "Invalid argument: mirror_idle_s is 0, not between 1 and 604800 (mirror: false turns the mirror off)"
+        );
+        assert!(refused(60, MAX_MIRROR_MAX_VALUES + 1).contains("mirror_max_values"));
+        assert!(refused(MAX_MIRROR_IDLE_S + 1, 10).contains("mirror_idle_s"));
+        assert!(Agent::with_options("127.0.0.1:9", "u", "p", options(MAX_MIRROR_IDLE_S, 1)).is_ok());
     }
 
     #[test]

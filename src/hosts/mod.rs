@@ -25,12 +25,7 @@ use std::time::{Duration, Instant};
 /// How often an unknown host name may read the registry again.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The longest `mirror_idle_s` the worker's configuration and the C ABI
-/// accept: one week.
-pub const MAX_MIRROR_IDLE_S: u64 = 604_800;
-/// The largest `mirror_max_values` the worker's configuration and the C ABI
-/// accept: a hundred times the default.
-pub const MAX_MIRROR_MAX_VALUES: u64 = 100_000_000;
+pub use crate::agent::{MAX_MIRROR_IDLE_S, MAX_MIRROR_MAX_VALUES};
 
 /// What every host's agent is given (the rest of its [`AgentOptions`],
 /// port and certificate checks, comes from its row in the registry).
