@@ -440,3 +440,234 @@ pub fn standard(method: &str) -> Answer {
     };
     Answer::Xml(200, envelope(&inner))
 }
+
+/// The counters of [`perf_answer`]'s performance manager: key and
+/// `group.name.unit.rollup`.
+pub const PERF_COUNTERS: &[(i64, &str)] = &[
+    (2, "cpu.usage.percent.average"),
+    (6, "cpu.usagemhz.megaHertz.average"),
+    (24, "mem.usage.percent.average"),
+];
+
+/// How many samples of each metric [`perf_answer`] keeps: the newest at
+/// 00:01:40 on 2026-01-01, one refresh period (20 s) apart.
+pub const PERF_SAMPLES: usize = 6;
+
+/// The answers of a vCenter with virtual machines `vm-1` to `vm-{vms}`
+/// (named so, powered on, connected) and performance data that never
+/// changes: the tables ([`PERF_COUNTERS`], the interval `Past day`), a
+/// provider summary with real-time data every `refresh_rate` seconds (20 on
+/// vCenter and ESXi), and `QueryPerf` with
+/// the newest `maxSample` of [`PERF_SAMPLES`] fixed samples per query spec
+/// and metric (newest first, as the simulator sends them), the value of
+/// sample k (0 the oldest) of counter C of `vm-N` being `N*1000 + C*10 + k`.
+/// `None` for other calls (see [`FakeVSphere::with_defaults`]).
+pub fn perf_answer(vms: usize, refresh_rate: u32, method: &str, body: &str) -> Option<Answer> {
+    let inner = match method {
+        "RetrievePropertiesEx" if body.contains("<type>PerformanceManager</type>") => perf_tables(),
+        "RetrievePropertiesEx" if body.contains("<type>VirtualMachine</type>") => {
+            if body.contains("ContainerView") {
+                return Some(Answer::Xml(
+                    200,
+                    vm_page("RetrievePropertiesExResponse", 1, vms, None),
+                ));
+            }
+            let id = between(body, "<obj type=\"VirtualMachine\">", "</obj>")?;
+            let number: usize = id.strip_prefix("vm-")?.parse().ok()?;
+            let mut inner = String::from("<RetrievePropertiesExResponse xmlns=\"urn:vim25\">");
+            if (1..=vms).contains(&number) {
+                inner.push_str(&format!(
+                    "<returnval><objects><obj type=\"VirtualMachine\">{id}</obj>\
+                     <propSet><name>name</name><val xsi:type=\"xsd:string\">{id}</val></propSet>\
+                     <propSet><name>runtime.powerState</name><val xsi:type=\"VirtualMachinePowerState\">poweredOn</val></propSet>\
+                     <propSet><name>runtime.connectionState</name><val xsi:type=\"VirtualMachineConnectionState\">connected</val></propSet>\
+                     </objects></returnval>"
+                ));
+            }
+            inner.push_str("</RetrievePropertiesExResponse>");
+            inner
+        }
+        "QueryPerfProviderSummary" => {
+            let entity = between(body, "<entity", "</entity>")?;
+            format!(
+                "<QueryPerfProviderSummaryResponse xmlns=\"urn:vim25\"><returnval>\
+                 <entity{entity}</entity><currentSupported>true</currentSupported>\
+                 <summarySupported>true</summarySupported><refreshRate>{refresh_rate}</refreshRate>\
+                 </returnval></QueryPerfProviderSummaryResponse>"
+            )
+        }
+        "QueryPerf" => {
+            let mut inner = String::from("<QueryPerfResponse xmlns=\"urn:vim25\">");
+            for spec in body.split("<querySpec>").skip(1) {
+                inner.push_str(&entity_metric(spec));
+            }
+            inner.push_str("</QueryPerfResponse>");
+            inner
+        }
+        _ => return None,
+    };
+    Some(Answer::Xml(200, envelope(&inner)))
+}
+
+/// How many query specs a `QueryPerf` request body holds.
+pub fn query_specs(body: &str) -> usize {
+    body.matches("<querySpec>").count()
+}
+
+/// The text between the first `start` and the `end` after it.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(&text[from..to])
+}
+
+fn perf_tables() -> String {
+    let mut inner = String::from(
+        "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval><objects>\
+         <obj type=\"PerformanceManager\">PerfMgr</obj>\
+         <propSet><name>perfCounter</name><val xsi:type=\"ArrayOfPerfCounterInfo\">",
+    );
+    for (key, name) in PERF_COUNTERS {
+        let parts: Vec<&str> = name.split('.').collect();
+        let description = |field: &str, key: &str| {
+            format!(
+                "<{field}><label>{key}</label><summary>{key}</summary><key>{key}</key></{field}>"
+            )
+        };
+        inner.push_str(&format!(
+            "<PerfCounterInfo><key>{key}</key>{}{}{}<rollupType>{}</rollupType>\
+             <statsType>rate</statsType><level>1</level><perDeviceLevel>3</perDeviceLevel></PerfCounterInfo>",
+            description("nameInfo", parts[1]),
+            description("groupInfo", parts[0]),
+            description("unitInfo", parts[2]),
+            parts[3]
+        ));
+    }
+    inner.push_str(
+        "</val></propSet><propSet><name>historicalInterval</name><val xsi:type=\"ArrayOfPerfInterval\">\
+         <PerfInterval><key>1</key><samplingPeriod>300</samplingPeriod><name>Past day</name>\
+         <length>86400</length><level>1</level><enabled>true</enabled></PerfInterval>\
+         </val></propSet></objects></returnval></RetrievePropertiesExResponse>",
+    );
+    inner
+}
+
+/// The `PerfEntityMetric` answering one query spec (the text after its
+/// `<querySpec>`).
+fn entity_metric(spec: &str) -> String {
+    let entity = between(spec, "<entity", "</entity>").unwrap_or("");
+    let number: usize = entity
+        .rsplit('-')
+        .next()
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0);
+    let interval: usize = between(spec, "<intervalId>", "</intervalId>")
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(20);
+    let count = between(spec, "<maxSample>", "</maxSample>")
+        .and_then(|text| text.parse::<usize>().ok())
+        .unwrap_or(PERF_SAMPLES)
+        .min(PERF_SAMPLES);
+    // Sample k (0 the oldest) is at 00:00:00 plus k intervals.
+    let newest_first: Vec<usize> = (PERF_SAMPLES - count..PERF_SAMPLES).rev().collect();
+    let mut out = format!("<returnval xsi:type=\"PerfEntityMetric\"><entity{entity}</entity>");
+    for k in &newest_first {
+        let seconds = k * interval;
+        out.push_str(&format!(
+            "<sampleInfo><timestamp>2026-01-01T{:02}:{:02}:{:02}Z</timestamp><interval>{interval}</interval></sampleInfo>",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        ));
+    }
+    for metric in spec.split("<metricId>").skip(1) {
+        let counter: usize = between(metric, "<counterId>", "</counterId>")
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(0);
+        let instance = between(metric, "<instance>", "</instance>").unwrap_or("");
+        out.push_str(&format!(
+            "<value xsi:type=\"PerfMetricIntSeries\"><id><counterId>{counter}</counterId>\
+             <instance>{instance}</instance></id>"
+        ));
+        for k in &newest_first {
+            out.push_str(&format!(
+                "<value>{}</value>",
+                number * 1000 + counter * 10 + k
+            ));
+        }
+        out.push_str("</value>");
+    }
+    out.push_str("</returnval>");
+    out
+}
+
+/// A [`FakeVSphere`] answering as [`perf_answer`] does, whose `QueryPerf`
+/// can be made to fail, and which keeps the `QueryPerf` request bodies.
+pub struct PerfVCenter {
+    pub server: FakeVSphere,
+    failing: Arc<AtomicBool>,
+    queries: Arc<Mutex<Vec<String>>>,
+}
+
+impl PerfVCenter {
+    /// Serves virtual machines `vm-1` to `vm-{vms}` with real-time samples
+    /// every 20 s.
+    pub fn start(vms: usize) -> PerfVCenter {
+        PerfVCenter::with_refresh_rate(vms, 20)
+    }
+
+    /// Like [`PerfVCenter::start`], with real-time samples every
+    /// `refresh_rate` seconds: the period of the agent's cache, which tests
+    /// make long (nothing gets old) or short (everything does soon).
+    pub fn with_refresh_rate(vms: usize, refresh_rate: u32) -> PerfVCenter {
+        let failing = Arc::new(AtomicBool::new(false));
+        let queries = Arc::new(Mutex::new(Vec::new()));
+        let server = {
+            let (failing, queries) = (failing.clone(), queries.clone());
+            FakeVSphere::with_defaults(move |method, body| {
+                if method == "QueryPerf" {
+                    queries.lock().unwrap().push(body.to_owned());
+                    if failing.load(Ordering::SeqCst) {
+                        return Some(fault("SystemError", "the performance manager is down"));
+                    }
+                }
+                perf_answer(vms, refresh_rate, method, body)
+            })
+        };
+        PerfVCenter {
+            server,
+            failing,
+            queries,
+        }
+    }
+
+    /// Makes `QueryPerf` fail with a fault (`true`) or answer again.
+    pub fn fail_perf(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// The number of query specs of each `QueryPerf` so far, in order.
+    pub fn perf_queries(&self) -> Vec<usize> {
+        self.queries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|body| query_specs(body))
+            .collect()
+    }
+
+    /// The `QueryPerf` request bodies so far, in order.
+    pub fn perf_bodies(&self) -> Vec<String> {
+        self.queries.lock().unwrap().clone()
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        self.server.host()
+    }
+
+    /// How many times `method` was called.
+    pub fn count(&self, method: &str) -> usize {
+        self.server.count(method)
+    }
+}
