@@ -119,6 +119,23 @@ fn smoke_test_the_stack_answers_as_the_agent_does() {
     let counters = &status["result"]["hosts"]["127.0.0.1"];
     assert!(counters["requests"].as_u64().unwrap() >= 10, "{status}");
     assert!(counters["failures"].as_u64().unwrap() >= 2, "{status}");
+    // The host's mirror: on by default, following or about to.
+    let mirror = &counters["mirror"];
+    assert_eq!(mirror["enabled"], true, "{status}");
+    assert!(
+        ["syncing", "in sync"].contains(&mirror["state"].as_str().unwrap()),
+        "{status}"
+    );
+    assert!(
+        mirror["soap_calls"]["RetrievePropertiesEx"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{status}"
+    );
+    let answered = mirror["answered_from_memory"].as_u64().unwrap()
+        + mirror["answered_directly"].as_u64().unwrap();
+    assert!(answered >= 10, "{status}");
     assert_eq!(
         mgmt.run(r#"{"method": "reboot"}"#),
         r#"{"success": 1, "msg": "Unknown method name received"}"#

@@ -110,7 +110,11 @@ impl AgentOptions {
     fn check(&self) -> Result<(), Error> {
         for (name, value, max) in [
             ("mirror_idle_s", self.mirror_idle_s, MAX_MIRROR_IDLE_S),
-            ("mirror_max_values", self.mirror_max_values, MAX_MIRROR_MAX_VALUES),
+            (
+                "mirror_max_values",
+                self.mirror_max_values,
+                MAX_MIRROR_MAX_VALUES,
+            ),
         ] {
             if value == 0 || value > max {
                 return Err(Error::InvalidArgument(format!(
@@ -249,6 +253,9 @@ impl Agent {
         if endpoint_changed || !options.mirror {
             self.mirror.reset();
         }
+        if !options.mirror {
+            self.perf.clear();
+        }
         self.mirror.set_limits(
             Duration::from_secs(options.mirror_idle_s),
             options.mirror_max_values,
@@ -299,7 +306,7 @@ impl Agent {
             .map(|connection| connection.calls())
             .unwrap_or_default();
         let mut status = self.mirror.stats().to_json(&calls);
-        status["mirror"] = Value::Bool(self.mirror_on());
+        status["enabled"] = Value::Bool(self.mirror_on());
         status
     }
 
@@ -511,7 +518,9 @@ mod tests {
         );
         assert!(refused(60, MAX_MIRROR_MAX_VALUES + 1).contains("mirror_max_values"));
         assert!(refused(MAX_MIRROR_IDLE_S + 1, 10).contains("mirror_idle_s"));
-        assert!(Agent::with_options("127.0.0.1:9", "u", "p", options(MAX_MIRROR_IDLE_S, 1)).is_ok());
+        assert!(
+            Agent::with_options("127.0.0.1:9", "u", "p", options(MAX_MIRROR_IDLE_S, 1)).is_ok()
+        );
     }
 
     #[test]

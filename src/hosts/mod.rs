@@ -271,6 +271,23 @@ impl Hosts {
         self.lookup(name)
     }
 
+    /// The agents serving hosts now, by host name.
+    pub(crate) fn agents(&self) -> Vec<(String, Arc<Agent>)> {
+        let entries = self.entries.locked();
+        let mut agents: Vec<(String, Arc<Agent>)> = entries
+            .iter()
+            .filter_map(|(name, entry)| {
+                entry
+                    .agent
+                    .as_ref()
+                    .ok()
+                    .map(|agent| (name.clone(), agent.clone()))
+            })
+            .collect();
+        agents.sort_by(|a, b| a.0.cmp(&b.0));
+        agents
+    }
+
     fn lookup(&self, name: &str) -> Option<Result<Arc<Agent>, String>> {
         self.entries
             .locked()

@@ -337,7 +337,7 @@ pub(crate) fn entity_metric_info(agent: &Agent, msg: &Msg<'_>, kind: &str) -> Ta
         },
         None => None,
     };
-    let mirror = agent.options().mirror;
+    let mirror = agent.mirror_on();
     let summary = summary(agent, &connection, &content.obj, mirror, msg.deadline)?;
     let mut args = String::new();
     content.obj.write(&mut args, "entity");

@@ -78,13 +78,22 @@ impl Worker {
     }
 
     fn stats_json(&self) -> Value {
+        // Taken first: the agents' lock is not held while the stats' is.
+        let mirrors: HashMap<String, Value> = self
+            .hosts
+            .agents()
+            .into_iter()
+            .map(|(name, agent)| (name, agent.mirror_status()))
+            .collect();
         let stats = self.stats.locked();
-        let mut names: Vec<&String> = stats.keys().collect();
+        let mut names: Vec<&String> = stats.keys().chain(mirrors.keys()).collect();
         names.sort();
+        names.dedup();
+        let empty = HostStats::default();
         let hosts: Map<String, Value> = names
             .into_iter()
             .map(|name| {
-                let entry = &stats[name];
+                let entry = stats.get(name).unwrap_or(&empty);
                 let mean = if entry.requests == 0 {
                     0.0
                 } else {
@@ -97,6 +106,7 @@ impl Worker {
                         "failures": entry.failures,
                         "last_error": entry.last_error,
                         "mean_latency_ms": (mean * 1000.0).round() / 1000.0,
+                        "mirror": mirrors.get(name).cloned().unwrap_or(Value::Null),
                     }),
                 )
             })
