@@ -109,3 +109,30 @@ fn live_tasks_still_ask_vcenter() {
         }
     }
 }
+
+#[test]
+fn the_cap_on_values_holds_and_the_rest_is_read_from_vcenter() {
+    let simulator = Simulator::start();
+    // Room for the VMs' names (6 VMs), not for a second property as well.
+    let on = simulator.agent_with(vpoller::AgentOptions {
+        verification: vpoller::Verification::CaFile(simulator.ca_file.clone()),
+        mirror_max_values: 8,
+        ..vpoller::AgentOptions::default()
+    });
+    let off = agent(&simulator, false);
+    let names = json!({"method": "vm.discover"}).to_string();
+    let power = json!({"method": "vm.discover", "properties": ["runtime.powerState"]}).to_string();
+    assert_eq!(answered_from_memory(&on, &names), off.run(&names));
+    for _ in 0..20 {
+        assert_eq!(on.run(&power), off.run(&power));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = on.mirror_status();
+    assert!(status["values"].as_u64().unwrap() <= 8, "{status}");
+    // Still from vCenter: the property was refused.
+    let before = from_memory(&on);
+    assert_eq!(on.run(&power), off.run(&power));
+    assert_eq!(from_memory(&on), before, "{status}");
+    // The names still come from memory.
+    assert_eq!(answered_from_memory(&on, &names), off.run(&names));
+}

@@ -121,6 +121,55 @@ fn read(
     Ok(contents)
 }
 
+/// Drops properties (other than the key, the latest-named first) while
+/// the mirror holds more values than its cap, and refuses them from then
+/// on: they are read from vCenter on every request.
+fn refuse_excess(inner: &Inner, state: &mut State, connection: &Connection) {
+    let max_values = inner.max_values.load(Ordering::Relaxed) as usize;
+    let mut total: usize = state.kinds.values().map(KindStore::values).sum();
+    if total <= max_values {
+        return;
+    }
+    let mut wanted = inner.wanted.locked();
+    let mut kinds: Vec<&String> = state.kinds.keys().collect();
+    kinds.sort();
+    let kinds: Vec<String> = kinds.into_iter().cloned().collect();
+    for kind in kinds {
+        let Some(store) = state.kinds.get_mut(&kind) else {
+            continue;
+        };
+        let key = key_property(&kind);
+        let mut paths: Vec<String> = store
+            .ready
+            .iter()
+            .filter(|path| *path != key)
+            .cloned()
+            .collect();
+        paths.sort();
+        while total > max_values {
+            let Some(path) = paths.pop() else {
+                break;
+            };
+            let before = store.values();
+            store.drop_path(&path);
+            total -= before - store.values();
+            log::warn!(
+                "mirror of {}: {kind} {path} would hold more than {max_values} values; read from vCenter instead",
+                connection.address()
+            );
+            wanted
+                .refused
+                .entry(kind.clone())
+                .or_default()
+                .insert(path.clone());
+            if let Some(asked) = wanted.asked.get_mut(&kind) {
+                asked.remove(&path);
+            }
+            wanted.changed = true;
+        }
+    }
+}
+
 /// Sleeps `pause` unless the mirror stops first.
 fn pause(inner: &Inner, stop: &AtomicBool, pause: Duration) {
     let wanted = inner.wanted.locked();
@@ -386,6 +435,7 @@ impl Follower {
                     store.ready = filter.paths.iter().cloned().collect();
                     store.reindex(key_property(kind));
                 }
+                refuse_excess(inner, &mut state, connection);
                 state.status = Status::InSync;
                 log::info!(
                     "mirror of {}: in sync ({} objects)",

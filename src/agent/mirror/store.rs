@@ -9,13 +9,15 @@ use crate::vsphere::soap::MoRef;
 use crate::vsphere::updates::{self, Applied, ObjectChange, ObjectUpdate, PropertyChange};
 use crate::vsphere::xml::Node;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// One object and its mirrored properties.
 #[derive(Debug)]
 struct Object {
     obj: MoRef,
-    /// Set properties only: an unset one is absent, as in an answer.
-    props: Vec<(String, Node)>,
+    /// Set properties only: an unset one is absent, as in an answer. The
+    /// path is shared by every object (see [`KindStore::intern`]).
+    props: Vec<(Arc<str>, Node)>,
 }
 
 /// Everything mirrored of one managed type.
@@ -31,6 +33,8 @@ pub(super) struct KindStore {
     /// The key property whose index this is, and whether it is current.
     index_key: Option<&'static str>,
     index_stale: bool,
+    /// One copy of each path's text for all objects.
+    paths: HashMap<String, Arc<str>>,
 }
 
 impl KindStore {
@@ -46,9 +50,20 @@ impl KindStore {
     /// Forgets property `path` of every object.
     pub fn drop_path(&mut self, path: &str) {
         self.ready.remove(path);
+        self.paths.remove(path);
         for object in self.objects.values_mut() {
-            object.props.retain(|(name, _)| name != path);
+            object.props.retain(|(name, _)| &**name != path);
         }
+    }
+
+    /// The shared text of `path`.
+    fn intern(&mut self, path: &str) -> Arc<str> {
+        if let Some(shared) = self.paths.get(path) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(path);
+        self.paths.insert(path.to_owned(), shared.clone());
+        shared
     }
 
     /// Applies the changes to the view itself (its `view` property).
@@ -122,6 +137,15 @@ impl KindStore {
             }
             ObjectChange::Enter | ObjectChange::Modify => {
                 let is_new = !self.objects.contains_key(&update.obj.id);
+                let interned: Vec<Arc<str>> = update
+                    .changes
+                    .iter()
+                    .filter_map(|change| mirrored_path(paths, &change.name))
+                    .map(|path| path.as_str())
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .map(|path| self.intern(path))
+                    .collect();
                 let object = self
                     .objects
                     .entry(update.obj.id.clone())
@@ -137,16 +161,22 @@ impl KindStore {
                     object.props.clear();
                 }
                 let mut outcome = Applied::Done;
+                let mut interned = interned.into_iter();
+                let mut key_changed = false;
                 for change in &update.changes {
-                    let Some(path) = mirrored_path(paths, &change.name) else {
+                    if mirrored_path(paths, &change.name).is_none() {
                         continue;
+                    }
+                    let Some(path) = interned.next() else {
+                        break;
                     };
-                    if apply_to(object, path, change) == Applied::Unresolved {
+                    if apply_to(object, &path, change) == Applied::Unresolved {
                         outcome = Applied::Unresolved;
                     }
-                    if Some(path.as_str()) == self.index_key {
-                        self.index_stale = true;
-                    }
+                    key_changed |= Some(&*path) == self.index_key;
+                }
+                if key_changed {
+                    self.index_stale = true;
                 }
                 if is_new {
                     self.index_stale = true;
@@ -179,6 +209,15 @@ impl KindStore {
     /// Sets `path` of `object` from a read (not an update): `value` is the
     /// property as the server returned it, `None` when it left it out.
     pub fn set_read(&mut self, content: ObjectContent, paths: &[&str]) {
+        let interned: Vec<(Arc<str>, Node)> = content
+            .props
+            .into_iter()
+            .filter(|(name, _)| paths.contains(&name.as_str()))
+            .map(|(name, mut value)| {
+                value.name = String::new();
+                (self.intern(&name), value)
+            })
+            .collect();
         let object = self
             .objects
             .entry(content.obj.id.clone())
@@ -186,14 +225,8 @@ impl KindStore {
                 obj: content.obj.clone(),
                 props: Vec::new(),
             });
-        object
-            .props
-            .retain(|(name, _)| !paths.contains(&name.as_str()));
-        for (name, value) in content.props {
-            if paths.contains(&name.as_str()) {
-                object.props.push((name, value));
-            }
-        }
+        object.props.retain(|(name, _)| !paths.contains(&&**name));
+        object.props.extend(interned);
         self.index_stale = true;
     }
 
@@ -245,7 +278,7 @@ impl KindStore {
             let value = object
                 .props
                 .iter()
-                .find(|(name, _)| name == key)
+                .find(|(name, _)| &**name == key)
                 .map(|(_, node)| node)
                 .filter(|node| node.children.is_empty());
             if let Some(value) = value {
@@ -276,13 +309,14 @@ fn mirrored_path<'a>(paths: &'a [String], change: &str) -> Option<&'a String> {
     })
 }
 
-fn apply_to(object: &mut Object, path: &str, change: &PropertyChange) -> Applied {
+fn apply_to(object: &mut Object, path: &Arc<str>, change: &PropertyChange) -> Applied {
     let at = object.props.iter().position(|(name, _)| name == path);
     let mut value = at.map(|at| object.props.swap_remove(at).1);
     let outcome = updates::apply_change(path, &mut value, change);
     if let Some(mut value) = value {
-        value.name = String::from("val");
-        object.props.push((path.to_owned(), value));
+        // The name of a value element is not part of it.
+        value.name = String::new();
+        object.props.push((path.clone(), value));
     }
     outcome
 }
@@ -293,7 +327,7 @@ fn content(object: &Object, paths: &[&str]) -> ObjectContent {
         if paths[..at].contains(path) {
             continue;
         }
-        if let Some((_, node)) = object.props.iter().find(|(name, _)| name == path) {
+        if let Some((_, node)) = object.props.iter().find(|(name, _)| &**name == *path) {
             props.push(((*path).to_owned(), node.clone()));
         }
     }
