@@ -95,16 +95,17 @@ fn answers_from_memory_equal_answers_from_vcenter() {
 fn live_tasks_still_ask_vcenter() {
     let simulator = Simulator::start();
     let on = agent(&simulator, true);
-    let off = agent(&simulator, false);
-    let vm = "DC0_H0_VM0";
+    // (vm.process.get reads the guest's processes from vCenter only when
+    // its tools run; the simulator's do not, which the VM's properties say.)
     for msg in [
         json!({"method": "event.latest"}),
-        json!({"method": "vm.process.get", "name": vm, "username": "u", "password": "p"}),
+        json!({"method": "session.get"}),
     ] {
         let text = msg.to_string();
         for _ in 0..3 {
             let before = from_memory(&on);
-            assert_eq!(on.run(&text), off.run(&text), "{text}");
+            let reply: Value = serde_json::from_str(&on.run(&text)).unwrap();
+            assert_eq!(reply["success"], 0, "{reply}");
             assert_eq!(from_memory(&on), before, "{text} was answered from memory");
         }
     }
@@ -135,4 +136,66 @@ fn the_cap_on_values_holds_and_the_rest_is_read_from_vcenter() {
     assert_eq!(from_memory(&on), before, "{status}");
     // The names still come from memory.
     assert_eq!(answered_from_memory(&on, &names), off.run(&names));
+}
+
+#[test]
+fn properties_nobody_asks_for_leave_the_mirror() {
+    let simulator = Simulator::start();
+    let on = simulator.agent_with(vpoller::AgentOptions {
+        verification: vpoller::Verification::CaFile(simulator.ca_file.clone()),
+        mirror_idle_s: 1,
+        ..vpoller::AgentOptions::default()
+    });
+    let power =
+        json!({"method": "vm.get", "name": "DC0_H0_VM0", "properties": ["runtime.powerState"]})
+            .to_string();
+    answered_from_memory(&on, &power);
+    let held = on.mirror_status()["values"].as_u64().unwrap();
+    assert!(held > 0);
+    // Nothing asked: the follower drops the paths on its next round (it
+    // polls every 5 s while nothing changes).
+    let started = std::time::Instant::now();
+    loop {
+        let status = on.mirror_status();
+        if status["values"] == 0 && status["properties"] == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "still mirrored: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Asked again: read from vCenter, then mirrored again.
+    let before = from_memory(&on);
+    on.run(&power);
+    assert_eq!(from_memory(&on), before);
+    answered_from_memory(&on, &power);
+}
+
+#[test]
+fn a_first_sweep_with_the_mirror_off_scans_the_names_once() {
+    let simulator = Simulator::start_with(&["-vms", "20"]);
+    let off = agent(&simulator, false);
+    let names: Vec<String> =
+        serde_json::from_str::<Value>(&off.run(r#"{"method": "vm.discover"}"#)).unwrap()["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|vm| vm["name"].as_str().unwrap().to_owned())
+            .collect();
+    assert!(names.len() >= 60, "{}", names.len());
+    simulator.reset_calls();
+    for name in &names {
+        let msg = json!({"method": "vm.get", "name": name, "properties": ["runtime.powerState"]});
+        let reply: Value = serde_json::from_str(&off.run(&msg.to_string())).unwrap();
+        assert_eq!(reply["success"], 0, "{reply}");
+    }
+    // One scan of the names, then one read per VM.
+    let calls = simulator.calls();
+    assert_eq!(
+        calls["RetrievePropertiesEx"],
+        names.len() as u64 + 1,
+        "{calls:?}"
+    );
 }
