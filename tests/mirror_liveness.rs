@@ -271,3 +271,48 @@ fn a_first_state_larger_than_one_answer_is_taken_whole() {
         .collect();
     assert!(waits.len() >= 2, "{waits:?}");
 }
+
+#[test]
+fn a_property_vcenter_will_not_follow_is_read_from_vcenter() {
+    let fake = FakeVSphere::with_defaults(|method, body| {
+        match method {
+        "CreatePropertyCollector" => Some(Answer::Xml(200, envelope(
+            "<CreatePropertyCollectorResponse xmlns=\"urn:vim25\"><returnval type=\"PropertyCollector\">session[f]pc</returnval></CreatePropertyCollectorResponse>",
+        ))),
+        "CreateFilter" => Some(fake_vsphere::fault("InvalidProperty", "not followed")),
+        "WaitForUpdatesEx" => {
+            std::thread::sleep(Duration::from_millis(100));
+            Some(Answer::Xml(200, envelope(
+                "<WaitForUpdatesExResponse xmlns=\"urn:vim25\"><returnval><version>1</version></returnval></WaitForUpdatesExResponse>",
+            )))
+        }
+        "RetrievePropertiesEx" => {
+            let one = body.contains("<skip>false</skip></objectSet>") && !body.contains("ContainerView");
+            let count = if one { 1 } else { 3 };
+            Some(Answer::Xml(200, fake_vsphere::vm_page("RetrievePropertiesExResponse", 0, count, None)))
+        }
+        _ => None,
+    }
+    });
+    let agent = vpoller::Agent::with_options(
+        &fake.host(),
+        "root",
+        "pw",
+        AgentOptions {
+            verification: Verification::Insecure,
+            ..AgentOptions::default()
+        },
+    )
+    .unwrap();
+    let msg = json!({"method": "vm.get", "name": "vm-0", "properties": ["name"]}).to_string();
+    for _ in 0..20 {
+        let reply: Value = serde_json::from_str(&agent.run(&msg)).unwrap();
+        assert_eq!(reply["success"], 0, "{reply}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = agent.mirror_status();
+    assert_eq!(status["answered_from_memory"], 0, "{status}");
+    assert_ne!(status["state"], "down", "{status}");
+    // Refused once, not asked again and again.
+    assert_eq!(fake.count("CreateFilter"), 1, "{status}");
+}

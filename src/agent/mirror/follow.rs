@@ -280,7 +280,41 @@ impl Follower {
             let view = property::container_view(connection, &session, &kind, deadline)?;
             let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
             let spec = updates::view_spec(&view, &kind, &path_refs);
-            let filter = updates::create_filter(connection, &collector, &spec, deadline)?;
+            let filter = match updates::create_filter(connection, &collector, &spec, deadline) {
+                Err(error)
+                    if error.is_fault("InvalidProperty") || error.is_fault("InvalidType") =>
+                {
+                    // A path vCenter will not follow: read from it on every
+                    // request instead, and keep the filter as it was.
+                    let old_paths: Vec<String> = self
+                        .filters
+                        .get(&kind)
+                        .map(|filter| filter.paths.clone())
+                        .unwrap_or_default();
+                    let added: Vec<&String> = paths
+                        .iter()
+                        .filter(|path| !old_paths.contains(path))
+                        .collect();
+                    log::warn!(
+                        "mirror of {}: vCenter refuses to follow {kind} {added:?} ({error}); read from vCenter instead",
+                        connection.address()
+                    );
+                    let mut wanted = inner.wanted.locked();
+                    for path in added {
+                        wanted
+                            .refused
+                            .entry(kind.clone())
+                            .or_default()
+                            .insert(path.clone());
+                        if let Some(asked) = wanted.asked.get_mut(&kind) {
+                            asked.remove(path);
+                        }
+                    }
+                    wanted.changed = true;
+                    continue;
+                }
+                other => other?,
+            };
             let old = self.filters.insert(
                 kind.clone(),
                 Filter {
