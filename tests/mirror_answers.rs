@@ -143,7 +143,7 @@ fn properties_nobody_asks_for_leave_the_mirror() {
     let simulator = Simulator::start();
     let on = simulator.agent_with(vpoller::AgentOptions {
         verification: vpoller::Verification::CaFile(simulator.ca_file.clone()),
-        mirror_idle_s: 1,
+        mirror_idle_s: 2,
         ..vpoller::AgentOptions::default()
     });
     let power =
@@ -152,6 +152,14 @@ fn properties_nobody_asks_for_leave_the_mirror() {
     answered_from_memory(&on, &power);
     let held = on.mirror_status()["values"].as_u64().unwrap();
     assert!(held > 0);
+    // Asked from memory for longer than the idle time: it stays.
+    let asking = std::time::Instant::now();
+    while asking.elapsed() < std::time::Duration::from_secs(7) {
+        let before = from_memory(&on);
+        on.run(&power);
+        assert_eq!(from_memory(&on), before + 1, "{}", on.mirror_status());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     // Nothing asked: the follower drops the paths on its next round (it
     // polls every 5 s while nothing changes).
     let started = std::time::Instant::now();

@@ -140,10 +140,9 @@ fn refuse_excess(inner: &Inner, state: &mut State, connection: &Connection) {
         };
         let key = key_property(&kind);
         let mut paths: Vec<String> = store
-            .ready
-            .iter()
-            .filter(|path| *path != key)
-            .cloned()
+            .ready_paths()
+            .into_iter()
+            .filter(|path| path != key)
             .collect();
         paths.sort();
         while total > max_values {
@@ -233,7 +232,33 @@ impl Follower {
     /// The paths of each type asked for within the idle time (with the
     /// type's key), expired ones dropped from what is wanted.
     fn desired(inner: &Inner) -> HashMap<String, Vec<String>> {
+        // When requests last read each mirrored path (the stores hold it,
+        // so that reading from memory takes no lock of its own).
+        let read: Vec<(String, String, Instant)> = {
+            let state = inner.store.read_locked();
+            state
+                .kinds
+                .iter()
+                .flat_map(|(kind, store)| {
+                    store
+                        .touched()
+                        .map(|(path, ms)| (kind.clone(), path.clone(), inner.instant_of(ms)))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
         let mut wanted = inner.wanted.locked();
+        for (kind, path, at) in read {
+            if let Some(asked) = wanted
+                .asked
+                .get_mut(&kind)
+                .and_then(|paths| paths.get_mut(&path))
+            {
+                if at > *asked {
+                    *asked = at;
+                }
+            }
+        }
         wanted.changed = false;
         let idle = Duration::from_secs(inner.idle_s.load(Ordering::Relaxed));
         let mut out = HashMap::new();
@@ -395,8 +420,9 @@ impl Follower {
         for content in contents {
             store.set_read(content, paths);
         }
+        let now_ms = inner.now_ms();
         for path in paths {
-            store.ready.insert((*path).to_owned());
+            store.mark_ready(path, now_ms);
         }
         store.reindex(key_property(kind));
         state.last_update = Some(Instant::now());
@@ -466,7 +492,9 @@ impl Follower {
                 self.synced = true;
                 for (kind, filter) in &self.filters {
                     let store = state.kinds.entry(kind.clone()).or_default();
-                    store.ready = filter.paths.iter().cloned().collect();
+                    for path in &filter.paths {
+                        store.mark_ready(path, inner.now_ms());
+                    }
                     store.reindex(key_property(kind));
                 }
                 refuse_excess(inner, &mut state, connection);

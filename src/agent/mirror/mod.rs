@@ -113,6 +113,20 @@ struct Inner {
     answered_from_memory: AtomicU64,
     answered_directly: AtomicU64,
     updates_applied: AtomicU64,
+    /// The origin of the stores' read times.
+    started: Instant,
+}
+
+impl Inner {
+    /// Milliseconds since the mirror was made.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The instant of a store's read time.
+    fn instant_of(&self, ms: u64) -> Instant {
+        self.started + Duration::from_millis(ms)
+    }
 }
 
 /// The objects and where the stream stands.
@@ -206,6 +220,7 @@ impl Mirror {
                 answered_from_memory: AtomicU64::new(0),
                 answered_directly: AtomicU64::new(0),
                 updates_applied: AtomicU64::new(0),
+                started: Instant::now(),
             }),
             running: Mutex::new(None),
             connection: Mutex::new(None),
@@ -272,16 +287,15 @@ impl Mirror {
             return None;
         }
         let store = state.kinds.get(kind)?;
-        if !paths.iter().all(|path| store.ready.contains(*path)) {
+        if !paths.iter().all(|path| store.is_ready(path)) {
             return None;
         }
         let found = match references {
             None => store.all(paths),
             Some(references) => store.some(references, paths),
         };
-        drop(state);
         if found.is_some() {
-            self.touch(kind, paths);
+            store.touch(paths, self.inner.now_ms());
         }
         found
     }
@@ -303,13 +317,12 @@ impl Mirror {
             return None;
         }
         let store = state.kinds.get(kind)?;
-        if !store.ready.contains(key) {
+        if !store.is_ready(key) {
             return None;
         }
         let found = store.find(key, value);
-        drop(state);
         if found.is_some() {
-            self.touch(kind, &[key]);
+            store.touch(&[key], self.inner.now_ms());
         }
         found
     }
@@ -325,22 +338,6 @@ impl Mirror {
             &self.inner.answered_directly
         };
         counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Keeps the paths of `kind` mirrored: they were asked for now.
-    fn touch(&self, kind: &str, paths: &[&str]) {
-        let now = Instant::now();
-        let mut wanted = self.inner.wanted.locked();
-        if let Some(asked) = wanted.asked.get_mut(kind) {
-            for path in paths {
-                if let Some(at) = asked.get_mut(*path) {
-                    // Coarse on purpose: a request need not write per path.
-                    if now.duration_since(*at) > Duration::from_secs(1) {
-                        *at = now;
-                    }
-                }
-            }
-        }
     }
 
     /// Notes that `paths` of `kind` were read from vCenter: the mirror

@@ -9,6 +9,7 @@ use crate::vsphere::soap::MoRef;
 use crate::vsphere::updates::{self, Applied, ObjectChange, ObjectUpdate, PropertyChange};
 use crate::vsphere::xml::Node;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One object and its mirrored properties.
@@ -23,8 +24,10 @@ struct Object {
 /// Everything mirrored of one managed type.
 #[derive(Debug, Default)]
 pub(super) struct KindStore {
-    /// The properties whose current values are all in memory.
-    pub ready: HashSet<String>,
+    /// The properties whose current values are all in memory, with when
+    /// a request last read each (milliseconds after the mirror's start):
+    /// written by readers under the shared lock, collected by the follower.
+    ready: HashMap<String, AtomicU64>,
     /// The view's members, in its order (ids).
     order: Vec<String>,
     objects: HashMap<String, Object>,
@@ -45,6 +48,42 @@ impl KindStore {
     /// How many property values are held.
     pub fn values(&self) -> usize {
         self.objects.values().map(|object| object.props.len()).sum()
+    }
+
+    /// Whether every value of `path` is in memory.
+    pub fn is_ready(&self, path: &str) -> bool {
+        self.ready.contains_key(path)
+    }
+
+    /// `path`'s values are all in memory from now on (read at `now_ms`).
+    pub fn mark_ready(&mut self, path: &str, now_ms: u64) {
+        self.ready
+            .entry(path.to_owned())
+            .or_insert_with(|| AtomicU64::new(now_ms));
+    }
+
+    /// The ready paths.
+    pub fn ready_paths(&self) -> Vec<String> {
+        self.ready.keys().cloned().collect()
+    }
+
+    /// Notes that `paths` were read at `now_ms`; coarse (a tenth of a
+    /// second), so that most reads write nothing.
+    pub fn touch(&self, paths: &[&str], now_ms: u64) {
+        for path in paths {
+            if let Some(at) = self.ready.get(*path) {
+                if now_ms.saturating_sub(at.load(Ordering::Relaxed)) > 100 {
+                    at.fetch_max(now_ms, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// When each ready path was last read.
+    pub fn touched(&self) -> impl Iterator<Item = (&String, u64)> {
+        self.ready
+            .iter()
+            .map(|(path, at)| (path, at.load(Ordering::Relaxed)))
     }
 
     /// Forgets property `path` of every object.
