@@ -207,3 +207,29 @@ fn a_first_sweep_with_the_mirror_off_scans_the_names_once() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn answers_equal_on_thousands_of_vms() {
+    let simulator = Simulator::start_with(&["-vms", "700"]);
+    let on = agent(&simulator, true);
+    let off = agent(&simulator, false);
+    let discover =
+        json!({"method": "vm.discover", "properties": ["runtime.powerState", "summary.config.numCpu"]})
+            .to_string();
+    let memory = answered_from_memory(&on, &discover);
+    assert_eq!(memory, off.run(&discover));
+    let names: Vec<String> = serde_json::from_str::<Value>(&memory).unwrap()["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|vm| vm["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.len() >= 2000, "{}", names.len());
+    let status = on.mirror_status();
+    assert!(status["objects"].as_u64().unwrap() >= 2000, "{status}");
+    for name in names.iter().step_by(41) {
+        let get = json!({"method": "vm.get", "name": name, "properties": ["runtime.powerState", "summary.config.numCpu"]})
+            .to_string();
+        assert_eq!(answered_from_memory(&on, &get), off.run(&get), "{get}");
+    }
+}
