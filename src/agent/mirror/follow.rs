@@ -363,8 +363,9 @@ impl Follower {
                     }
                 }
             }
-            if !self.synced {
-                // The first polls bring the whole state of every filter.
+            if self.version.is_empty() {
+                // The first poll (version "") brings the whole state of
+                // every filter made before it.
                 continue;
             }
             // Streaming already: read the new paths' values now (changes
