@@ -21,6 +21,9 @@ fn agent_for(host: &str, password: &str) -> Agent {
     agent_with_timeout(host, password, TIMEOUT_MS)
 }
 
+/// An agent of the fake server. Its mirror is off: these tests are of the
+/// calls a task makes itself, which a follower's own calls would mix with
+/// (the mirror's faults are in tests/mirror_liveness.rs).
 fn agent_with_timeout(host: &str, password: &str, timeout_ms: u64) -> Agent {
     Agent::with_options(
         host,
@@ -30,6 +33,7 @@ fn agent_with_timeout(host: &str, password: &str, timeout_ms: u64) -> Agent {
             verification: Verification::Insecure,
             timeout_ms,
             connect_timeout_ms: 2_000,
+            mirror: false,
             ..AgentOptions::default()
         },
     )

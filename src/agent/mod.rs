@@ -250,6 +250,8 @@ impl Agent {
             self.cache.clear();
             self.perf.clear();
         }
+        // Off before the follower stops, so that no task starts another.
+        self.mirror_on.store(options.mirror, Ordering::Relaxed);
         if endpoint_changed || !options.mirror {
             self.mirror.reset();
         }

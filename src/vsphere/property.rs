@@ -232,7 +232,7 @@ pub(crate) fn container_view(
 }
 
 /// Drops the current session's container view of `kind`.
-fn forget_view(connection: &Connection, kind: &str) {
+pub(crate) fn forget_view(connection: &Connection, kind: &str) {
     if let Some(session) = connection.current() {
         session.views.locked().remove(kind);
     }

@@ -282,6 +282,17 @@ fn object_update(node: Node) -> Result<ObjectUpdate, Error> {
             }
             "obj" => obj = MoRef::from_node(&child),
             "changeSet" => changes.push(property_change(child)?),
+            // A property that can no longer be read: unset, as a read
+            // would leave it out.
+            "missingSet" => {
+                if let Some(path) = child.child_text("path") {
+                    changes.push(PropertyChange {
+                        name: path.to_owned(),
+                        op: ChangeOp::Assign,
+                        val: None,
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -508,7 +519,7 @@ mod tests {
     use crate::vsphere::testing::mangled;
     use crate::vsphere::xml::XsiType;
 
-    const UPDATES: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>7</version><filterSet><filter type="PropertyFilter">session[1]f1</filter><objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">vm01</val></changeSet><changeSet><name>guest.ipAddress</name><op>assign</op></changeSet></objectSet><objectSet><kind>modify</kind><obj type="VirtualMachine">vm-2</obj><changeSet><name>config.hardware.device[4000]</name><op>remove</op></changeSet></objectSet><objectSet><kind>leave</kind><obj type="VirtualMachine">vm-3</obj></objectSet></filterSet><truncated>true</truncated></returnval></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#;
+    const UPDATES: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soapenv:Body><WaitForUpdatesExResponse xmlns="urn:vim25"><returnval><version>7</version><filterSet><filter type="PropertyFilter">session[1]f1</filter><objectSet><kind>enter</kind><obj type="VirtualMachine">vm-1</obj><changeSet><name>name</name><op>assign</op><val xsi:type="xsd:string">vm01</val></changeSet><changeSet><name>guest.ipAddress</name><op>assign</op></changeSet></objectSet><objectSet><kind>modify</kind><obj type="VirtualMachine">vm-2</obj><changeSet><name>config.hardware.device[4000]</name><op>remove</op></changeSet></objectSet><objectSet><kind>leave</kind><obj type="VirtualMachine">vm-3</obj></objectSet><objectSet><kind>modify</kind><obj type="VirtualMachine">vm-4</obj><missingSet><path>guest.ipAddress</path><fault><fault xsi:type="NoPermission"/></fault></missingSet></objectSet></filterSet><truncated>true</truncated></returnval></WaitForUpdatesExResponse></soapenv:Body></soapenv:Envelope>"#;
 
     #[test]
     fn an_update_set_reads_its_objects_and_changes() {
@@ -517,7 +528,9 @@ mod tests {
         assert!(set.truncated);
         let objects = &set.filters[0].objects;
         assert_eq!(set.filters[0].filter.id, "session[1]f1");
-        assert_eq!(objects.len(), 3);
+        assert_eq!(objects.len(), 4);
+        assert_eq!(objects[3].changes[0].name, "guest.ipAddress");
+        assert!(objects[3].changes[0].val.is_none());
         assert_eq!(objects[0].kind, ObjectChange::Enter);
         assert_eq!(objects[0].obj, MoRef::new("VirtualMachine", "vm-1"));
         assert_eq!(objects[0].changes[0].name, "name");

@@ -3,9 +3,13 @@
 //! asked for, and applies what `WaitForUpdatesEx` reports. Everything that
 //! talks to vCenter for the mirror happens here, one call at a time, so
 //! the order of reads and updates is the order they were made in.
+//!
+//! Every write to the shared state checks, under its lock, that this
+//! follower was not stopped: a follower that outlives its stop (a call to
+//! a hung vCenter) never writes into the state of the one after it.
 
 use super::store::{self, KindStore};
-use super::{key_property, Inner, State, Status};
+use super::{key_property, Inner, State, Status, Wanted};
 use crate::error::{Error, VSphereKind};
 use crate::sync::{Lock, Shared as _};
 use crate::vsphere::property::{self, ObjectContent, Scope};
@@ -14,6 +18,7 @@ use crate::vsphere::soap::{deadline_after, MoRef};
 use crate::vsphere::updates::{self, UpdateSet};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{MutexGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// How long one long poll waits for a change before it returns empty.
@@ -22,19 +27,85 @@ const MAX_WAIT_S: u32 = 5;
 /// as hung: a hung vCenter stops answering from memory within
 /// `MAX_WAIT_S` + `GRACE` (15 s).
 const GRACE: Duration = Duration::from_secs(10);
+/// How long after an answer memory still counts as current while the
+/// follower applies it and makes filters, before its next poll.
+const AFTER_ANSWER: Duration = Duration::from_secs(2);
 /// Objects per answer of `WaitForUpdatesEx` (more follow, `truncated`).
 const MAX_OBJECT_UPDATES: u32 = 1000;
-/// The bound of the follower's other calls (filters, reads).
+/// The bound of the follower's other calls (filters, reads, and the polls
+/// that take the whole state).
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// The pause before following again on a renewed session.
-const RENEW_PAUSE: Duration = Duration::from_millis(100);
-/// The pause after a failure before the next attempt.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// The pauses after failures in a row: doubling from the first to the last.
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+const LONGEST_PAUSE: Duration = Duration::from_secs(16);
 
 /// One type's filter: which paths it has.
 struct Filter {
     filter: MoRef,
     paths: Vec<String>,
+}
+
+/// What the follower works with: the shared state, the host, its stop.
+struct Context<'a> {
+    inner: &'a Inner,
+    connection: &'a Connection,
+    stop: &'a AtomicBool,
+}
+
+/// The follower was stopped: it writes nothing more.
+fn stopped() -> Error {
+    Error::Internal("the mirror's follower was stopped".into())
+}
+
+impl Context<'_> {
+    /// The shared state for writing, unless this follower was stopped.
+    fn state(&self) -> Result<RwLockWriteGuard<'_, State>, Error> {
+        let state = self.inner.store.write_locked();
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(stopped());
+        }
+        Ok(state)
+    }
+
+    /// What is wanted, for writing, unless this follower was stopped.
+    fn wanted(&self) -> Result<MutexGuard<'_, Wanted>, Error> {
+        let wanted = self.inner.wanted.locked();
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(stopped());
+        }
+        Ok(wanted)
+    }
+
+    fn address(&self) -> String {
+        self.connection.address()
+    }
+
+    /// Sleeps `pause` unless the mirror stops, or something new is wanted
+    /// when `until_asked`.
+    fn pause(&self, pause: Duration, until_asked: bool) {
+        let wanted = self.inner.wanted.locked();
+        if self.stop.load(Ordering::SeqCst) || (until_asked && wanted.changed) {
+            return;
+        }
+        drop(crate::sync::wait(&self.inner.wake, wanted, Some(pause)));
+    }
+
+    /// Refuses `paths` of `kind`: read from vCenter from now on.
+    fn refuse(&self, kind: &str, paths: &[&str]) -> Result<(), Error> {
+        let mut wanted = self.wanted()?;
+        for path in paths {
+            wanted
+                .refused
+                .entry(kind.to_owned())
+                .or_default()
+                .insert((*path).to_owned());
+            if let Some(asked) = wanted.asked.get_mut(kind) {
+                asked.remove(*path);
+            }
+        }
+        wanted.changed = true;
+        Ok(())
+    }
 }
 
 /// The follower's own state, not shared.
@@ -47,48 +118,62 @@ struct Follower {
     version: String,
     /// The whole state came (every truncated answer followed).
     synced: bool,
+    /// The last answer was truncated: the rest is to be fetched at once.
+    more: bool,
     filters: HashMap<String, Filter>,
 }
 
 /// Runs until the mirror stops.
 pub(super) fn run(inner: &Inner, connection: &Connection, stop: &AtomicBool) {
+    let context = Context {
+        inner,
+        connection,
+        stop,
+    };
     let mut follower = Follower::default();
     // A failure is logged when it starts or changes, not on every retry.
     let mut logged: Option<String> = None;
+    let mut failures: u32 = 0;
     while !stop.load(Ordering::SeqCst) {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            follower.step(inner, connection, stop)
-        }))
-        .unwrap_or_else(|panic| {
-            Err(Error::Internal(format!(
-                "the mirror's follower failed: {}",
-                crate::error::panic_text(&*panic).unwrap_or("a panic")
-            )))
-        });
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| follower.step(&context)))
+                .unwrap_or_else(|panic| {
+                    Err(Error::Internal(format!(
+                        "the mirror's follower failed: {}",
+                        crate::error::panic_text(&*panic).unwrap_or("a panic")
+                    )))
+                });
         match outcome {
             Ok(()) => {
+                failures = 0;
                 if logged.take().is_some() && follower.collector.is_some() {
-                    log::info!("mirror of {}: following again", connection.address());
+                    log::info!("mirror of {}: following again", context.address());
                 }
             }
+            Err(_) if stop.load(Ordering::SeqCst) => break,
             Err(error) => {
-                let renewed = error.vsphere_kind() == Some(&VSphereKind::NotAuthenticated)
-                    || error.is_fault("ManagedObjectNotFound");
-                follower.forget(inner, connection, if renewed { None } else { Some(&error) });
+                // The collector (with the session it was made in) is gone:
+                // follow again at once, the first time.
+                let renewed = error.is_fault("ManagedObjectNotFound");
+                let _ = follower.forget(&context, if renewed { None } else { Some(&error) });
                 if !renewed {
                     let text = error.to_string();
                     if logged.as_deref() != Some(text.as_str()) {
                         log::warn!(
                             "mirror of {}: {text}; reading from vCenter directly until it answers again",
-                            connection.address()
+                            context.address()
                         );
                         logged = Some(text);
                     }
-                    pause(inner, stop, RETRY_PAUSE);
-                } else {
-                    // Not at full speed, should the server keep failing so.
-                    pause(inner, stop, RENEW_PAUSE);
                 }
+                if !renewed || failures > 0 {
+                    let doublings = failures.min(5);
+                    context.pause(
+                        (FIRST_PAUSE * 2u32.pow(doublings)).min(LONGEST_PAUSE),
+                        false,
+                    );
+                }
+                failures = failures.saturating_add(1);
             }
         }
     }
@@ -121,19 +206,26 @@ fn read(
     Ok(contents)
 }
 
+/// Whether `error` says the host did not answer at all (nothing to give
+/// back to it).
+fn unanswered(error: &Error) -> bool {
+    matches!(
+        error.vsphere_kind(),
+        Some(VSphereKind::Timeout | VSphereKind::Unreachable)
+    )
+}
+
 /// Drops properties (other than the key, the latest-named first) while
 /// the mirror holds more values than its cap, and refuses them from then
 /// on: they are read from vCenter on every request.
-fn refuse_excess(inner: &Inner, state: &mut State, connection: &Connection) {
-    let max_values = inner.max_values.load(Ordering::Relaxed) as usize;
+fn refuse_excess(context: &Context<'_>, state: &mut State) -> Result<(), Error> {
+    let max_values = context.inner.max_values.load(Ordering::Relaxed) as usize;
     let mut total: usize = state.kinds.values().map(KindStore::values).sum();
     if total <= max_values {
-        return;
+        return Ok(());
     }
-    let mut wanted = inner.wanted.locked();
-    let mut kinds: Vec<&String> = state.kinds.keys().collect();
+    let mut kinds: Vec<String> = state.kinds.keys().cloned().collect();
     kinds.sort();
-    let kinds: Vec<String> = kinds.into_iter().cloned().collect();
     for kind in kinds {
         let Some(store) = state.kinds.get_mut(&kind) else {
             continue;
@@ -154,79 +246,90 @@ fn refuse_excess(inner: &Inner, state: &mut State, connection: &Connection) {
             total -= before - store.values();
             log::warn!(
                 "mirror of {}: {kind} {path} would hold more than {max_values} values; read from vCenter instead",
-                connection.address()
+                context.address()
             );
-            wanted
-                .refused
-                .entry(kind.clone())
-                .or_default()
-                .insert(path.clone());
-            if let Some(asked) = wanted.asked.get_mut(&kind) {
-                asked.remove(&path);
-            }
-            wanted.changed = true;
+            context.refuse(&kind, &[path.as_str()])?;
         }
     }
-}
-
-/// Sleeps `pause` unless the mirror stops first.
-fn pause(inner: &Inner, stop: &AtomicBool, pause: Duration) {
-    let wanted = inner.wanted.locked();
-    if !stop.load(Ordering::SeqCst) {
-        drop(crate::sync::wait(&inner.wake, wanted, Some(pause)));
-    }
+    Ok(())
 }
 
 impl Follower {
     /// Drops the stream: the next step starts from the whole state again.
-    fn forget(&mut self, inner: &Inner, connection: &Connection, error: Option<&Error>) {
+    /// The collector is given back unless the host did not answer. What
+    /// was refused is tried again with a new state, but not when the
+    /// stream ends because nothing is asked for.
+    fn forget(&mut self, context: &Context<'_>, error: Option<&Error>) -> Result<(), Error> {
+        self.end(context, error, true)
+    }
+
+    fn end(
+        &mut self,
+        context: &Context<'_>,
+        error: Option<&Error>,
+        retry_refused: bool,
+    ) -> Result<(), Error> {
         if let Some(collector) = self.collector.take() {
-            // Best effort, and only while the host answers at all.
-            if error.is_none() {
+            if !error.is_some_and(unanswered) {
                 let deadline = deadline_after(Duration::from_secs(2));
-                let _ = updates::destroy_collector(connection, &collector, deadline);
+                let _ = updates::destroy_collector(context.connection, &collector, deadline);
             }
         }
         self.filters.clear();
         self.version.clear();
         self.synced = false;
-        let mut state = inner.store.write_locked();
+        self.more = false;
+        let mut state = context.state()?;
         state.status = match error {
             Some(error) => Status::Down(error.to_string()),
             None => Status::Syncing,
         };
         state.kinds.clear();
         state.alive_until = None;
-        inner.wanted.locked().waiting_on = None;
+        drop(state);
+        let mut wanted = context.wanted()?;
+        wanted.waiting_on = None;
+        if retry_refused {
+            wanted.refused.clear();
+        }
+        Ok(())
     }
 
     /// One round: a collector if there is none, the filters made to match
     /// what is wanted, one long poll and its changes applied.
-    fn step(
-        &mut self,
-        inner: &Inner,
-        connection: &Connection,
-        stop: &AtomicBool,
-    ) -> Result<(), Error> {
-        let current_epoch = connection.current().map(|session| session.epoch);
+    fn step(&mut self, context: &Context<'_>) -> Result<(), Error> {
+        let current_epoch = context.connection.current().map(|session| session.epoch);
         if self.collector.is_some() && current_epoch != Some(self.epoch) {
             // The session was renewed: the collector went with the old one.
-            self.forget(inner, connection, None);
+            self.forget(context, None)?;
+        }
+        let desired = Follower::desired(context.inner);
+        if desired.is_empty() && !self.more {
+            // Nothing is asked for (any more): no collector, no polls.
+            if self.collector.is_some() {
+                self.end(context, None, false)?;
+            }
+            context.state()?.status = Status::Idle;
+            context.pause(Duration::from_secs(1), true);
+            return Ok(());
         }
         if self.collector.is_none() {
-            inner.store.write_locked().status = Status::Syncing;
+            context.state()?.status = Status::Syncing;
             let (collector, epoch) =
-                updates::create_collector(connection, deadline_after(CALL_TIMEOUT))?;
+                updates::create_collector(context.connection, deadline_after(CALL_TIMEOUT))?;
             self.collector = Some(collector);
             self.epoch = epoch;
             self.version.clear();
             self.synced = false;
-            let mut state = inner.store.write_locked();
+            self.more = false;
+            let mut state = context.state()?;
             state.epoch = epoch;
             state.kinds.clear();
         }
-        self.match_filters(inner, connection)?;
-        self.poll(inner, connection, stop)
+        if !self.more {
+            self.match_filters(context, desired)?;
+        }
+        self.poll(context)
     }
 
     /// The paths of each type asked for within the idle time (with the
@@ -275,10 +378,74 @@ impl Follower {
         out
     }
 
-    /// Makes each type's filter hold the wanted paths.
-    fn match_filters(&mut self, inner: &Inner, connection: &Connection) -> Result<(), Error> {
+    /// Makes a filter of `kind` with `paths` over its container view.
+    fn create_filter(
+        &self,
+        context: &Context<'_>,
+        kind: &str,
+        paths: &[&str],
+    ) -> Result<MoRef, Error> {
         let collector = self.collector.clone().expect("a collector is made first");
-        let desired = Follower::desired(inner);
+        let connection = context.connection;
+        let deadline = deadline_after(CALL_TIMEOUT);
+        let session = connection.session(deadline)?;
+        let view = property::container_view(connection, &session, kind, deadline)?;
+        let spec = updates::view_spec(&view, kind, paths);
+        updates::create_filter(connection, &collector, &spec, deadline).inspect_err(|error| {
+            if error.is_fault("ManagedObjectNotFound") {
+                // The view (or the collector) is gone: a new one next time.
+                property::forget_view(connection, kind);
+            }
+        })
+    }
+
+    /// Finds which of `added` (to `kept`) vCenter refuses to follow, one
+    /// at a time, refusing those; keeps the filter as it was.
+    fn refuse_unfollowed(
+        &self,
+        context: &Context<'_>,
+        kind: &str,
+        kept: &[String],
+        added: &[&str],
+        error: &Error,
+    ) -> Result<(), Error> {
+        let mut accepted: Vec<&str> = kept.iter().map(String::as_str).collect();
+        let mut refused = Vec::new();
+        if added.len() <= 1 || error.is_fault("InvalidType") {
+            // One path, or a type vCenter does not follow at all.
+            refused.extend_from_slice(added);
+        } else {
+            for path in added {
+                let mut trial = accepted.clone();
+                trial.push(path);
+                match self.create_filter(context, kind, &trial) {
+                    Ok(filter) => {
+                        updates::destroy_filter(
+                            context.connection,
+                            &filter,
+                            deadline_after(CALL_TIMEOUT),
+                        )?;
+                        accepted.push(path);
+                    }
+                    Err(error) if error.is_fault("InvalidProperty") => refused.push(*path),
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        log::warn!(
+            "mirror of {}: vCenter refuses to follow {kind} {refused:?} ({error}); read from vCenter instead",
+            context.address()
+        );
+        context.refuse(kind, &refused)
+    }
+
+    /// Makes each type's filter hold the `desired` paths.
+    fn match_filters(
+        &mut self,
+        context: &Context<'_>,
+        desired: HashMap<String, Vec<String>>,
+    ) -> Result<(), Error> {
+        let connection = context.connection;
         // Types nobody asks for any more.
         let gone: Vec<String> = self
             .filters
@@ -290,52 +457,37 @@ impl Follower {
             if let Some(filter) = self.filters.remove(&kind) {
                 updates::destroy_filter(connection, &filter.filter, deadline_after(CALL_TIMEOUT))?;
             }
-            inner.store.write_locked().kinds.remove(&kind);
+            context.state()?.kinds.remove(&kind);
         }
         for (kind, paths) in desired {
-            if self
+            let old_paths: Vec<String> = self
                 .filters
                 .get(&kind)
-                .is_some_and(|filter| filter.paths == paths)
-            {
+                .map(|filter| filter.paths.clone())
+                .unwrap_or_default();
+            if old_paths == paths {
                 continue;
             }
-            let deadline = deadline_after(CALL_TIMEOUT);
-            let session = connection.session(deadline)?;
-            let view = property::container_view(connection, &session, &kind, deadline)?;
             let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-            let spec = updates::view_spec(&view, &kind, &path_refs);
-            let filter = match updates::create_filter(connection, &collector, &spec, deadline) {
+            let added: Vec<&str> = path_refs
+                .iter()
+                .copied()
+                .filter(|path| !old_paths.iter().any(|old| old == path))
+                .collect();
+            let filter = match self.create_filter(context, &kind, &path_refs) {
                 Err(error)
                     if error.is_fault("InvalidProperty") || error.is_fault("InvalidType") =>
                 {
-                    // A path vCenter will not follow: read from it on every
-                    // request instead, and keep the filter as it was.
-                    let old_paths: Vec<String> = self
-                        .filters
-                        .get(&kind)
-                        .map(|filter| filter.paths.clone())
-                        .unwrap_or_default();
-                    let added: Vec<&String> = paths
+                    let kept: Vec<String> = old_paths
                         .iter()
-                        .filter(|path| !old_paths.contains(path))
+                        .filter(|path| paths.contains(path))
+                        .cloned()
                         .collect();
-                    log::warn!(
-                        "mirror of {}: vCenter refuses to follow {kind} {added:?} ({error}); read from vCenter instead",
-                        connection.address()
-                    );
-                    let mut wanted = inner.wanted.locked();
-                    for path in added {
-                        wanted
-                            .refused
-                            .entry(kind.clone())
-                            .or_default()
-                            .insert(path.clone());
-                        if let Some(asked) = wanted.asked.get_mut(&kind) {
-                            asked.remove(path);
-                        }
+                    if error.is_fault("InvalidType") {
+                        self.refuse_unfollowed(context, &kind, &[], &path_refs, &error)?;
+                    } else {
+                        self.refuse_unfollowed(context, &kind, &kept, &added, &error)?;
                     }
-                    wanted.changed = true;
                     continue;
                 }
                 other => other?,
@@ -347,15 +499,11 @@ impl Follower {
                     paths: paths.clone(),
                 },
             );
-            let old_paths = old
-                .as_ref()
-                .map(|old| old.paths.clone())
-                .unwrap_or_default();
             if let Some(old) = old {
-                updates::destroy_filter(connection, &old.filter, deadline)?;
+                updates::destroy_filter(connection, &old.filter, deadline_after(CALL_TIMEOUT))?;
             }
             {
-                let mut state = inner.store.write_locked();
+                let mut state = context.state()?;
                 let store = state.kinds.entry(kind.clone()).or_default();
                 for path in &old_paths {
                     if !paths.contains(path) {
@@ -370,58 +518,37 @@ impl Follower {
             }
             // Streaming already: read the new paths' values now (changes
             // from here on come through the stream as well).
-            let added: Vec<&str> = path_refs
-                .iter()
-                .copied()
-                .filter(|path| !old_paths.iter().any(|old| old == path))
-                .collect();
-            self.read_in(inner, connection, &kind, &added)?;
+            self.read_in(context, &kind, &added)?;
         }
         Ok(())
     }
 
     /// Reads `paths` of every object of `kind` and takes them as current.
-    fn read_in(
-        &mut self,
-        inner: &Inner,
-        connection: &Connection,
-        kind: &str,
-        paths: &[&str],
-    ) -> Result<(), Error> {
+    fn read_in(&mut self, context: &Context<'_>, kind: &str, paths: &[&str]) -> Result<(), Error> {
         if paths.is_empty() {
             return Ok(());
         }
-        let contents = read(connection, kind, Scope::All, paths)?;
-        let mut state = inner.store.write_locked();
+        let contents = read(context.connection, kind, Scope::All, paths)?;
+        let mut state = context.state()?;
         let held: usize = state.kinds.values().map(KindStore::values).sum();
         let adding: usize = contents.iter().map(|content| content.props.len()).sum();
-        let max_values = inner.max_values.load(Ordering::Relaxed);
+        let max_values = context.inner.max_values.load(Ordering::Relaxed);
         if (held + adding) as u64 > max_values {
             drop(state);
             log::warn!(
-                "mirror of {}: {kind} {paths:?} would hold more than {} values; read from vCenter instead",
-                connection.address(),
-                max_values
+                "mirror of {}: {kind} {paths:?} would hold more than {max_values} values; read from vCenter instead",
+                context.address()
             );
-            let mut wanted = inner.wanted.locked();
-            let refused = wanted.refused.entry(kind.to_owned()).or_default();
-            for path in paths {
-                refused.insert((*path).to_owned());
-            }
-            if let Some(asked) = wanted.asked.get_mut(kind) {
-                for path in paths {
-                    asked.remove(*path);
-                }
-            }
-            wanted.changed = true;
-            return Ok(());
+            let key = key_property(kind);
+            let refused: Vec<&str> = paths.iter().copied().filter(|path| *path != key).collect();
+            return context.refuse(kind, &refused);
         }
+        let now_ms = context.inner.now_ms();
         let store = state.kinds.entry(kind.to_owned()).or_default();
         store.set_members(&contents);
         for content in contents {
             store.set_read(content, paths);
         }
-        let now_ms = inner.now_ms();
         for path in paths {
             store.mark_ready(path, now_ms);
         }
@@ -431,57 +558,54 @@ impl Follower {
     }
 
     /// One long poll; its changes applied.
-    fn poll(
-        &mut self,
-        inner: &Inner,
-        connection: &Connection,
-        stop: &AtomicBool,
-    ) -> Result<(), Error> {
+    fn poll(&mut self, context: &Context<'_>) -> Result<(), Error> {
         let collector = self.collector.clone().expect("a collector is made first");
         let initial = !self.synced;
         {
-            let mut wanted = inner.wanted.locked();
-            if wanted.changed && !initial {
+            let mut wanted = context.wanted()?;
+            if wanted.changed && !initial && !self.more {
                 // New paths came while the filters were being made.
                 return Ok(());
             }
             wanted.waiting_on = Some(collector.clone());
             wanted.cancel_sent = false;
         }
-        let max_wait = if initial { 0 } else { MAX_WAIT_S };
-        let bound = Duration::from_secs(u64::from(max_wait)) + GRACE;
-        inner.store.write_locked().alive_until = Some(Instant::now() + bound);
+        // The whole state, and the rest of a truncated answer, at once.
+        let max_wait = if initial || self.more { 0 } else { MAX_WAIT_S };
+        let bound = if initial || self.more {
+            CALL_TIMEOUT
+        } else {
+            Duration::from_secs(u64::from(max_wait)) + GRACE
+        };
+        context.state()?.alive_until = Some(Instant::now() + bound);
         let answer = updates::wait_for_updates(
-            connection,
+            context.connection,
             &collector,
             &self.version,
             max_wait,
             MAX_OBJECT_UPDATES,
             deadline_after(bound),
         );
-        inner.wanted.locked().waiting_on = None;
-        if stop.load(Ordering::SeqCst) {
-            return Ok(());
-        }
+        context.wanted()?.waiting_on = None;
         let answer = match answer {
             Err(error) if error.is_fault("RequestCanceled") => return Ok(()),
             other => other?,
         };
         let now = Instant::now();
         let mut unresolved = Vec::new();
-        let mut complete = false;
         {
-            let mut state = inner.store.write_locked();
+            let mut state = context.state()?;
             state.last_answer = Some(now);
+            state.alive_until = Some(now + AFTER_ANSWER);
+            let mut complete = true;
             if let Some(set) = &answer {
-                unresolved = self.apply(inner, &mut state, set);
+                unresolved = self.apply(context, &mut state, set)?;
                 if !set.version.is_empty() {
                     self.version = set.version.clone();
                 }
                 complete = !set.truncated;
-            } else if initial {
-                complete = true;
             }
+            self.more = !complete;
             if initial && self.version.is_empty() {
                 // A server that gives no version cannot be followed.
                 return Err(Error::vsphere(
@@ -491,33 +615,60 @@ impl Follower {
             }
             if initial && complete {
                 self.synced = true;
+                let now_ms = context.inner.now_ms();
                 for (kind, filter) in &self.filters {
                     let store = state.kinds.entry(kind.clone()).or_default();
                     for path in &filter.paths {
-                        store.mark_ready(path, inner.now_ms());
+                        store.mark_ready(path, now_ms);
                     }
                     store.reindex(key_property(kind));
                 }
-                refuse_excess(inner, &mut state, connection);
+                refuse_excess(context, &mut state)?;
                 state.status = Status::InSync;
                 log::info!(
                     "mirror of {}: in sync ({} objects)",
-                    connection.address(),
+                    context.address(),
                     state.kinds.values().map(KindStore::objects).sum::<usize>()
                 );
-            } else if !initial && state.status != Status::InSync {
-                state.status = Status::InSync;
             }
         }
-        // Changes that named a part of a value not in memory: read those
-        // objects' properties again.
+        self.read_again(context, unresolved)
+    }
+
+    /// Reads again the objects whose changes named a part of a value not
+    /// in memory (or that are not known yet).
+    fn read_again(
+        &mut self,
+        context: &Context<'_>,
+        unresolved: Vec<(String, Vec<MoRef>)>,
+    ) -> Result<(), Error> {
         for (kind, objects) in unresolved {
             let Some(filter) = self.filters.get(&kind) else {
                 continue;
             };
             let paths: Vec<&str> = filter.paths.iter().map(String::as_str).collect();
-            let contents = read(connection, &kind, Scope::Objects(&objects), &paths)?;
-            let mut state = inner.store.write_locked();
+            let contents = match read(context.connection, &kind, Scope::Objects(&objects), &paths) {
+                Err(error) if error.is_fault("ManagedObjectNotFound") => {
+                    // One of them is gone (its leave follows): the others
+                    // one at a time.
+                    let mut contents = Vec::new();
+                    for object in &objects {
+                        match read(
+                            context.connection,
+                            &kind,
+                            Scope::Objects(std::slice::from_ref(object)),
+                            &paths,
+                        ) {
+                            Ok(mut read) => contents.append(&mut read),
+                            Err(error) if error.is_fault("ManagedObjectNotFound") => {}
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    contents
+                }
+                other => other?,
+            };
+            let mut state = context.state()?;
             if let Some(store) = state.kinds.get_mut(&kind) {
                 for content in contents {
                     store.set_read(content, &paths);
@@ -531,10 +682,10 @@ impl Follower {
     /// Applies an update set; returns the objects to read again, by type.
     fn apply(
         &self,
-        inner: &Inner,
+        context: &Context<'_>,
         state: &mut State,
         set: &UpdateSet,
-    ) -> Vec<(String, Vec<MoRef>)> {
+    ) -> Result<Vec<(String, Vec<MoRef>)>, Error> {
         let mut unresolved = Vec::new();
         let mut changed = false;
         for filter_update in &set.filters {
@@ -547,17 +698,27 @@ impl Follower {
                 continue;
             };
             let store = state.kinds.entry(kind.clone()).or_default();
-            let (again, applied) = store::apply(store, &filter_update.objects, &filter.paths);
+            let outcome = store::apply(store, &filter_update.objects, &filter.paths);
+            if outcome.view_gone {
+                property::forget_view(context.connection, kind);
+                return Err(Error::fault(
+                    "ManagedObjectNotFound",
+                    &format!("the container view of {kind} went away"),
+                ));
+            }
             store.reindex(key_property(kind));
-            inner.updates_applied.fetch_add(applied, Ordering::Relaxed);
-            changed |= applied > 0;
-            if !again.is_empty() {
-                unresolved.push((kind.clone(), again));
+            context
+                .inner
+                .updates_applied
+                .fetch_add(outcome.applied, Ordering::Relaxed);
+            changed |= outcome.applied > 0;
+            if !outcome.unresolved.is_empty() {
+                unresolved.push((kind.clone(), outcome.unresolved));
             }
         }
         if changed {
             state.last_update = Some(Instant::now());
         }
-        unresolved
+        Ok(unresolved)
     }
 }

@@ -161,6 +161,10 @@ pub(crate) struct Mirror {
     /// go to vCenter): the parent's thread is not there, and a lock it
     /// held at the fork would never be released.
     started_in: AtomicU64,
+    /// The address of the connection the follower uses (0: none): memory
+    /// answers only requests on that connection, whose session epochs
+    /// the follower's are.
+    following: std::sync::atomic::AtomicUsize,
     inner: Arc<Inner>,
     running: Mutex<Option<Running>>,
     connection: Mutex<Option<Arc<Connection>>>,
@@ -204,6 +208,7 @@ impl Mirror {
     pub fn new(idle: Duration, max_values: u64) -> Mirror {
         Mirror {
             started_in: AtomicU64::new(NEVER),
+            following: std::sync::atomic::AtomicUsize::new(0),
             inner: Arc::new(Inner {
                 store: RwLock::new(State {
                     status: Status::Idle,
@@ -228,7 +233,10 @@ impl Mirror {
     }
 
     /// Whether the stream is known alive on `connection`'s current session.
-    fn alive(state: &State, connection: &Connection) -> bool {
+    fn alive(&self, state: &State, connection: &Connection) -> bool {
+        if self.following.load(Ordering::Acquire) != connection as *const Connection as usize {
+            return false;
+        }
         if state.status != Status::InSync {
             return false;
         }
@@ -253,7 +261,7 @@ impl Mirror {
         let state = self.inner.store.read_locked();
         match state.status {
             Status::Down(_) => Some(false),
-            Status::InSync => Some(Mirror::alive(&state, connection)),
+            Status::InSync => Some(self.alive(&state, connection)),
             Status::Idle | Status::Syncing => None,
         }
     }
@@ -283,7 +291,7 @@ impl Mirror {
             return None;
         }
         let state = self.inner.store.read_locked();
-        if !Mirror::alive(&state, connection) {
+        if !self.alive(&state, connection) {
             return None;
         }
         let store = state.kinds.get(kind)?;
@@ -313,7 +321,7 @@ impl Mirror {
             return None;
         }
         let state = self.inner.store.read_locked();
-        if !Mirror::alive(&state, connection) {
+        if !self.alive(&state, connection) {
             return None;
         }
         let store = state.kinds.get(kind)?;
@@ -349,7 +357,7 @@ impl Mirror {
         paths: &[&str],
         key: &'static str,
     ) {
-        if !MIRRORED_KINDS.contains(&kind) {
+        if !MIRRORED_KINDS.contains(&kind) || !self.usable() {
             return;
         }
         let now = Instant::now();
@@ -408,6 +416,8 @@ impl Mirror {
         if spawned.is_ok() {
             *running = Some(Running { stop, done });
             *self.connection.locked() = Some(connection.clone());
+            self.following
+                .store(Arc::as_ptr(connection) as usize, Ordering::Release);
             self.started_in.store(generation, Ordering::Release);
         }
     }
@@ -457,7 +467,11 @@ impl Mirror {
         self.inner
             .idle_s
             .store(idle.as_secs().max(1), Ordering::Relaxed);
-        self.inner.max_values.store(max_values, Ordering::Relaxed);
+        let old = self.inner.max_values.swap(max_values, Ordering::Relaxed);
+        if old != max_values && self.usable() {
+            // What the old cap refused may fit now.
+            self.inner.wanted.locked().refused.clear();
+        }
     }
 
     /// Stops following and forgets everything (the options changed how
@@ -482,17 +496,26 @@ impl Mirror {
             // Not started, or started by the process this one forked from.
             return;
         }
-        let Some(running) = self.running.locked().take() else {
-            return;
+        // Under the lock that starts followers, so that none starts
+        // between taking this one and marking the mirror stopped.
+        let running = {
+            let mut running = self.running.locked();
+            let Some(taken) = running.take() else {
+                return;
+            };
+            self.started_in.store(NEVER, Ordering::Release);
+            self.following.store(0, Ordering::Release);
+            taken
         };
-        self.started_in.store(NEVER, Ordering::Release);
         running.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_all();
         let collector = self.inner.wanted.locked().waiting_on.clone();
-        if let (Some(collector), Some(connection)) = (collector, self.connection.locked().clone()) {
+        let connection = self.connection.locked().take();
+        if let (Some(collector), Some(connection)) = (collector, connection.as_ref()) {
             let deadline = crate::vsphere::soap::deadline_after(Duration::from_secs(2));
-            let _ = crate::vsphere::updates::cancel_wait(&connection, &collector, deadline);
+            let _ = crate::vsphere::updates::cancel_wait(connection, &collector, deadline);
         }
+        drop(connection);
         // It ends its poll, gives its collector back and, holding the last
         // reference to the connection, logs out: a few calls.
         let _ = running.done.recv_timeout(Duration::from_secs(8));

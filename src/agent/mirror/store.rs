@@ -19,6 +19,9 @@ struct Object {
     /// Set properties only: an unset one is absent, as in an answer. The
     /// path is shared by every object (see [`KindStore::intern`]).
     props: Vec<(Arc<str>, Node)>,
+    /// Its properties came (an enter, or a read): a member the view names
+    /// before that is not answered from memory.
+    entered: bool,
 }
 
 /// Everything mirrored of one managed type.
@@ -156,6 +159,7 @@ impl KindStore {
                 self.objects.entry(member.id.clone()).or_insert(Object {
                     obj: member,
                     props: Vec::new(),
+                    entered: false,
                 });
             }
         }
@@ -174,50 +178,61 @@ impl KindStore {
                 }
                 Applied::Done
             }
+            ObjectChange::Modify if !self.objects.contains_key(&update.obj.id) => {
+                // A change of an object not known (after its leave, or
+                // before its enter): only a read can tell what it is.
+                Applied::Unresolved
+            }
             ObjectChange::Enter | ObjectChange::Modify => {
-                let is_new = !self.objects.contains_key(&update.obj.id);
-                let interned: Vec<Arc<str>> = update
+                if !self.objects.contains_key(&update.obj.id) {
+                    // Known before the view says so: last until it does.
+                    self.order.push(update.obj.id.clone());
+                    self.index_stale = true;
+                }
+                // Which change applies to which mirrored path: its own, one
+                // below it (a part of the value), or one above it (then the
+                // path's value is a part of the change's, which only a read
+                // tells exactly, unless the path has a change of its own).
+                let exact: HashSet<&str> = update
                     .changes
                     .iter()
-                    .filter_map(|change| mirrored_path(paths, &change.name))
-                    .map(|path| path.as_str())
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .map(|path| self.intern(path))
+                    .map(|change| change.name.as_str())
                     .collect();
+                let mut work: Vec<(Arc<str>, &PropertyChange)> = Vec::new();
+                let mut outcome = Applied::Done;
+                for change in &update.changes {
+                    for path in paths {
+                        if change.name == *path || descends(&change.name, path) {
+                            work.push((self.intern(path), change));
+                        } else if descends(path, &change.name) && !exact.contains(path.as_str()) {
+                            outcome = Applied::Unresolved;
+                        }
+                    }
+                }
+                let index_key = self.index_key;
                 let object = self
                     .objects
                     .entry(update.obj.id.clone())
                     .or_insert_with(|| Object {
                         obj: update.obj.clone(),
                         props: Vec::new(),
+                        entered: false,
                     });
-                if is_new {
-                    // Known before the view says so: last until it does.
-                    self.order.push(update.obj.id.clone());
-                }
                 if update.kind == ObjectChange::Enter {
                     object.props.clear();
+                    object.entered = true;
                 }
-                let mut outcome = Applied::Done;
-                let mut interned = interned.into_iter();
                 let mut key_changed = false;
-                for change in &update.changes {
-                    if mirrored_path(paths, &change.name).is_none() {
-                        continue;
-                    }
-                    let Some(path) = interned.next() else {
-                        break;
-                    };
+                for (path, change) in work {
                     if apply_to(object, &path, change) == Applied::Unresolved {
                         outcome = Applied::Unresolved;
                     }
-                    key_changed |= Some(&*path) == self.index_key;
+                    key_changed |= Some(&*path) == index_key;
+                }
+                if !object.entered {
+                    outcome = Applied::Unresolved;
                 }
                 if key_changed {
-                    self.index_stale = true;
-                }
-                if is_new {
                     self.index_stale = true;
                 }
                 outcome
@@ -238,6 +253,7 @@ impl KindStore {
                     .or_insert_with(|| Object {
                         obj: content.obj.clone(),
                         props: Vec::new(),
+                        entered: false,
                     });
             }
         }
@@ -245,9 +261,13 @@ impl KindStore {
         self.index_stale = true;
     }
 
-    /// Sets `path` of `object` from a read (not an update): `value` is the
-    /// property as the server returned it, `None` when it left it out.
+    /// Sets `paths` of a member from a read (not an update): `content` is
+    /// the object as the server returned it (a property it left out is
+    /// unset). Objects that are not members (not in the view) are left out.
     pub fn set_read(&mut self, content: ObjectContent, paths: &[&str]) {
+        if !self.objects.contains_key(&content.obj.id) {
+            return;
+        }
         let interned: Vec<(Arc<str>, Node)> = content
             .props
             .into_iter()
@@ -257,16 +277,22 @@ impl KindStore {
                 (self.intern(&name), value)
             })
             .collect();
-        let object = self
-            .objects
-            .entry(content.obj.id.clone())
-            .or_insert_with(|| Object {
-                obj: content.obj.clone(),
-                props: Vec::new(),
-            });
+        let Some(object) = self.objects.get_mut(&content.obj.id) else {
+            return;
+        };
         object.props.retain(|(name, _)| !paths.contains(&&**name));
         object.props.extend(interned);
+        object.entered = true;
         self.index_stale = true;
+    }
+
+    /// Members whose properties have not come.
+    pub fn not_entered(&self) -> Vec<MoRef> {
+        self.objects
+            .values()
+            .filter(|object| !object.entered)
+            .map(|object| object.obj.clone())
+            .collect()
     }
 
     /// The objects in view order with `paths` (each once, in the order
@@ -274,7 +300,12 @@ impl KindStore {
     pub fn all(&self, paths: &[&str]) -> Option<Vec<ObjectContent>> {
         self.order
             .iter()
-            .map(|id| self.objects.get(id).map(|object| content(object, paths)))
+            .map(|id| {
+                self.objects
+                    .get(id)
+                    .filter(|object| object.entered)
+                    .map(|object| content(object, paths))
+            })
             .collect()
     }
 
@@ -288,7 +319,7 @@ impl KindStore {
                 continue;
             }
             let object = self.objects.get(&reference.id)?;
-            if object.obj.kind != reference.kind {
+            if object.obj.kind != reference.kind || !object.entered {
                 return None;
             }
             out.push(content(object, paths));
@@ -338,14 +369,10 @@ impl KindStore {
     }
 }
 
-/// The mirrored property a change belongs to: its own path, or one above it.
-fn mirrored_path<'a>(paths: &'a [String], change: &str) -> Option<&'a String> {
-    paths.iter().find(|path| {
-        change == path.as_str()
-            || change
-                .strip_prefix(path.as_str())
-                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-    })
+/// Whether `path` names a part of `above`'s value (`a.b` or `a[k]` below `a`).
+fn descends(path: &str, above: &str) -> bool {
+    path.strip_prefix(above)
+        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
 }
 
 fn apply_to(object: &mut Object, path: &Arc<str>, change: &PropertyChange) -> Applied {
@@ -376,34 +403,42 @@ fn content(object: &Object, paths: &[&str]) -> ObjectContent {
     }
 }
 
+/// What applying a filter's updates left to do.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    /// Objects whose updates could not be applied: to be read again.
+    pub unresolved: Vec<MoRef>,
+    /// Updates applied.
+    pub applied: u64,
+    /// The container view itself left: the filter sees nothing any more.
+    pub view_gone: bool,
+}
+
 /// Applies one filter's object updates to `store`, the filter mirroring
-/// `paths` of objects of its type; returns the objects whose updates could
-/// not be applied (to be read again), and how many updates were applied.
-pub(super) fn apply(
-    store: &mut KindStore,
-    objects: &[ObjectUpdate],
-    paths: &[String],
-) -> (Vec<MoRef>, u64) {
-    let mut unresolved = Vec::new();
-    let mut applied = 0;
+/// `paths` of objects of its type.
+pub(super) fn apply(store: &mut KindStore, objects: &[ObjectUpdate], paths: &[String]) -> Outcome {
+    let mut outcome = Outcome::default();
     for update in objects {
-        applied += 1;
-        let outcome = if update.obj.kind == "ContainerView" {
+        outcome.applied += 1;
+        if update.obj.kind == "ContainerView" {
             match update.kind {
-                ObjectChange::Leave => {
-                    store.set_order(None);
-                    Applied::Done
+                ObjectChange::Leave => outcome.view_gone = true,
+                // A view value this module cannot read leaves the members
+                // to their own enters and leaves.
+                _ => {
+                    let _ = store.apply_view(update);
                 }
-                _ => store.apply_view(update),
             }
-        } else {
-            store.apply_object(update, paths)
-        };
-        if outcome == Applied::Unresolved && update.obj.kind != "ContainerView" {
-            unresolved.push(update.obj.clone());
+        } else if store.apply_object(update, paths) == Applied::Unresolved {
+            outcome.unresolved.push(update.obj.clone());
         }
     }
-    (unresolved, applied)
+    for member in store.not_entered() {
+        if !outcome.unresolved.contains(&member) {
+            outcome.unresolved.push(member);
+        }
+    }
+    outcome
 }
 
 #[cfg(test)]
@@ -498,8 +533,8 @@ mod tests {
             view(&["vm-1", "vm-2"]),
         ];
         for _ in 0..2 {
-            let (unresolved, _) = apply(&mut store, &batch, &paths);
-            assert!(unresolved.is_empty());
+            let outcome = apply(&mut store, &batch, &paths);
+            assert!(outcome.unresolved.is_empty(), "{outcome:?}");
         }
         let all = &["name", "runtime.powerState", "name"];
         assert_eq!(
@@ -538,6 +573,82 @@ mod tests {
         apply(&mut store, &[view(&[])], &paths);
         assert!(!store.has("vm-2"));
         assert_eq!(store.all(&["name"]).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_change_above_a_mirrored_path_reads_the_object_again() {
+        let paths = vec![String::from("runtime"), String::from("runtime.powerState")];
+        let mut store = KindStore::default();
+        // Both in one enter: each takes its own.
+        let enter = update(
+            ObjectChange::Enter,
+            vm("vm-1"),
+            &[
+                ("runtime", Some("r")),
+                ("runtime.powerState", Some("poweredOn")),
+            ],
+        );
+        assert!(apply(&mut store, &[enter], &paths).unresolved.is_empty());
+        let both = store
+            .some(&[vm("vm-1")], &["runtime", "runtime.powerState"])
+            .unwrap();
+        assert_eq!(both[0].props.len(), 2);
+        // Only the one above changes: the one below is read again.
+        let modify = update(ObjectChange::Modify, vm("vm-1"), &[("runtime", Some("r2"))]);
+        assert_eq!(
+            apply(&mut store, &[modify], &paths).unresolved,
+            [vm("vm-1")]
+        );
+        // A change below a mirrored path applies to it (and to itself).
+        let below = update(
+            ObjectChange::Modify,
+            vm("vm-1"),
+            &[("runtime.powerState", Some("poweredOff"))],
+        );
+        assert!(apply(&mut store, &[below], &paths).unresolved.is_empty());
+    }
+
+    #[test]
+    fn members_without_properties_are_not_answered() {
+        let paths = vec![String::from("name")];
+        let mut store = KindStore::default();
+        // The view names two, one entered.
+        let batch = vec![
+            view(&["vm-1", "vm-2"]),
+            update(ObjectChange::Enter, vm("vm-1"), &[("name", Some("a"))]),
+        ];
+        let outcome = apply(&mut store, &batch, &paths);
+        assert_eq!(outcome.unresolved, [vm("vm-2")]);
+        assert!(store.all(&["name"]).is_none());
+        assert!(store.some(&[vm("vm-2")], &["name"]).is_none());
+        assert!(store.some(&[vm("vm-1")], &["name"]).is_some());
+        // A change of an unknown object: read, not guessed.
+        let stray = update(ObjectChange::Modify, vm("vm-9"), &[("name", Some("z"))]);
+        assert_eq!(
+            apply(&mut store, &[stray], &paths).unresolved.first(),
+            Some(&vm("vm-9"))
+        );
+        assert!(!store.has("vm-9"));
+        // The read of vm-2 makes the view whole; a read of a non-member
+        // is left out.
+        for id in ["vm-2", "vm-9"] {
+            store.set_read(
+                ObjectContent {
+                    obj: vm(id),
+                    props: vec![("name".into(), text(id))],
+                },
+                &["name"],
+            );
+        }
+        assert_eq!(store.all(&["name"]).unwrap().len(), 2);
+        assert!(!store.has("vm-9"));
+        // The view leaving is reported.
+        let gone = ObjectUpdate {
+            kind: ObjectChange::Leave,
+            obj: MoRef::new("ContainerView", "session[1]view-1"),
+            changes: Vec::new(),
+        };
+        assert!(apply(&mut store, &[gone], &paths).view_gone);
     }
 
     #[test]
