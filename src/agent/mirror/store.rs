@@ -7,18 +7,98 @@
 use crate::vsphere::property::ObjectContent;
 use crate::vsphere::soap::MoRef;
 use crate::vsphere::updates::{self, Applied, ObjectChange, ObjectUpdate, PropertyChange};
-use crate::vsphere::xml::Node;
+use crate::vsphere::xml::{Node, XsiType};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// A property value as held. Most are leaves (a number, a string, an
+/// enum, a reference), kept in a quarter of an element's size with their
+/// type names shared; the others as the element tree.
+#[derive(Debug, Clone)]
+enum Stored {
+    Leaf {
+        /// The `xsi:type`: whether a schema type, and its name.
+        xsi_type: Option<(bool, Arc<str>)>,
+        /// The `type` attribute (a reference's managed type).
+        type_attr: Option<Arc<str>>,
+        text: Box<str>,
+    },
+    Tree(Box<Node>),
+}
+
+impl Stored {
+    /// The value element again (its name is not part of it).
+    fn to_node(&self) -> Node {
+        match self {
+            Stored::Leaf {
+                xsi_type,
+                type_attr,
+                text,
+            } => Node {
+                name: String::new(),
+                xsi_type: xsi_type.as_ref().map(|(schema, name)| {
+                    if *schema {
+                        XsiType::Schema(name.to_string())
+                    } else {
+                        XsiType::Vim(name.to_string())
+                    }
+                }),
+                type_attr: type_attr.as_deref().map(str::to_owned),
+                text: text.to_string(),
+                children: Vec::new(),
+            },
+            Stored::Tree(node) => (**node).clone(),
+        }
+    }
+
+    /// The text of a leaf.
+    fn leaf_text(&self) -> Option<&str> {
+        match self {
+            Stored::Leaf { text, .. } => Some(text),
+            Stored::Tree(_) => None,
+        }
+    }
+}
+
+/// One copy of each path and type name for all objects of a type.
+#[derive(Debug, Default)]
+struct Names(HashMap<String, Arc<str>>);
+
+impl Names {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.0.insert(name.to_owned(), shared.clone());
+        shared
+    }
+
+    /// `node` as held.
+    fn store(&mut self, mut node: Node) -> Stored {
+        if !node.children.is_empty() {
+            node.name = String::new();
+            return Stored::Tree(Box::new(node));
+        }
+        Stored::Leaf {
+            xsi_type: node.xsi_type.map(|kind| match kind {
+                XsiType::Schema(name) => (true, self.get(&name)),
+                XsiType::Vim(name) => (false, self.get(&name)),
+            }),
+            type_attr: node.type_attr.map(|kind| self.get(&kind)),
+            text: node.text.into_boxed_str(),
+        }
+    }
+}
 
 /// One object and its mirrored properties.
 #[derive(Debug)]
 struct Object {
     obj: MoRef,
     /// Set properties only: an unset one is absent, as in an answer. The
-    /// path is shared by every object (see [`KindStore::intern`]).
-    props: Vec<(Arc<str>, Node)>,
+    /// path is shared by every object (see [`Names`]).
+    props: Vec<(Arc<str>, Stored)>,
     /// Its properties came (an enter, or a read): a member the view names
     /// before that is not answered from memory.
     entered: bool,
@@ -34,13 +114,13 @@ pub(super) struct KindStore {
     /// The view's members, in its order (ids).
     order: Vec<String>,
     objects: HashMap<String, Object>,
-    /// Key property value to the first object in view order with it.
-    index: HashMap<String, MoRef>,
+    /// Key property value to the first object in view order with it (its id).
+    index: HashMap<String, String>,
     /// The key property whose index this is, and whether it is current.
     index_key: Option<&'static str>,
     index_stale: bool,
-    /// One copy of each path's text for all objects.
-    paths: HashMap<String, Arc<str>>,
+    /// One copy of each path's and type's name for all objects.
+    names: Names,
 }
 
 impl KindStore {
@@ -92,20 +172,9 @@ impl KindStore {
     /// Forgets property `path` of every object.
     pub fn drop_path(&mut self, path: &str) {
         self.ready.remove(path);
-        self.paths.remove(path);
         for object in self.objects.values_mut() {
             object.props.retain(|(name, _)| &**name != path);
         }
-    }
-
-    /// The shared text of `path`.
-    fn intern(&mut self, path: &str) -> Arc<str> {
-        if let Some(shared) = self.paths.get(path) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = Arc::from(path);
-        self.paths.insert(path.to_owned(), shared.clone());
-        shared
     }
 
     /// Applies the changes to the view itself (its `view` property).
@@ -203,13 +272,14 @@ impl KindStore {
                 for change in &update.changes {
                     for path in paths {
                         if change.name == *path || descends(&change.name, path) {
-                            work.push((self.intern(path), change));
+                            work.push((self.names.get(path), change));
                         } else if descends(path, &change.name) && !exact.contains(path.as_str()) {
                             outcome = Applied::Unresolved;
                         }
                     }
                 }
                 let index_key = self.index_key;
+                let names = &mut self.names;
                 let object = self
                     .objects
                     .entry(update.obj.id.clone())
@@ -220,11 +290,12 @@ impl KindStore {
                     });
                 if update.kind == ObjectChange::Enter {
                     object.props.clear();
+                    object.props.reserve_exact(paths.len());
                     object.entered = true;
                 }
                 let mut key_changed = false;
                 for (path, change) in work {
-                    if apply_to(object, &path, change) == Applied::Unresolved {
+                    if apply_to(object, names, &path, change) == Applied::Unresolved {
                         outcome = Applied::Unresolved;
                     }
                     key_changed |= Some(&*path) == index_key;
@@ -268,20 +339,18 @@ impl KindStore {
         if !self.objects.contains_key(&content.obj.id) {
             return;
         }
-        let interned: Vec<(Arc<str>, Node)> = content
+        let interned: Vec<(Arc<str>, Stored)> = content
             .props
             .into_iter()
             .filter(|(name, _)| paths.contains(&name.as_str()))
-            .map(|(name, mut value)| {
-                value.name = String::new();
-                (self.intern(&name), value)
-            })
+            .map(|(name, value)| (self.names.get(&name), self.names.store(value)))
             .collect();
         let Some(object) = self.objects.get_mut(&content.obj.id) else {
             return;
         };
         object.props.retain(|(name, _)| !paths.contains(&&**name));
         object.props.extend(interned);
+        object.props.shrink_to_fit();
         object.entered = true;
         self.index_stale = true;
     }
@@ -332,7 +401,12 @@ impl KindStore {
         if self.index_key != Some(key) || self.index_stale {
             return None;
         }
-        Some(self.index.get(value).cloned())
+        Some(
+            self.index
+                .get(value)
+                .and_then(|id| self.objects.get(id))
+                .map(|object| object.obj.clone()),
+        )
     }
 
     /// Makes the index of `key` current, when it is not.
@@ -349,12 +423,9 @@ impl KindStore {
                 .props
                 .iter()
                 .find(|(name, _)| &**name == key)
-                .map(|(_, node)| node)
-                .filter(|node| node.children.is_empty());
+                .and_then(|(_, value)| value.leaf_text());
             if let Some(value) = value {
-                index
-                    .entry(value.text.clone())
-                    .or_insert_with(|| object.obj.clone());
+                index.entry(value.to_owned()).or_insert_with(|| id.clone());
             }
         }
         self.index = index;
@@ -375,14 +446,17 @@ fn descends(path: &str, above: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
 }
 
-fn apply_to(object: &mut Object, path: &Arc<str>, change: &PropertyChange) -> Applied {
+fn apply_to(
+    object: &mut Object,
+    names: &mut Names,
+    path: &Arc<str>,
+    change: &PropertyChange,
+) -> Applied {
     let at = object.props.iter().position(|(name, _)| name == path);
-    let mut value = at.map(|at| object.props.swap_remove(at).1);
+    let mut value = at.map(|at| object.props.swap_remove(at).1.to_node());
     let outcome = updates::apply_change(path, &mut value, change);
-    if let Some(mut value) = value {
-        // The name of a value element is not part of it.
-        value.name = String::new();
-        object.props.push((path.clone(), value));
+    if let Some(value) = value {
+        object.props.push((path.clone(), names.store(value)));
     }
     outcome
 }
@@ -393,8 +467,8 @@ fn content(object: &Object, paths: &[&str]) -> ObjectContent {
         if paths[..at].contains(path) {
             continue;
         }
-        if let Some((_, node)) = object.props.iter().find(|(name, _)| &**name == *path) {
-            props.push(((*path).to_owned(), node.clone()));
+        if let Some((_, value)) = object.props.iter().find(|(name, _)| &**name == *path) {
+            props.push(((*path).to_owned(), value.to_node()));
         }
     }
     ObjectContent {
