@@ -827,7 +827,8 @@ def classic_sections(args, rounds, calls, say, targets):
         scale = 0.2 if args.quick else 1.0
         say("### 5. The vSphere agent, one task after another, on the simulator (govmomi 0.24 vcsim)")
         say()
-        say("Steady state: logged in, lookups and container views cached where each side caches them. "
+        say("Steady state: logged in, lookups and container views cached where each side caches them; the "
+            "agent's mirror off. "
             "Seconds per task; ratios are medians of per-round ratios.")
         say()
         agent_tables = section_agent(simulator, rounds, scale)
@@ -885,7 +886,8 @@ def classic_sections(args, rounds, calls, say, targets):
         say("### 8. A whole vPoller: client, proxy, one worker process, simulator (vm.get, tasks/s)")
         say()
         say("py-vpoller 0.7.3's proxy and worker (`-c 1`) and this project's (`vpoller-worker -c 1`, 32 "
-            "threads) share one simulator and host registry; both with the lookup cache on. "
+            "threads, `[cache] mirror = off`: every request asks the simulator) share one simulator and host "
+            "registry; both with the lookup cache on. "
             "The load comes from libvpoller clients, one per thread.")
         say()
         stacks = section_stacks(max(3, rounds // 2), 0.3 if args.quick else 1.0)
