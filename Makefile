@@ -30,7 +30,7 @@ STANDIN    := $(RELEASE)/vpoller-standin
 VENV       := .venv
 PYTHON     ?= python3
 
-.PHONY: dll test-windows typetable bench bench-programs all lib c-programs header test rust-test ruby-test python-test interop-test demo demo-py lint \
+.PHONY: dll test-windows typetable bench bench-programs bench-baseline all lib c-programs header test rust-test ruby-test python-test interop-test demo demo-py lint \
 	install uninstall pkg-config-check deps venv standin vcsim interop-runners clean help
 
 all: lib c-programs ## Build the library and the C examples
@@ -134,7 +134,22 @@ $(BENCH_OUT)/loop_rawzmq: benches/c/loop_rawzmq.c benches/c/bench.h
 	@mkdir -p $(BENCH_OUT)
 	$(CC) $(CFLAGS) -o $@ $< -lzmq
 
-bench: deps lib c-programs bench-programs venv vcsim ## Benchmarks (see BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run
+# Section 10's "before the mirror": the proxy and worker of the last commit
+# before the live mirror, built once from git in a tree of their own.
+BASELINE     := af70a88
+BASELINE_OUT := $(BENCH_OUT)/baseline
+
+$(BASELINE_OUT)/vpoller-worker:
+	rm -rf $(BASELINE_OUT)-src
+	mkdir -p $(BASELINE_OUT)-src $(BASELINE_OUT)
+	git archive $(BASELINE) | tar -x -C $(BASELINE_OUT)-src
+	cd $(BASELINE_OUT)-src && $(CARGO) build --release --locked --bins
+	cp $(BASELINE_OUT)-src/target/release/vpoller-proxy $(BASELINE_OUT)/
+	cp $(BASELINE_OUT)-src/target/release/vpoller-worker $(BASELINE_OUT)/
+
+bench-baseline: $(BASELINE_OUT)/vpoller-worker ## Build the proxy and worker before the live mirror (for section 10 of make bench)
+
+bench: deps lib c-programs bench-programs bench-baseline venv vcsim ## Benchmarks (see BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run; BENCH_ARGS="--only mirror" for section 10 alone
 	$(VENV)/bin/python benches/run.py $(BENCH_ARGS)
 
 demo: deps lib c-programs venv vcsim ## Start a local vPoller (simulator, vpoller-proxy, vpoller-worker) and run the documented examples

@@ -5,9 +5,17 @@
 //!     bench-agent rss      HOST:PORT MSG                       reply bytes, RSS before, peak RSS
 //!     bench-agent stack    ENDPOINT MSG CALLS CLIENTS          tasks per second through a vPoller
 //!                                                              Proxy, CLIENTS clients in parallel
+//!     bench-agent sweep    ENDPOINT FILE CLIENTS [LIMIT]       requests per second, seconds and
+//!                                                              requests of one sweep through a
+//!                                                              vPoller Proxy: FILE's requests (one
+//!                                                              a line; the first LIMIT), each sent
+//!                                                              once, shared out to CLIENTS clients
 //!
 //! MSG is a task request as JSON. `rss` trusts any certificate (the fake
-//! server's) and prints bytes; the others verify against CA-FILE.
+//! server's) and prints bytes; the others verify against CA-FILE. The
+//! agent of `per-call`, `threads` and `rss` runs with the mirror off, so
+//! that every task makes its SOAP calls, as the contenders it is measured
+//! against do (section 10 of `make bench` measures the mirror).
 
 use std::time::Instant;
 use vpoller::{Agent, AgentOptions, Verification};
@@ -16,6 +24,7 @@ fn agent(host: &str, verification: Verification) -> Agent {
     let options = AgentOptions {
         verification,
         timeout_ms: 600_000,
+        mirror: false,
         ..AgentOptions::default()
     };
     let agent = Agent::with_options(host, "root", "bench", options)
@@ -146,6 +155,43 @@ fn main() {
             println!(
                 "{:.3}",
                 (calls * clients) as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+        "sweep" => {
+            let (endpoint, file, clients) = (arg(1), arg(2), number(3));
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|error| fail(&format!("{file}: {error}")));
+            let mut requests: Vec<&str> = text.lines().filter(|line| !line.is_empty()).collect();
+            if args.len() > 4 {
+                requests.truncate(number(4));
+            }
+            // Every client is connected before the clock starts.
+            let connected: Vec<vpoller::Client> = (0..clients)
+                .map(|_| {
+                    vpoller::Client::new(&endpoint, 1, 120_000)
+                        .unwrap_or_else(|error| fail(&error.to_string()))
+                })
+                .collect();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for client in connected {
+                    let (next, requests) = (&next, &requests);
+                    scope.spawn(move || loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(msg) = requests.get(index) else {
+                            break;
+                        };
+                        check_stack_reply(&client.run(msg));
+                    });
+                }
+            });
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{:.3} {:.6} {}",
+                requests.len() as f64 / seconds,
+                seconds,
+                requests.len()
             );
         }
         other => fail(&format!("unknown mode {other}")),

@@ -58,17 +58,28 @@ class Stack(object):
     """The simulator, the vconnector database, the proxy and the worker."""
 
     def __init__(self, workers=2, helpers="vpoller.helpers.cclient,vpoller.helpers.zabbix",
-                 proxy="python", worker="python", share=None, cache=False):
+                 proxy="python", worker="python", share=None, cache=False, simulator_args=(),
+                 control=False, mirror=None, rust_proxy=RUST_PROXY, rust_worker=RUST_WORKER):
         """proxy, worker: "python" (py-vpoller 0.7.3's programs) or "rust"
-        (this project's target/release/vpoller-proxy and vpoller-worker).
-        share: another running Stack whose simulator and host registry this
-        one uses (so that replies compare across stacks)."""
+        (this project's target/release/vpoller-proxy and vpoller-worker, or
+        the programs rust_proxy and rust_worker name, such as an older
+        build). share: another running Stack whose simulator and host
+        registry this one uses (so that replies compare across stacks).
+        simulator_args: more vcsim arguments (`-vms 200`, `-delay-ms 10`).
+        control: keep a pipe to the simulator's standard input, for
+        simulator() (else its standard input is /dev/null). mirror: True or
+        False writes `mirror = on|off` in [cache]; None leaves it out."""
         self.workers = workers
         self.helpers = helpers
         self.proxy_kind = proxy
         self.worker_kind = worker
         self.share = share
         self.cache = cache
+        self.simulator_args = list(simulator_args)
+        self.control = control
+        self.mirror = mirror
+        self.rust_proxy = rust_proxy
+        self.rust_worker = rust_worker
         self.directory = tempfile.mkdtemp(prefix="vpoller-stack-")
         self.vsphere_host = None
         self.frontend_port = free_port()
@@ -80,7 +91,7 @@ class Stack(object):
     def _spawn(self, name, argv, **options):
         log = open(os.path.join(self.directory, name + ".log"), "wb")
         process = subprocess.Popen(argv, stdout=options.pop("stdout", log), stderr=log,
-                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   stdin=options.pop("stdin", subprocess.DEVNULL), start_new_session=True,
                                    cwd=self.directory, **options)
         self.processes[name] = process
         return process
@@ -106,6 +117,8 @@ class Stack(object):
         process.wait()
         if process.stdout:
             process.stdout.close()
+        if process.stdin:
+            process.stdin.close()
 
     def log(self, name):
         with open(os.path.join(self.directory, name + ".log"), "rb") as log:
@@ -136,11 +149,35 @@ class Stack(object):
             raise SystemExit("%s is missing: run `make vcsim`" % VCSIM)
         self.vsphere_host = free_https_address()
         self.vsphere_ca = os.path.join(self.directory, "vcsim-ca.pem")
-        simulator = self._spawn("vcsim", [VCSIM, "-listen", self.vsphere_host + ":443", "-ca-out", self.vsphere_ca],
-                                stdout=subprocess.PIPE)
+        simulator = self._spawn("vcsim", [VCSIM, "-listen", self.vsphere_host + ":443", "-ca-out", self.vsphere_ca]
+                                + self.simulator_args, stdout=subprocess.PIPE,
+                                stdin=subprocess.PIPE if self.control else subprocess.DEVNULL)
         url = simulator.stdout.readline().decode().strip()
         if not url.startswith("https://"):
             raise RuntimeError("the vSphere simulator did not start:\n" + self.log("vcsim"))
+
+    def simulator(self, command):
+        """Sends one command to the simulator's control channel (a Stack
+        made with control=True, or one it shares with) and returns its
+        answer after `ok` (`calls` gives `METHOD=COUNT ...`); raises
+        RuntimeError on `error ...`."""
+        if self.share is not None:
+            return self.share.simulator(command)
+        simulator = self.processes["vcsim"]
+        if simulator.stdin is None:
+            raise RuntimeError("the simulator was started without its control channel (control=False)")
+        simulator.stdin.write(command.encode() + b"\n")
+        simulator.stdin.flush()
+        answer = simulator.stdout.readline().decode().strip()
+        if answer == "ok" or answer.startswith("ok "):
+            return answer[3:]
+        raise RuntimeError("the simulator answered %r to %r" % (answer, command))
+
+    def simulator_calls(self):
+        """The SOAP calls the simulator served since the last `calls reset`,
+        {METHOD: COUNT}."""
+        return {method: int(count) for method, count in
+                (pair.split("=", 1) for pair in self.simulator("calls").split())}
 
     def _register_simulator(self):
         self.db = os.path.join(self.directory, "vconnector.db")
@@ -152,18 +189,21 @@ class Stack(object):
 
     def _write_config(self):
         backend = "tcp://127.0.0.1:%d" % free_port()
+        self.worker_mgmt = "tcp://127.0.0.1:%d" % free_port()
         self.config = os.path.join(self.directory, "vpoller.conf")
         with open(self.config, "w") as config:
             config.write(
                 "[proxy]\nfrontend = %s\nbackend = %s\nmgmt = tcp://127.0.0.1:%d\n\n"
-                "[worker]\ndb = %s\nproxy = %s\nmgmt = tcp://127.0.0.1:%d\nhelpers = %s\n"
+                "[worker]\ndb = %s\nproxy = %s\nmgmt = %s\nhelpers = %s\n"
                 "tasks = vpoller.vsphere.tasks\n\n"
                 "[cache]\nenabled = %s\nmaxsize = 0\nttl = 3600\nhousekeeping = 480\n"
-                % (self.endpoint, backend, free_port(), self.db, backend, free_port(), self.helpers,
+                % (self.endpoint, backend, free_port(), self.db, backend, self.worker_mgmt, self.helpers,
                    "yes" if self.cache else "no"))
+            if self.mirror is not None:
+                config.write("mirror = %s\n" % ("on" if self.mirror else "off"))
 
     def start_proxy(self):
-        program = RUST_PROXY if self.proxy_kind == "rust" else os.path.join(BIN, "vpoller-proxy")
+        program = self.rust_proxy if self.proxy_kind == "rust" else os.path.join(BIN, "vpoller-proxy")
         self._spawn("proxy", [program, "-f", self.config, "start"])
 
     def stop_proxy(self):
@@ -171,7 +211,7 @@ class Stack(object):
 
     def start_worker(self):
         if self.worker_kind == "rust":
-            self._spawn("worker", [RUST_WORKER, "-f", self.config, "-c", "1", "start"])
+            self._spawn("worker", [self.rust_worker, "-f", self.config, "-c", "1", "start"])
         else:
             self._spawn("worker", [sys.executable, WORKER_WRAPPER, "-f", self.config, "-c", str(self.workers)])
 
@@ -186,6 +226,12 @@ class Stack(object):
         run() uses up the instance's retries)."""
         from vpoller.client import VPollerClient
         return VPollerClient(endpoint=self.endpoint, timeout=timeout, retries=retries).run(msg)
+
+    def worker_status(self, timeout=10000):
+        """The worker's management `status` reply, parsed."""
+        from vpoller.client import VPollerClient
+        reply = VPollerClient(endpoint=self.worker_mgmt, timeout=timeout, retries=1).run({"method": "status"})
+        return json.loads(reply)
 
     def wait_until_ready(self, seconds=90):
         deadline = time.monotonic() + seconds
