@@ -206,6 +206,21 @@ fn read(
     Ok(contents)
 }
 
+/// Gives the memory a whole state's reading left free back to the system:
+/// the answers are parsed into trees that live only until applied, and
+/// glibc would otherwise keep their pages in the follower's arena.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // A libc call the mirror needs whatever uses the library, so this
+        // `unsafe` lives outside `capi` (as `fork.rs`'s does).
+        // SAFETY: malloc_trim takes no pointers and is thread-safe.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 /// Whether `error` says the host did not answer at all (nothing to give
 /// back to it).
 fn unanswered(error: &Error) -> bool {
@@ -554,6 +569,8 @@ impl Follower {
         }
         store.reindex(key_property(kind));
         state.last_update = Some(Instant::now());
+        drop(state);
+        release_free_memory();
         Ok(())
     }
 
@@ -630,6 +647,8 @@ impl Follower {
                     context.address(),
                     state.kinds.values().map(KindStore::objects).sum::<usize>()
                 );
+                drop(state);
+                release_free_memory();
             }
         }
         self.read_again(context, unresolved)
