@@ -6,7 +6,7 @@
 mod common;
 
 use common::{
-    answered_from_memory as from_memory, mirror_agent as agent,
+    answered_from_memory as from_memory, discovered_names, mirror_agent as agent,
     reply_from_memory as answered_from_memory, Simulator,
 };
 use serde_json::{json, Value};
@@ -185,13 +185,9 @@ fn properties_nobody_asks_for_leave_the_mirror() {
 fn a_first_sweep_with_the_mirror_off_scans_the_names_once() {
     let simulator = Simulator::start_with(&["-vms", "20"]);
     let off = agent(&simulator, false);
-    let names: Vec<String> =
-        serde_json::from_str::<Value>(&off.run(r#"{"method": "vm.discover"}"#)).unwrap()["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|vm| vm["name"].as_str().unwrap().to_owned())
-            .collect();
+    let names = discovered_names(
+        &serde_json::from_str::<Value>(&off.run(r#"{"method": "vm.discover"}"#)).unwrap(),
+    );
     assert!(names.len() >= 60, "{}", names.len());
     simulator.reset_calls();
     for name in &names {
@@ -218,12 +214,7 @@ fn answers_equal_on_thousands_of_vms() {
             .to_string();
     let memory = answered_from_memory(&on, &discover);
     assert_eq!(memory, off.run(&discover));
-    let names: Vec<String> = serde_json::from_str::<Value>(&memory).unwrap()["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|vm| vm["name"].as_str().unwrap().to_owned())
-        .collect();
+    let names = discovered_names(&serde_json::from_str::<Value>(&memory).unwrap());
     assert!(names.len() >= 2000, "{}", names.len());
     let status = on.mirror_status();
     assert!(status["objects"].as_u64().unwrap() >= 2000, "{status}");

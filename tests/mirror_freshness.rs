@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{mirror_agent, reply_from_memory, until_reply, Simulator};
+use common::{discovered_names, mirror_agent, reply_from_memory, until_reply, Simulator};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,15 +23,6 @@ fn missing(reply: &Value) -> bool {
 
 fn power_state(reply: &Value) -> &Value {
     &reply["result"][0]["runtime.powerState"]
-}
-
-fn discovered_names(reply: &Value) -> Vec<String> {
-    reply["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|vm| vm["name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[test]

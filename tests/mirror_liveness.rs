@@ -161,6 +161,16 @@ fn an_expired_session_is_followed_again_with_changes_made_meanwhile() {
     );
 }
 
+/// The fake vCenter's answer to `CreatePropertyCollector`.
+fn collector_made() -> Option<Answer> {
+    Some(Answer::Xml(
+        200,
+        envelope(
+            "<CreatePropertyCollectorResponse xmlns=\"urn:vim25\"><returnval type=\"PropertyCollector\">session[f]pc</returnval></CreatePropertyCollectorResponse>",
+        ),
+    ))
+}
+
 /// The text between `<tag>` and `</tag>` in `body`.
 fn between<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
@@ -183,9 +193,7 @@ fn truncating_vcenter(vms: usize, first: usize) -> FakeVSphere {
     FakeVSphere::with_defaults(move |method, body| {
         let answer = |inner: String| Some(Answer::Xml(200, envelope(&inner)));
         match method {
-            "CreatePropertyCollector" => answer(
-                "<CreatePropertyCollectorResponse xmlns=\"urn:vim25\"><returnval type=\"PropertyCollector\">session[f]pc</returnval></CreatePropertyCollectorResponse>".into(),
-            ),
+            "CreatePropertyCollector" => collector_made(),
             "CreateFilter" => answer(
                 "<CreateFilterResponse xmlns=\"urn:vim25\"><returnval type=\"PropertyFilter\">session[f]filter</returnval></CreateFilterResponse>".into(),
             ),
@@ -274,11 +282,8 @@ fn a_first_state_larger_than_one_answer_is_taken_whole() {
 
 #[test]
 fn a_property_vcenter_will_not_follow_is_read_from_vcenter() {
-    let fake = FakeVSphere::with_defaults(|method, body| {
-        match method {
-        "CreatePropertyCollector" => Some(Answer::Xml(200, envelope(
-            "<CreatePropertyCollectorResponse xmlns=\"urn:vim25\"><returnval type=\"PropertyCollector\">session[f]pc</returnval></CreatePropertyCollectorResponse>",
-        ))),
+    let fake = FakeVSphere::with_defaults(|method, body| match method {
+        "CreatePropertyCollector" => collector_made(),
         "CreateFilter" => Some(fake_vsphere::fault("InvalidProperty", "not followed")),
         "WaitForUpdatesEx" => {
             std::thread::sleep(Duration::from_millis(100));
@@ -287,12 +292,15 @@ fn a_property_vcenter_will_not_follow_is_read_from_vcenter() {
             )))
         }
         "RetrievePropertiesEx" => {
-            let one = body.contains("<skip>false</skip></objectSet>") && !body.contains("ContainerView");
+            let one =
+                body.contains("<skip>false</skip></objectSet>") && !body.contains("ContainerView");
             let count = if one { 1 } else { 3 };
-            Some(Answer::Xml(200, fake_vsphere::vm_page("RetrievePropertiesExResponse", 0, count, None)))
+            Some(Answer::Xml(
+                200,
+                fake_vsphere::vm_page("RetrievePropertiesExResponse", 0, count, None),
+            ))
         }
         _ => None,
-    }
     });
     let agent = vpoller::Agent::with_options(
         &fake.host(),

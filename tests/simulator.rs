@@ -57,12 +57,7 @@ fn power_state(agent: &Agent, vm: &str) -> Value {
 fn vm_names(agent: &Agent) -> Vec<String> {
     let reply = run(agent, json!({"method": "vm.discover"}));
     assert_eq!(reply["success"], 0, "{reply}");
-    reply["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|vm| vm["name"].as_str().unwrap().to_owned())
-        .collect()
+    common::discovered_names(&reply)
 }
 
 /// Asserts that `vm.get` does not find `vm`.

@@ -7,7 +7,7 @@ use crate::agent::reply::{self, Answer, ListWriter, Reply};
 use crate::agent::request::{Msg, TaskError, TaskResult};
 use crate::agent::Agent;
 use crate::error::{Error, VSphereKind};
-use crate::vsphere::property::{self, ObjectContent, Scope};
+use crate::vsphere::property::{ObjectContent, Scope};
 use crate::vsphere::soap::MoRef;
 use crate::vsphere::value;
 use serde_json::Value;
@@ -195,8 +195,7 @@ pub(crate) fn service_properties(
     service: &str,
     paths: &[&str],
 ) -> Result<Option<ObjectContent>, Error> {
-    let connection = agent.connection()?;
-    let session = connection.session(msg.deadline)?;
+    let session = agent.connection()?.session(msg.deadline)?;
     let reference = session.service(service)?;
-    property::object_properties(&connection, &reference, paths, msg.deadline)
+    reads::object_properties(agent, &reference, paths, msg.deadline)
 }

@@ -43,7 +43,9 @@ pub(crate) fn retrieve(
     Ok(())
 }
 
-/// Reads `paths` of one object; `None` when the server left it out.
+/// Reads `paths` of one object (any managed object: those the mirror does
+/// not hold, such as the service objects, are read from vCenter); `None`
+/// when the server left it out.
 pub(crate) fn object_properties(
     agent: &Agent,
     object: &MoRef,

@@ -238,28 +238,6 @@ pub(crate) fn forget_view(connection: &Connection, kind: &str) {
     }
 }
 
-/// Reads `paths` of one object; `None` for a property the server left out.
-pub(crate) fn object_properties(
-    connection: &Connection,
-    object: &MoRef,
-    paths: &[&str],
-    deadline: Instant,
-) -> Result<Option<ObjectContent>, Error> {
-    let mut found = None;
-    retrieve(
-        connection,
-        &object.kind,
-        Scope::Objects(std::slice::from_ref(object)),
-        paths,
-        deadline,
-        &mut |content| {
-            found = Some(content);
-            Ok(())
-        },
-    )?;
-    Ok(found)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

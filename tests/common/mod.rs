@@ -775,3 +775,13 @@ pub fn until_reply(
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The names in a discover reply, in its order.
+pub fn discovered_names(reply: &serde_json::Value) -> Vec<String> {
+    reply["result"]
+        .as_array()
+        .expect("a discover reply lists objects")
+        .iter()
+        .map(|object| object["name"].as_str().unwrap().to_owned())
+        .collect()
+}

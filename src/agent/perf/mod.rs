@@ -121,8 +121,8 @@ fn tables(
     }
     let session = connection.session(deadline)?;
     let manager = session.service("perfManager")?;
-    let content = crate::vsphere::property::object_properties(
-        connection,
+    let content = crate::agent::reads::object_properties(
+        agent,
         &manager,
         &["perfCounter", "historicalInterval"],
         deadline,
