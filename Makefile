@@ -173,7 +173,7 @@ lint: ## rustfmt, clippy and rustdoc, warnings are errors
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --locked --no-deps -p vpoller
 
-install: lib ## Install header, libraries (stripped; debug info in .debug/), pkg-config file, vpoller-cclient, vpoller-proxy, vpoller-worker and the Zabbix module under PREFIX
+install: lib ## Install header, libraries (stripped; debug info in .debug/), pkg-config file, vpoller-cclient, vpoller-proxy, vpoller-worker, vpoller-exporter and the Zabbix module under PREFIX
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/.debug
 	install -m 644 include/vpoller.h $(DESTDIR)$(INCLUDEDIR)/vpoller.h
 	@# The library stripped, its debug info beside it in .debug/ (found by gdb through the debuglink).
@@ -191,7 +191,7 @@ install: lib ## Install header, libraries (stripped; debug info in .debug/), pkg
 	    vpoller.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/vpoller.pc
 	$(CC) $(CFLAGS) -s -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(BINDIR)/vpoller-cclient \
 	    examples/c/vpoller-cclient.c -L$(DESTDIR)$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lvpoller
-	install -s -m 755 $(RELEASE)/vpoller-proxy $(RELEASE)/vpoller-worker $(DESTDIR)$(BINDIR)/
+	install -s -m 755 $(RELEASE)/vpoller-proxy $(RELEASE)/vpoller-worker $(RELEASE)/vpoller-exporter $(DESTDIR)$(BINDIR)/
 	install -d $(DESTDIR)$(ZABBIX_MODULEDIR)
 	$(CC) $(CFLAGS) -s -fPIC -shared -I$(DESTDIR)$(INCLUDEDIR) -o $(DESTDIR)$(ZABBIX_MODULEDIR)/vpoller.so \
 	    bindings/zabbix/vpoller_module.c -L$(DESTDIR)$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lvpoller
@@ -200,7 +200,7 @@ uninstall: ## Remove what `make install` put under PREFIX
 	rm -f $(DESTDIR)$(INCLUDEDIR)/vpoller.h $(DESTDIR)$(LIBDIR)/libvpoller.so* \
 	    $(DESTDIR)$(LIBDIR)/.debug/libvpoller.so.$(VERSION).debug \
 	    $(DESTDIR)$(LIBDIR)/libvpoller.a $(DESTDIR)$(LIBDIR)/pkgconfig/vpoller.pc \
-	    $(DESTDIR)$(BINDIR)/vpoller-cclient $(DESTDIR)$(BINDIR)/vpoller-proxy $(DESTDIR)$(BINDIR)/vpoller-worker \
+	    $(DESTDIR)$(BINDIR)/vpoller-cclient $(DESTDIR)$(BINDIR)/vpoller-proxy $(DESTDIR)$(BINDIR)/vpoller-worker $(DESTDIR)$(BINDIR)/vpoller-exporter \
 	    $(DESTDIR)$(ZABBIX_MODULEDIR)/vpoller.so
 
 pkg-config-check: lib ## Install into a scratch prefix and build the C examples with pkg-config

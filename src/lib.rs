@@ -27,6 +27,7 @@ pub mod agent;
 pub mod capi;
 mod client;
 mod error;
+pub mod exporter;
 mod fork;
 pub mod helpers;
 pub mod hosts;

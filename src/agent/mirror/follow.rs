@@ -209,7 +209,7 @@ fn read(
 /// Gives the memory a whole state's reading left free back to the system:
 /// the answers are parsed into trees that live only until applied, and
 /// glibc would otherwise keep their pages in the follower's arena.
-fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // A libc call the mirror needs whatever uses the library, so this

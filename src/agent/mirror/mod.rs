@@ -30,6 +30,8 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use store::KindStore;
 
+pub(crate) use follow::release_free_memory;
+
 /// The managed types a container view can hold (managed entities), the
 /// only ones mirrored.
 const MIRRORED_KINDS: &[&str] = &[

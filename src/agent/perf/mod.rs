@@ -13,8 +13,12 @@
 //! for per request. With it off, every request makes its own `QueryPerf`.
 //! `samples` is the format both paths share.
 
+mod latest;
 mod realtime;
 mod samples;
+
+pub(crate) use latest::{latest, REALTIME_INTERVAL};
+pub(crate) use samples::instant_of;
 
 use crate::agent::inventory::{self, MISSING, MISSING_COLON};
 use crate::agent::reply;

@@ -135,6 +135,21 @@ impl EntityMetric {
             .all(|series| series.id.as_ref() == Some(metric))
     }
 
+    /// Each aggregate series' counter key and the sum of its numeric
+    /// values (with one sample asked for, the newest value).
+    pub fn sums(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.series.iter().filter_map(|series| {
+            let id = series.id.as_ref().filter(|id| id.instance.is_empty())?;
+            let sum = series
+                .values
+                .iter()
+                .flatten()
+                .filter_map(Value::as_f64)
+                .sum::<f64>();
+            Some((id.counter, sum))
+        })
+    }
+
     /// Appends the newest `keep` samples of each series (of `only` that
     /// metric, when given), oldest first, as the reply lists them.
     pub fn render(
@@ -184,7 +199,7 @@ fn number(text: &str) -> Value {
 /// epoch and nanoseconds, for ordering samples; `None` for text that is not
 /// such a time, fields out of range included (years 1 to 9999, as Python's
 /// datetime has them), so that no sum can overflow.
-fn instant_of(text: &str) -> Option<(i64, u32)> {
+pub(crate) fn instant_of(text: &str) -> Option<(i64, u32)> {
     let field = |text: &str, range: std::ops::RangeInclusive<i64>| {
         text.parse::<i64>()
             .ok()
