@@ -159,6 +159,7 @@ fn serve_connection(stream: TcpStream, handler: &Handler, stop: &Stop) {
             Head::Closed => return,
             Head::Bad(status, message) => {
                 let _ = write_response(&mut writer, &Response::text(status, message), false, true);
+                linger(&writer, &mut reader);
                 return;
             }
             Head::Request(request, method, keep_alive) => {
@@ -179,6 +180,16 @@ fn serve_connection(stream: TcpStream, handler: &Handler, stop: &Stop) {
             }
         }
     }
+}
+
+/// Closes a connection whose request was not read whole: the answer is
+/// sent, then what the client still sends is read and dropped for a
+/// moment, so that closing does not reset the connection before the
+/// client read the answer.
+fn linger(writer: &TcpStream, reader: &mut BufReader<TcpStream>) {
+    let _ = writer.shutdown(std::net::Shutdown::Write);
+    let _ = writer.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = std::io::copy(&mut reader.by_ref().take(1 << 20), &mut std::io::sink());
 }
 
 fn write_response(

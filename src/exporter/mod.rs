@@ -245,6 +245,10 @@ impl Target {
         if flight.running {
             let awaited = flight.finished + 1;
             flight.waiting += 1;
+            log::debug!(
+                "a scrape of {} waits for the collection under way",
+                self.agent.host()
+            );
             while flight.finished < awaited {
                 flight = self
                     .done
