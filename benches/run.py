@@ -953,7 +953,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=9, help="rounds per section (at least 5)")
     parser.add_argument("--calls", type=int, default=3000, help="calls per contender and round")
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
-    parser.add_argument("--only", choices=["mirror"], help="run only this section (mirror: section 10)")
+    parser.add_argument("--only", choices=["mirror", "exporter"],
+                        help="run only this section (mirror: section 10, exporter: section 11)")
     args = parser.parse_args()
     rounds = max(args.rounds, 5)
     calls = 200 if args.quick else args.calls
@@ -970,12 +971,21 @@ def main():
     say()
     if args.only is None:
         classic_sections(args, rounds, calls, say, targets)
-    mirror_run = MirrorRun(args.quick)
-    if os.geteuid() == 0:
-        report_mirror(section_mirror(mirror_run), mirror_run, say, targets)
-    else:
-        say("### 10. The live mirror: not measured (py-vpoller's stack needs root for port 443)")
-        say()
+    if args.only in (None, "mirror"):
+        mirror_run = MirrorRun(args.quick)
+        if os.geteuid() == 0:
+            report_mirror(section_mirror(mirror_run), mirror_run, say, targets)
+        else:
+            say("### 10. The live mirror: not measured (py-vpoller's stack needs root for port 443)")
+            say()
+    if args.only in (None, "exporter"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import exporter
+        if os.geteuid() == 0:
+            exporter.report_exporter(exporter.section_exporter(args.quick), say, targets)
+        else:
+            say("### 11. vpoller-exporter: not measured (vmware_exporter needs root: it connects to port 443)")
+            say()
 
     say("### Targets")
     say()

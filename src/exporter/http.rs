@@ -19,7 +19,7 @@ const MOST_HEAD_BYTES: usize = 16 * 1024;
 const IDLE: Duration = Duration::from_secs(60);
 /// How long writing an answer may stall.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often the accept loop looks at the stop flag.
+/// How often the stop flag is looked at.
 const POLL: Duration = Duration::from_millis(100);
 
 /// One request, as the handler sees it.
@@ -91,15 +91,29 @@ pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
 /// Serves `listener` until `stop` is set.
 pub fn serve(listener: TcpListener, handler: Arc<Handler>, stop: &Stop) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
+    listener.set_nonblocking(false)?;
+    // Accepting blocks; a watcher wakes it with a connection of its own
+    // once `stop` is set.
+    let mut own = listener.local_addr()?;
+    if own.ip().is_unspecified() {
+        own.set_ip(match own {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let watched = stop.clone();
+    let watcher = std::thread::Builder::new()
+        .name("vpoller-exporter-stop".into())
+        .spawn(move || {
+            while !watched.is_set() {
+                std::thread::sleep(POLL);
+            }
+            let _ = TcpStream::connect_timeout(&own, Duration::from_secs(5));
+        })?;
     let live = Arc::new(AtomicUsize::new(0));
     while !stop.is_set() {
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(POLL);
-                continue;
-            }
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 // Out of descriptors and the like: wait, then go on.
@@ -108,7 +122,9 @@ pub fn serve(listener: TcpListener, handler: Arc<Handler>, stop: &Stop) -> std::
                 continue;
             }
         };
-        let _ = stream.set_nonblocking(false);
+        if stop.is_set() {
+            break;
+        }
         if live.load(Ordering::Acquire) >= MOST_CONNECTIONS {
             let mut stream = stream;
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
@@ -135,6 +151,7 @@ pub fn serve(listener: TcpListener, handler: Arc<Handler>, stop: &Stop) -> std::
             log::warn!("cannot start a connection thread: {error}");
         }
     }
+    let _ = watcher.join();
     Ok(())
 }
 
