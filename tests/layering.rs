@@ -39,6 +39,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "test_hooks",
         ],
     ),
+    ("exporter", &["agent", "vsphere", "server", "error", "sync"]),
     (
         "capi",
         &["client", "agent", "vsphere", "local", "zabbix", "error"],
