@@ -28,9 +28,12 @@ RUST_SRC   := $(shell find src tests/standin tests/interop/runners benches/rust 
 CARGO_BUILD := $(CARGO) build --release --locked --workspace --lib --bins --examples
 STANDIN    := $(RELEASE)/vpoller-standin
 VENV       := .venv
+# vmware_exporter 0.18.4, the reference of vpoller-exporter's tests and benchmarks
+# (Twisted before 23: with later ones its every collection fails).
+EXPORTER_VENV := .venv-exporter
 PYTHON     ?= python3
 
-.PHONY: dll test-windows typetable bench bench-programs bench-baseline all lib c-programs header test rust-test ruby-test python-test interop-test demo demo-py lint \
+.PHONY: dll test-windows typetable exporter-venv exporter-test bench bench-programs bench-baseline all lib c-programs header test rust-test ruby-test python-test interop-test demo demo-py lint \
 	install uninstall pkg-config-check deps venv standin vcsim interop-runners clean help
 
 all: lib c-programs ## Build the library and the C examples
@@ -79,7 +82,7 @@ $(C_OUT)/abi_test $(C_OUT)/agent_abi_test: $(C_OUT)/%: tests/c/%.c tests/c/check
 	@mkdir -p $(C_OUT)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< $(C_LINK) -lpthread
 
-test: deps lint pkg-config-check rust-test ruby-test python-test interop-test ## Run every test
+test: deps lint pkg-config-check rust-test ruby-test python-test interop-test exporter-test ## Run every test
 
 rust-test: c-programs vcsim ## Rust tests, the C programs and the C ABI under valgrind
 	VPOLLER_C_PROGRAMS=$(abspath $(C_OUT)) $(CARGO) test --release --locked
@@ -89,6 +92,17 @@ standin: lib ## The stand-in vPoller Proxy that the Ruby and Python tests run (b
 ruby-test: lib standin vcsim ## The Ruby binding's minitest suites (client and agent)
 	ruby -I bindings/ruby/lib -e 'ARGV.each { |test| require File.expand_path(test) }' \
 	    bindings/ruby/test/test_client.rb bindings/ruby/test/test_agent.rb
+
+exporter-venv: $(EXPORTER_VENV)/.ready ## The Python venv with vmware_exporter 0.18.4 and pytest (.venv-exporter)
+
+$(EXPORTER_VENV)/.ready:
+	$(PYTHON) -m venv $(EXPORTER_VENV)
+	$(EXPORTER_VENV)/bin/pip install --quiet --upgrade pip
+	$(EXPORTER_VENV)/bin/pip install --quiet 'vmware-exporter==0.18.4' 'twisted<23' requests pytz pytest
+	touch $@
+
+exporter-test: lib vcsim exporter-venv ## vpoller-exporter against vmware_exporter 0.18.4, and scraped by Prometheus (needs root: port 443)
+	$(EXPORTER_VENV)/bin/pytest -q tests/exporter
 
 venv: $(VENV)/.ready ## The Python venv with pytest and the vpoller_ffi package
 
@@ -149,7 +163,7 @@ $(BASELINE_OUT)/vpoller-worker:
 
 bench-baseline: $(BASELINE_OUT)/vpoller-worker ## Build the proxy and worker before the live mirror (for section 10 of make bench)
 
-bench: deps lib c-programs bench-programs bench-baseline venv vcsim ## Benchmarks (see BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run; BENCH_ARGS="--only mirror" for section 10 alone
+bench: deps lib c-programs bench-programs bench-baseline venv exporter-venv vcsim ## Benchmarks (see BENCHMARKS.md); BENCH_ARGS=--quick for a smoke run; BENCH_ARGS="--only mirror" (or exporter) for section 10 (or 11) alone
 	$(VENV)/bin/python benches/run.py $(BENCH_ARGS)
 
 demo: deps lib c-programs venv vcsim ## Start a local vPoller (simulator, vpoller-proxy, vpoller-worker) and run the documented examples

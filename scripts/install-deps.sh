@@ -6,9 +6,10 @@ set -euo pipefail
 # Build and C tests; the Ruby binding's tests; the Python venv; the vSphere
 # simulator; the system libzmq for the benchmarks' raw loop and the old C client's replica
 # in the interop tests; ffi-rzmq for the benchmarks; zabbix_agentd
-# for the Zabbix module's tests.
+# for the Zabbix module's tests; Prometheus, which scrapes vpoller-exporter in its tests.
 packages=(gcc g++ make pkg-config valgrind ruby ruby-ffi ruby-minitest python3 python3-venv
-          golang-go golang-github-vmware-govmomi-dev libzmq3-dev ruby-ffi-rzmq zabbix-agent)
+          golang-go golang-github-vmware-govmomi-dev libzmq3-dev ruby-ffi-rzmq zabbix-agent
+          prometheus)
 # `install-deps.sh windows`: the Windows DLL's cross build (Debian's Rust with
 # its library source, for -Zbuild-std; MinGW-w64) and its test under Wine.
 if [ "${1:-}" = windows ]; then
