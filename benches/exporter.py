@@ -311,6 +311,10 @@ def report_exporter(out, say, targets):
     for size in out["sizes"]:
         targets.append(("vpoller-exporter at least 30x vmware_exporter's scrape at %d VMs" % size["vms"],
                         "%.0fx" % size["ratio"], size["ratio"] >= 30.0))
+    for size in out["sizes"]:
+        targets.append(("vpoller-exporter serves as many series as vmware_exporter at %d VMs" % size["vms"],
+                        "%d / %d" % (size["ours_lines"], size["theirs_lines"]),
+                        size["ours_lines"] >= size["theirs_lines"]))
     scrape_calls = max(size["ours_scrape_calls"] for size in out["sizes"])
     scrape_calls = max(scrape_calls, big["scrape_calls"])
     targets.append(("no SOAP call made by a steady-state scrape (background polls aside)",

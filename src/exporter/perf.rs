@@ -13,9 +13,9 @@
 //! not while the scrape waits.
 //!
 //! The thread starts with the first scrape and ends when no scrape came for
-//! [`IDLE`]. Samples older than two periods and ten seconds are not
-//! served: when vCenter stops answering, the performance series go instead
-//! of freezing.
+//! [`IDLE`]. Samples are served until the next read should have replaced
+//! them, and ten seconds more: when vCenter stops answering, the
+//! performance series go instead of freezing.
 
 use super::families::{HOST_COUNTERS, VM_COUNTERS};
 use crate::agent::perf::{latest, REALTIME_INTERVAL};
@@ -32,6 +32,9 @@ pub const PERIOD: Duration = Duration::from_secs(REALTIME_INTERVAL as u64);
 pub const MOST_PERIOD: Duration = Duration::from_secs(120);
 /// How much earlier than the next scrape a read is to finish.
 const AHEAD: Duration = Duration::from_secs(2);
+/// How long samples are served past the time the next read should have
+/// replaced them.
+const VALID_SLACK: Duration = Duration::from_secs(10);
 /// How long the keeper goes on without a scrape.
 pub const IDLE: Duration = Duration::from_secs(900);
 /// The bound on one sweep's calls.
@@ -64,6 +67,8 @@ struct State {
     sweeps: u64,
     /// The last sweep's failure.
     failure: Option<String>,
+    /// When the samples stop being served.
+    valid_until: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -104,8 +109,9 @@ impl Keeper {
         }
     }
 
-    /// The samples, when some are younger than [`MAX_AGE`]. With `wait`,
-    /// when no sweep finished yet, waits for the first one until then.
+    /// The samples, unless the read that should have replaced them is 10 s
+    /// late. With `wait`, when no sweep finished yet, waits for the first
+    /// one until then.
     pub fn samples(&self, wait: Option<Instant>) -> Option<Arc<Samples>> {
         let mut state = self.inner.state.locked();
         if let Some(until) = wait {
@@ -122,11 +128,11 @@ impl Keeper {
                     .unwrap_or_else(|poisoned| poisoned.into_inner().0);
             }
         }
-        let max_age = period(&state) * 2 + Duration::from_secs(10);
-        state
-            .samples
-            .clone()
-            .filter(|samples| samples.read_at.elapsed() < max_age)
+        let now = Instant::now();
+        if state.valid_until.is_some_and(|until| now >= until) {
+            return None;
+        }
+        state.samples.clone()
     }
 
     /// Whether the last sweep read every chunk.
@@ -188,26 +194,27 @@ fn sweep_loop(inner: &Inner, agent: &Agent) {
             if let Some(error) = &failure {
                 log::warn!("reading performance counters of {}: {error}", agent.host());
             }
-            // A sweep that read nothing keeps the older samples (until they
-            // are too old to serve); one that read something replaces them.
-            if failure.is_none() || !vm_values.is_empty() || !host_values.is_empty() {
-                state.samples = Some(Arc::new(Samples {
-                    vms: vm_values,
-                    hosts: host_values,
-                    read_at: started,
-                }));
-            }
+            // The entities of a failed chunk have no samples in this sweep:
+            // their series go (never older values beside newer ones).
+            state.samples = Some(Arc::new(Samples {
+                vms: vm_values,
+                hosts: host_values,
+                read_at: started,
+            }));
             state.failure = failure;
             state.sweeps += 1;
             inner.changed.notify_all();
         }
         let took = started.elapsed();
         let mut state = inner.state.locked();
+        let next = next_sweep(&state, started, took);
+        // Served until the next sweep should have replaced them, and a
+        // little more; if it fails, they go then.
+        state.valid_until = Some(next + took + VALID_SLACK);
         loop {
             if state.stop {
                 break;
             }
-            let next = next_sweep(&state, started, took);
             let now = Instant::now();
             if now >= next {
                 break;
@@ -230,23 +237,24 @@ fn period(state: &State) -> Duration {
 }
 
 /// When the sweep after the one that started at `started` and took `took`
-/// begins: one period after the last scrape, less the time a sweep takes
-/// and a margin, and at least [`PERIOD`] after the last one started.
+/// begins: `took` and a margin before the first scrape expected after it
+/// (one period after the last scrape, or a whole number of periods), and
+/// at least [`PERIOD`] after this one started. Computed once per sweep:
+/// scrapes that come meanwhile do not push it back.
 fn next_sweep(state: &State, started: Instant, took: Duration) -> Instant {
     let earliest = started + PERIOD;
     let Some(scraped) = state.wanted_at else {
         return earliest;
     };
-    let due = scraped + period(state);
-    let ahead = due.checked_sub(took + AHEAD).unwrap_or(due);
-    // A scrape that came while this sweep ran leaves `ahead` before it:
-    // the next sweep is for the scrape after it.
-    let ahead = if ahead < started {
-        ahead + period(state)
-    } else {
-        ahead
-    };
-    ahead.max(earliest)
+    let period = period(state);
+    let lead = took + AHEAD;
+    let ended = started + took;
+    let mut due = scraped + period;
+    // Scrapes are at most `IDLE` old here, so this ends within 45 turns.
+    while due.checked_sub(lead).map_or(true, |begin| begin <= ended) {
+        due += period;
+    }
+    (due - lead).max(earliest)
 }
 
 #[cfg(test)]
@@ -278,8 +286,10 @@ mod tests {
         // One scrape so far: every real-time period.
         let once = state(t0, None);
         assert_eq!(next_sweep(&once, t0 + s(1), s(3)), t0 + s(21));
-        // A sweep slower than the interval: the next starts a period after.
+        // A sweep slower than the interval: for the scrape after next.
         let slow = state(t0, Some(s(30)));
         assert_eq!(next_sweep(&slow, t0 + s(26), s(3)), t0 + s(55));
+        // The sweep just before a scrape: the next is for the one after.
+        assert_eq!(next_sweep(&every_minute, t0 + s(55), s(3)), t0 + s(115));
     }
 }
