@@ -111,7 +111,8 @@ class Program(object):
 
     def __enter__(self):
         self.port = free_port()
-        self.log = tempfile.TemporaryFile()
+        descriptor, self.log_path = tempfile.mkstemp(prefix="vpoller-bench-exporter-", suffix=".log")
+        self.log = os.fdopen(descriptor, "w+b")
         self.process = subprocess.Popen(self.argv + ["-a", "127.0.0.1", "-p", str(self.port)],
                                         env=self.env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 60
@@ -134,10 +135,16 @@ class Program(object):
                     return int(line.split()[1]) * 1024
         return 0
 
+    def heap(self):
+        """The bytes its malloc has handed out (gdb's malloc_stats), or None."""
+        import run
+        return run.heap_in_use(self.process.pid, self.log_path)
+
     def __exit__(self, *exc_info):
         self.process.kill()
         self.process.wait()
         self.log.close()
+        os.unlink(self.log_path)
 
 
 def get(port, path):
@@ -222,6 +229,7 @@ def section_exporter(quick):
                     figures["ours"].append(ours_run)
                     figures["ratio"].append(theirs_run[0] / ours_run[0])
                 ours_rss = ours.rss()
+                ours_heap = ours.heap()
                 theirs_rss = theirs.rss()
                 out["sizes"].append({
                     "vms": vms,
@@ -238,6 +246,7 @@ def section_exporter(quick):
                     "cold_s": cold[0],
                     "cold_calls": cold[2],
                     "ours_rss": ours_rss,
+                    "ours_heap": ours_heap,
                     "theirs_rss": theirs_rss,
                 })
                 # The background calls of one minute, with no scrape meanwhile
@@ -296,8 +305,12 @@ def report_exporter(out, say, targets):
     if len(out["sizes"]) >= 2:
         small, large = out["sizes"][0], out["sizes"][-1]
         per_vm = (large["ours_rss"] - small["ours_rss"]) / float(large["vms"] - small["vms"])
-        say("- vpoller-exporter's memory per VM (resident set, %d VMs against %d): %.1f KiB." % (
-            large["vms"], small["vms"], per_vm / 1024.0))
+        heap = ""
+        if large["ours_heap"] is not None and small["ours_heap"] is not None:
+            heap_per_vm = (large["ours_heap"] - small["ours_heap"]) / float(large["vms"] - small["vms"])
+            heap = "; heap in use (glibc's malloc_stats through gdb) %.1f KiB" % (heap_per_vm / 1024.0)
+        say("- vpoller-exporter's memory per VM, %d VMs against %d, between scrapes: resident set %.1f KiB%s." % (
+            large["vms"], small["vms"], per_vm / 1024.0, heap))
         out["per_vm"] = per_vm
     idle = out.get("idle_minute_calls", {})
     say("- In %d s without scrapes, after scrapes every few seconds, at %d VMs: %s "

@@ -115,12 +115,13 @@ impl Families {
             list: Vec::new(),
             index: HashMap::new(),
         };
+        // vmware_exporter's order: its `collect_only` keys'.
         let groups = [
             Group::Vms,
             Group::VmGuests,
-            Group::Snapshots,
             Group::Datastores,
             Group::Hosts,
+            Group::Snapshots,
         ];
         for group in groups {
             if !group.collected(collect) {

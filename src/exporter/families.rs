@@ -79,7 +79,8 @@ const fn spec(
 
 use Group::*;
 
-/// Every family that is not a performance counter, in vmware_exporter's order.
+/// Every family that is not a performance counter, by group (see
+/// `collect` for the order of the groups).
 pub const FAMILIES: &[Spec] = &[
     spec(Vms, "vmware_vm_power_state", "VMWare VM Power state (On / Off)", &[]),
     spec(Vms, "vmware_vm_boot_timestamp_seconds", "VMWare VM boot time in seconds", &[]),

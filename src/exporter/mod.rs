@@ -125,7 +125,7 @@ impl Exporter {
             path if path == "/metrics" || path.starts_with("/metrics/") => self.metrics(request),
             _ => Response {
                 status: 404,
-                content_type: "text/html",
+                content_type: "text/html; charset=utf-8",
                 body: Arc::new(NOT_FOUND.as_bytes().to_vec()),
             },
         }

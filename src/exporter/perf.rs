@@ -189,6 +189,8 @@ fn sweep_loop(inner: &Inner, agent: &Agent) {
         };
         let vm_values = read(&vms, VM_COUNTERS);
         let host_values = read(&hosts, HOST_COUNTERS);
+        // The answers' trees are gone: give their pages back.
+        crate::agent::release_free_memory();
         {
             let mut state = inner.state.locked();
             if let Some(error) = &failure {
