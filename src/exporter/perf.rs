@@ -102,7 +102,23 @@ impl Keeper {
         let agent = agent.clone();
         let spawned = std::thread::Builder::new()
             .name("vpoller-exporter-perf".into())
-            .spawn(move || sweep_loop(&inner, &agent));
+            .spawn(move || {
+                // A panic ends the sweeps, not the exporter: the next
+                // scrape starts them again.
+                let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    sweep_loop(&inner, &agent)
+                }));
+                if swept.is_err() {
+                    log::error!(
+                        "the performance counter reads of {} stopped on a panic",
+                        agent.host()
+                    );
+                    let mut state = inner.state.locked();
+                    state.running = false;
+                    state.samples = None;
+                    inner.changed.notify_all();
+                }
+            });
         match spawned {
             Ok(_) => state.running = true,
             Err(error) => log::error!("cannot start the performance thread: {error}"),
