@@ -4,11 +4,11 @@
 //! The same HTTP interface as vmware_exporter 0.18.4 (`/metrics` with
 //! `?section=`, `?vsphere_host=` or `?target=`; `/healthz`; `/`), the same
 //! configuration ([`config`]), the same families, help texts, labels and
-//! values ([`families`], [`collect`]). One [`Agent`] per vSphere host
+//! values (`families`, `collect`). One [`Agent`] per vSphere host
 //! scraped keeps the properties read in its mirror, so a scrape in the
 //! steady state reads memory only; the performance counters come from a
-//! keeper that reads them in the background once per real-time period
-//! ([`perf`]). Scrapes of one host that overlap share one collection and
+//! keeper that reads them in the background once per scrape interval
+//! (`perf`). Scrapes of one host that overlap share one collection and
 //! its bytes. The exporter's own families (`vpoller_exporter_*`) follow
 //! each answer: whether vCenter answered (`vpoller_exporter_up`), the
 //! collection's duration, the mirror's state and the SOAP calls by method.
