@@ -372,9 +372,10 @@ pub fn collect(
     if collect.datastores {
         let datastores = read_all(agent, "Datastore", DATASTORE_PATHS, deadline)?;
         collected.objects.push(("Datastore", datastores.len()));
-        // vmware_exporter labels datastores by name (the last one of a name
-        // wins).
-        let mut by_name: HashMap<&str, [String; 3]> = HashMap::new();
+        // Each datastore is labelled by its own datacenter and pod.
+        // vmware_exporter looks them up by name, so two datastores of one
+        // name in two datacenters both got the last one's labels: one
+        // series twice, which Prometheus refuses.
         for datastore in &datastores {
             let parent = reference(datastore, "parent");
             let Some(dc) = tree.datacenter(parent.as_ref()) else {
@@ -386,14 +387,8 @@ pub fn collect(
                 .and_then(|parent| tree.name(parent))
                 .unwrap_or("");
             let name = text(datastore, "name").unwrap_or_default();
-            by_name.insert(name, [name.to_owned(), dc.to_owned(), pod.to_owned()]);
-        }
-        for datastore in &datastores {
-            let name = text(datastore, "name").unwrap_or_default();
-            let Some(labels) = by_name.get(name) else {
-                continue;
-            };
-            datastore_samples(&mut families, datastore, labels);
+            let labels = [name.to_owned(), dc.to_owned(), pod.to_owned()];
+            datastore_samples(&mut families, datastore, &labels);
         }
     }
 
