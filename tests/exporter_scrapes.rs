@@ -342,16 +342,32 @@ fn a_steady_scrape_reads_memory_and_a_hung_vcenter_makes_the_series_go() {
     let exporter = Exporter::for_simulator(&proxy.host(), &simulator.ca_file, &[]);
     let first = exporter.metrics();
     assert_eq!(value(&first, "vpoller_exporter_up"), Some(1.0), "{first}");
-    // The mirror takes over within a few scrapes.
+    // The mirror takes over within a few scrapes: then a scrape makes no
+    // call of its own.
     let started = Instant::now();
-    while value(&exporter.metrics(), "vpoller_exporter_mirror_in_sync") != Some(1.0) {
-        assert!(started.elapsed() < Duration::from_secs(60), "never in sync");
+    while value(&exporter.metrics(), "vpoller_exporter_scrape_soap_calls") != Some(0.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never from memory"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let before = exporter.metrics();
     simulator.reset_calls();
     let steady = exporter.metrics();
     let after = exporter.metrics();
+    for metrics in [&steady, &after] {
+        assert_eq!(
+            value(metrics, "vpoller_exporter_scrape_soap_calls"),
+            Some(0.0),
+            "{metrics}"
+        );
+        assert_eq!(
+            value(metrics, "vpoller_exporter_mirror_in_sync"),
+            Some(1.0),
+            "{metrics}"
+        );
+    }
     // What the simulator served meanwhile: the follower's long polls and
     // the background performance reads only, no property read.
     let served = simulator.calls();

@@ -232,6 +232,16 @@ impl Exporter {
     }
 }
 
+/// What the exporter's own families say of one collection.
+struct Scrape<'a> {
+    up: bool,
+    started: Instant,
+    /// SOAP calls the collection made.
+    calls: u64,
+    objects: Option<&'a [(&'static str, usize)]>,
+    samples_age: Option<Duration>,
+}
+
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
@@ -310,7 +320,9 @@ impl Target {
         let started = Instant::now();
         let deadline = started + timeout;
         let collect_only = &self.section.collect_only;
+        let calls_before = crate::vsphere::soap::calls_on_this_thread();
         let collected = collect::collect(&self.agent, collect_only, deadline);
+        let calls = crate::vsphere::soap::calls_on_this_thread() - calls_before;
         let mut out = Vec::new();
         let mut samples_age = None;
         let error = match collected {
@@ -342,19 +354,27 @@ impl Target {
                 for family in collect::perf_families(&collected, collect_only, samples.as_deref()) {
                     family.write_to(&mut out);
                 }
-                self.own_metrics(
-                    &mut out,
-                    true,
+                let scrape = Scrape {
+                    up: true,
                     started,
-                    Some(&collected.objects),
+                    calls,
+                    objects: Some(&collected.objects),
                     samples_age,
-                );
+                };
+                self.own_metrics(&mut out, &scrape);
                 None
             }
             Err(error) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 log::error!("collecting metrics from {}: {error}", self.agent.host());
-                self.own_metrics(&mut out, false, started, None, None);
+                let scrape = Scrape {
+                    up: false,
+                    started,
+                    calls,
+                    objects: None,
+                    samples_age: None,
+                };
+                self.own_metrics(&mut out, &scrape);
                 Some(error)
             }
         };
@@ -367,14 +387,14 @@ impl Target {
     }
 
     /// The exporter's own families.
-    fn own_metrics(
-        &self,
-        out: &mut Vec<u8>,
-        up: bool,
-        started: Instant,
-        objects: Option<&[(&'static str, usize)]>,
-        samples_age: Option<Duration>,
-    ) {
+    fn own_metrics(&self, out: &mut Vec<u8>, scrape: &Scrape<'_>) {
+        let Scrape {
+            up,
+            started,
+            calls,
+            objects,
+            samples_age,
+        } = *scrape;
         let gauge = |name: &str, help: &str, value: f64| {
             let mut family = Family::new(name, help, Type::Gauge, &[]);
             family.sample(&[], value);
@@ -390,6 +410,11 @@ impl Target {
                 "vpoller_exporter_scrape_duration_seconds",
                 "How long collecting this scrape's metrics took.",
                 started.elapsed().as_secs_f64(),
+            ),
+            gauge(
+                "vpoller_exporter_scrape_soap_calls",
+                "SOAP calls this scrape's collection made (0: answered from memory).",
+                calls as f64,
             ),
         ];
         let mut objects_family = Family::new(
