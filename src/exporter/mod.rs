@@ -184,8 +184,18 @@ impl Exporter {
     /// The target for `host` with `section`'s credentials, made on first use.
     fn target(&self, section: &Section, host: &str) -> Result<Arc<Target>, Error> {
         let key = (section.name.clone(), host.to_owned());
+        // Targets dropped here stop their mirrors (which may wait for a
+        // long poll): after the lock is released, declared before it.
+        let mut dropped = Vec::new();
         let mut targets = self.targets.locked();
-        targets.retain(|_, target| target.last_used.locked().elapsed() < TARGET_IDLE);
+        let expired: Vec<_> = targets
+            .iter()
+            .filter(|(_, target)| target.last_used.locked().elapsed() >= TARGET_IDLE)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for expired in expired {
+            dropped.extend(targets.remove(&expired));
+        }
         if let Some(target) = targets.get(&key) {
             *target.last_used.locked() = Instant::now();
             return Ok(target.clone());
@@ -203,7 +213,7 @@ impl Exporter {
                 .min_by_key(|(_, target)| *target.last_used.locked())
                 .map(|(key, _)| key.clone());
             if let Some(oldest) = oldest {
-                targets.remove(&oldest);
+                dropped.extend(targets.remove(&oldest));
             }
         }
         let options = AgentOptions {
