@@ -5,7 +5,8 @@
 # VPOLLER_VSPHERE_HOST and VPOLLER_VSPHERE_CA): vm.discover,
 # and vm.get of runtime.powerState, through the C, Ruby and Python clients and
 # the proxy; then the same tasks run locally by the vSphere agent (no proxy, no
-# worker, no Python) from C, Ruby and Python.
+# worker, no Python) from C, Ruby and Python; and vpoller-exporter, the
+# Prometheus exporter, scraped twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,3 +49,32 @@ ruby -I bindings/ruby/lib examples/ruby/local.rb "$host" root simulator "$ca"
 
 step "Python, local: examples/python/local.py"
 "$python" examples/python/local.py "$host" root simulator "$ca"
+
+step "Prometheus: vpoller-exporter (vmware_exporter's metrics from the mirror), /metrics twice"
+port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+VSPHERE_HOST=$host VSPHERE_USER=root VSPHERE_PASSWORD=simulator VSPHERE_CA_FILE=$ca \
+    target/release/vpoller-exporter -a 127.0.0.1 -p "$port" -l WARNING &
+exporter=$!
+trap 'kill "$exporter" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    "$python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null && break
+    sleep 0.1
+done
+for scrape in first second; do
+    echo "-- $scrape scrape:"
+    "$python" - "$port" "$vm" <<'PY'
+import sys, urllib.request
+port, vm = sys.argv[1], sys.argv[2]
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port).read().decode()
+lines = text.splitlines()
+for line in lines:
+    if (line.startswith("vmware_vm_power_state{") and 'vm_name="%s"' % vm in line) or \
+            line.startswith(("vpoller_exporter_up ", "vpoller_exporter_scrape_soap_calls ",
+                             "vpoller_exporter_scrape_duration_seconds ")):
+        print(line)
+print("(%d vmware_* samples)" % sum(1 for line in lines if line.startswith("vmware_")))
+PY
+    sleep 1
+done
+kill "$exporter"
+wait "$exporter" 2>/dev/null || true
