@@ -50,10 +50,19 @@ fn parse() -> Args {
     };
     let mut input = std::env::args().skip(1);
     while let Some(arg) = input.next() {
-        // `--port=9272` as well as `--port 9272`, as argparse takes them.
+        // `--port=9272` and `-p9272` as well as `--port 9272`, as argparse
+        // takes them.
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => {
                 (flag.to_owned(), Some(value.to_owned()))
+            }
+            // `-p9272`: a short flag with its value attached.
+            _ if arg.len() > 2
+                && arg.starts_with('-')
+                && !arg.starts_with("--")
+                && arg.is_char_boundary(2) =>
+            {
+                (arg[..2].to_owned(), Some(arg[2..].to_owned()))
             }
             _ => (arg.clone(), None),
         };
@@ -97,11 +106,15 @@ fn main() {
     server::install_logger();
     let args = parse();
     server::set_log_level(args.level);
-    let config = match &args.config {
-        Some(path) => Config::from_file(path),
-        None => Config::from_env(std::env::vars()),
-    }
-    .unwrap_or_else(|error| server::exit_failure(&error));
+    let config =
+        match &args.config {
+            Some(path) => Config::from_file(path),
+            // Variables that are not UTF-8 are none of vmware_exporter's.
+            None => Config::from_env(std::env::vars_os().filter_map(|(key, value)| {
+                Some((key.into_string().ok()?, value.into_string().ok()?))
+            })),
+        }
+        .unwrap_or_else(|error| server::exit_failure(&error));
     let address = if args.address.is_empty() {
         "0.0.0.0"
     } else {

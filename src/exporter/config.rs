@@ -253,6 +253,8 @@ fn boolean(section: &str, key: &str, value: &Yaml) -> Result<bool, Error> {
     };
     match value {
         Yaml::Boolean(flag) => Ok(*flag),
+        // An empty value: Python's None, which vmware_exporter takes as false.
+        Yaml::Null => Ok(false),
         Yaml::Integer(number) => Ok(*number != 0),
         Yaml::String(text) => match text.to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "y" => Ok(true),
@@ -266,8 +268,14 @@ fn boolean(section: &str, key: &str, value: &Yaml) -> Result<bool, Error> {
 fn text_value(value: &Yaml) -> Option<String> {
     match value {
         Yaml::Null => None,
-        other => scalar(other).filter(|text| text != "None"),
+        other => scalar(other),
     }
+}
+
+/// The host: vmware_exporter takes an empty one, or `None` written out,
+/// as none (the scrape's `target` then names it).
+fn host_value(value: &Yaml) -> Option<String> {
+    text_value(value).filter(|host| !host.is_empty() && host != "None")
 }
 
 fn specs_size(section: &str, text: &str) -> Result<u64, Error> {
@@ -285,7 +293,7 @@ fn specs_size(section: &str, text: &str) -> Result<u64, Error> {
 fn set_from_yaml(section: &mut Section, key: &str, value: &Yaml) -> Result<(), Error> {
     let name = section.name.clone();
     match key {
-        "vsphere_host" => section.vsphere_host = text_value(value),
+        "vsphere_host" => section.vsphere_host = host_value(value),
         "vsphere_user" => section.vsphere_user = text_value(value),
         "vsphere_password" => section.vsphere_password = text_value(value),
         "ca_file" => section.ca_file = text_value(value).map(PathBuf::from),
@@ -348,7 +356,7 @@ fn section_from_env(
             .unwrap_or(default)
     };
     let mut section = Section::new(name);
-    section.vsphere_host = get("HOST").filter(|host| host != "None");
+    section.vsphere_host = get("HOST").filter(|host| !host.is_empty() && host != "None");
     section.vsphere_user = get("USER");
     section.vsphere_password = get("PASSWORD");
     section.ignore_ssl = flag("IGNORE_SSL", false);
@@ -407,6 +415,15 @@ mod tests {
         assert_eq!(esx.vsphere_password.as_deref(), Some("1234"));
         assert_eq!(esx.verification(), Verification::Insecure);
         assert_eq!(esx.collect_only, CollectOnly::default());
+        // Empty values: no host, false flags; `None` is a password like any.
+        let empty = Config::from_yaml(
+            "default:\n  vsphere_host: ''\n  vsphere_password: None\n  ignore_ssl:\n  fetch_tags: ~\n",
+        )
+        .unwrap();
+        let empty = empty.section("default");
+        assert_eq!(empty.vsphere_host, None);
+        assert_eq!(empty.vsphere_password.as_deref(), Some("None"));
+        assert!(!empty.ignore_ssl && !empty.fetch_tags);
         // An unknown section is the default one.
         assert_eq!(config.section("nope").name, "default");
     }
@@ -475,6 +492,8 @@ mod tests {
         // Only `true` (any case) is true, as in vmware_exporter.
         assert!(!lab.collect_only.hosts);
         assert_eq!(config.sections().count(), 2);
+        let blank = Config::from_env(env(&[("VSPHERE_HOST", "")])).unwrap();
+        assert_eq!(blank.section("default").vsphere_host, None);
         // Without any variable: a default section with no host.
         let empty = Config::from_env(env(&[])).unwrap();
         assert_eq!(empty.section("x").vsphere_host, None);

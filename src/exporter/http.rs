@@ -251,7 +251,8 @@ fn read_line(reader: &mut BufReader<TcpStream>, budget: &mut usize) -> Option<Re
             {
                 line.pop();
             }
-            Some(String::from_utf8(line).map_err(|_| ()))
+            // Bytes that are not UTF-8 (a Latin-1 header) are replaced.
+            Some(Ok(String::from_utf8_lossy(&line).into_owned()))
         }
         Err(_) => None,
     }

@@ -41,7 +41,7 @@ pub const MOST_TARGETS: usize = 64;
 /// stop).
 pub const TARGET_IDLE: Duration = Duration::from_secs(900);
 /// How long a collection may take when Prometheus does not say
-/// (`X-Prometheus-Scrape-Timeout-Seconds`).
+/// (`X-Prometheus-Scrape-Timeout-Seconds`, taken up to an hour).
 pub const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The part of Prometheus' scrape timeout left for sending the answer.
 const SEND_MARGIN: Duration = Duration::from_millis(500);
@@ -140,6 +140,7 @@ impl Exporter {
         let host = section
             .vsphere_host
             .clone()
+            .filter(|host| !host.is_empty())
             .or_else(|| {
                 request
                     .param("target")
@@ -161,7 +162,7 @@ impl Exporter {
             .and_then(|text| text.trim().parse::<f64>().ok())
             .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
             .map(|seconds| Duration::from_secs_f64(seconds.min(3600.0)).saturating_sub(SEND_MARGIN))
-            .map(|timeout| timeout.clamp(Duration::from_millis(500), DEFAULT_SCRAPE_TIMEOUT))
+            .map(|timeout| timeout.max(Duration::from_millis(500)))
             .unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
         let target = match self.target(section, &host) {
             Ok(target) => target,
@@ -184,9 +185,9 @@ impl Exporter {
     /// The target for `host` with `section`'s credentials, made on first use.
     fn target(&self, section: &Section, host: &str) -> Result<Arc<Target>, Error> {
         let key = (section.name.clone(), host.to_owned());
-        // Targets dropped here stop their mirrors (which may wait for a
-        // long poll): after the lock is released, declared before it.
-        let mut dropped = Vec::new();
+        // Targets dropped here stop their mirrors and log out, which may
+        // take seconds: in a thread of their own, not in this scrape.
+        let mut dropped = Retired(Vec::new());
         let mut targets = self.targets.locked();
         let expired: Vec<_> = targets
             .iter()
@@ -194,7 +195,7 @@ impl Exporter {
             .map(|(key, _)| key.clone())
             .collect();
         for expired in expired {
-            dropped.extend(targets.remove(&expired));
+            dropped.0.extend(targets.remove(&expired));
         }
         if let Some(target) = targets.get(&key) {
             *target.last_used.locked() = Instant::now();
@@ -213,7 +214,7 @@ impl Exporter {
                 .min_by_key(|(_, target)| *target.last_used.locked())
                 .map(|(key, _)| key.clone());
             if let Some(oldest) = oldest {
-                dropped.extend(targets.remove(&oldest));
+                dropped.0.extend(targets.remove(&oldest));
             }
         }
         let options = AgentOptions {
@@ -239,6 +240,25 @@ impl Exporter {
         });
         targets.insert(key, target.clone());
         Ok(target)
+    }
+}
+
+/// Targets taken out of service, stopped in a thread of their own when
+/// dropped.
+struct Retired(Vec<Arc<Target>>);
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        let targets = std::mem::take(&mut self.0);
+        if targets.is_empty() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("vpoller-exporter-retire".into())
+            .spawn(move || drop(targets));
+        if let Err(error) = spawned {
+            log::warn!("cannot start a thread to stop unused hosts: {error}");
+        }
     }
 }
 

@@ -181,6 +181,9 @@ fn sweep_loop(inner: &Inner, agent: &Agent) {
             if state.stop || idle {
                 state.running = false;
                 state.samples = None;
+                // A later start waits for its own first sweep.
+                state.sweeps = 0;
+                state.valid_until = None;
                 inner.changed.notify_all();
                 return;
             }

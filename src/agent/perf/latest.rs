@@ -49,12 +49,16 @@ pub(crate) fn latest(
     let tables = tables(agent, &connection, deadline)?;
     let mut by_short: HashMap<String, i64> = HashMap::new();
     for counter in &tables.counters {
-        let parts: Vec<&str> = counter.name.split('.').collect();
-        if let [group, name, .., rollup] = parts.as_slice() {
-            by_short
-                .entry(format!("{group}.{name}.{rollup}"))
-                .or_insert(counter.key);
-        }
+        // `group.name.unit.rollup` without its unit (names may hold dots:
+        // only the unit goes); the last of a name wins, as in
+        // vmware_exporter's table.
+        let Some((rest, rollup)) = counter.name.rsplit_once('.') else {
+            continue;
+        };
+        let Some((group_and_name, _unit)) = rest.rsplit_once('.') else {
+            continue;
+        };
+        by_short.insert(format!("{group_and_name}.{rollup}"), counter.key);
     }
     // The position of each counter key in the answer's vector.
     let mut position: HashMap<i64, usize> = HashMap::new();
