@@ -15,7 +15,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,28 +25,11 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 EXPORTER = os.path.join(ROOT, "target", "release", "vpoller-exporter")
 VMWARE_EXPORTER = os.path.join(ROOT, ".venv-exporter", "bin", "vmware_exporter")
 VCSIM = os.path.join(ROOT, "target", "interop", "vcsim")
+sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
+from stack import free_https_address, free_port  # noqa: E402
 # Calls the mirror's follower and the performance keeper make in the
 # background, whether or not a scrape runs.
 BACKGROUND = ("WaitForUpdatesEx", "CancelWaitForUpdates", "QueryPerf")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def free_https_address():
-    for last in range(2, 255):
-        address = "127.0.0.%d" % last
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((address, 443))
-            except OSError:
-                continue
-            return address
-    raise SystemExit("no loopback address with a free port 443 (section 11 needs root)")
 
 
 def raise_open_files():
