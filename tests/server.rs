@@ -290,7 +290,7 @@ fn hosts_are_managed_from_the_command_line() {
     assert_eq!(code, 0);
     assert_eq!(
         listed,
-        "esx02\tadmin\tport 443\tdisabled\tnot verified\nvc01.example.org\troot\tport 8443\tenabled\tsystem roots\n"
+        "esx02\tadmin\tport 443\tdisabled\tsystem roots\nvc01.example.org\troot\tport 8443\tenabled\tsystem roots\n"
     );
     assert!(!listed.contains("t0p-secret"));
     let stored = Registry::open(db.to_str().unwrap())

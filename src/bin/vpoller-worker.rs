@@ -5,11 +5,22 @@
 //!     vpoller-worker [-d] -e ENDPOINT stop|status
 //!     vpoller-worker [-f FILE] [--db PATH] hosts list
 //!     vpoller-worker [-f FILE] [--db PATH] hosts add -H HOST -U USER [-P PASSWORD]
-//!                    [--port N] [--ca-file FILE | --fingerprint SHA | --verify]
+//!                    [--port N] [--verify | --ca-file FILE | --fingerprint SHA256 | --insecure]
 //!     vpoller-worker [-f FILE] [--db PATH] hosts enable|disable|remove -H HOST
 //!
 //! `hosts add` without `-P` reads the password from standard input (without
 //! echo on a terminal), or from the VPOLLER_PASSWORD environment variable.
+//! It adds a host, or replaces every field of the one of that name.
+//!
+//! The host's certificate is verified against the system's roots unless
+//! `--ca-file` (a PEM file of CA certificates) or `--fingerprint` (the
+//! certificate's SHA-256 or SHA-1) says otherwise; `--verify` says the
+//! default, and may come with either of those. `--insecure` turns the
+//! checks off, and cannot be combined with the others. Hosts that
+//! `vconnector-cli` added have no TLS setting: they are served without
+//! checks, as py-vpoller serves them, and the worker warns of each at start;
+//! `hosts add` with one of these options fixes that (`--insecure` keeps the
+//! host unchecked without the warning). `hosts list` tells the two apart.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -20,8 +31,10 @@ const USAGE: &str = "usage: vpoller-worker [-d] [--log-file FILE] [-c N] [-f FIL
        vpoller-worker [-d] -e ENDPOINT stop|status
        vpoller-worker [-f FILE] [--db PATH] hosts list
        vpoller-worker [-f FILE] [--db PATH] hosts add -H HOST -U USER [-P PASSWORD]
-                      [--port N] [--ca-file FILE | --fingerprint SHA256 | --verify]
-       vpoller-worker [-f FILE] [--db PATH] hosts enable|disable|remove -H HOST";
+                      [--port N] [--verify | --ca-file FILE | --fingerprint SHA256 | --insecure]
+       vpoller-worker [-f FILE] [--db PATH] hosts enable|disable|remove -H HOST
+hosts add verifies the certificate against the system's roots (--verify) unless
+--ca-file or --fingerprint is given; --insecure does not verify it.";
 
 #[derive(Default)]
 struct Args {
@@ -34,7 +47,40 @@ struct Args {
     user: Option<String>,
     password: Option<String>,
     port: Option<u16>,
-    tls: Option<Tls>,
+    /// The TLS option given, with the flag that gave it.
+    tls: Option<(&'static str, Tls)>,
+}
+
+impl Args {
+    /// Takes the TLS option `flag` (`tls`), refusing one that contradicts
+    /// an earlier one: `--verify` goes with `--ca-file` or `--fingerprint`
+    /// (they verify too, against what they name), no other pair does.
+    fn choose_tls(&mut self, flag: &'static str, tls: Tls) {
+        let insecure_with = |other: &str| {
+            format!(
+                "--insecure cannot be combined with {other}: --insecure turns the \
+                 certificate check off, {other} asks for one"
+            )
+        };
+        let chosen = match self.tls.take() {
+            None => (flag, tls),
+            Some(earlier) if earlier.1 == tls => earlier,
+            Some((earlier, _)) if earlier == flag => {
+                usage_error(&format!("{flag} is given twice, with different values"))
+            }
+            Some((earlier, earlier_tls)) => match (earlier_tls, tls) {
+                (Tls::Insecure, _) => usage_error(&insecure_with(flag)),
+                (_, Tls::Insecure) => usage_error(&insecure_with(earlier)),
+                (Tls::SystemRoots, tls) => (flag, tls),
+                (earlier_tls, Tls::SystemRoots) => (earlier, earlier_tls),
+                _ => usage_error(&format!(
+                    "{earlier} cannot be combined with {flag}: give one way to check the \
+                     certificate"
+                )),
+            },
+        };
+        self.tls = Some(chosen);
+    }
 }
 
 fn parse() -> Args {
@@ -61,9 +107,12 @@ fn parse() -> Args {
             "-U" | "--user" => args.user = Some(value(&mut input)),
             "-P" | "--password" => args.password = Some(value(&mut input)),
             "--port" => args.port = Some(value(&mut input).parse().unwrap_or_else(|_| usage())),
-            "--ca-file" => args.tls = Some(Tls::CaFile(value(&mut input))),
-            "--fingerprint" => args.tls = Some(Tls::Fingerprint(value(&mut input))),
-            "--verify" => args.tls = Some(Tls::SystemRoots),
+            "--ca-file" => args.choose_tls("--ca-file", Tls::CaFile(value(&mut input))),
+            "--fingerprint" => {
+                args.choose_tls("--fingerprint", Tls::Fingerprint(value(&mut input)));
+            }
+            "--verify" => args.choose_tls("--verify", Tls::SystemRoots),
+            "--insecure" => args.choose_tls("--insecure", Tls::Insecure),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -120,7 +169,10 @@ fn hosts(args: &Args, command: &str) {
         "list" => {
             for entry in registry.list().unwrap_or_else(|error| fail(&error)) {
                 let tls = match &entry.tls {
-                    Tls::Unchecked => "not verified".to_owned(),
+                    Tls::Unchecked => {
+                        "not verified (no TLS setting, as a vconnector-cli row)".to_owned()
+                    }
+                    Tls::Insecure => "not verified (--insecure)".to_owned(),
                     Tls::SystemRoots => "system roots".to_owned(),
                     Tls::CaFile(path) => format!("CA file {path}"),
                     Tls::Fingerprint(digest) => format!("fingerprint {digest}"),
@@ -142,7 +194,7 @@ fn hosts(args: &Args, command: &str) {
                 password: args.password.clone().unwrap_or_else(read_password),
                 enabled: true,
                 port: args.port,
-                tls: args.tls.clone().unwrap_or(Tls::Unchecked),
+                tls: args.tls.clone().map_or(Tls::SystemRoots, |(_, tls)| tls),
             };
             registry.add(&entry).unwrap_or_else(|error| fail(&error));
         }
@@ -223,6 +275,12 @@ fn echo_restore(_: ()) {}
 
 fn usage() -> ! {
     server::exit_usage(USAGE)
+}
+
+/// Says what is wrong with the command line, then what it should be.
+fn usage_error(message: &str) -> ! {
+    eprintln!("vpoller-worker: {message}");
+    usage()
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ! {

@@ -8,6 +8,12 @@
 //! file, however it got into the database) answers the requests for that
 //! host with a failure naming the reason, logged once, and every other host
 //! is served.
+//!
+//! A host served without certificate checks is logged once as its row
+//! appears (at start, or when found later): as a warning, with the command
+//! that fixes it, when the row has no TLS setting (one `vconnector-cli`
+//! wrote: py-vpoller's behaviour is kept), and as information when the
+//! checks were turned off on purpose (`hosts add --insecure`).
 
 pub mod registry;
 
@@ -124,7 +130,7 @@ impl Hosts {
 
     fn options(&self, host: &Host) -> AgentOptions {
         let verification = match &host.tls {
-            Tls::Unchecked => Verification::Insecure,
+            Tls::Unchecked | Tls::Insecure => Verification::Insecure,
             Tls::SystemRoots => Verification::SystemRoots,
             Tls::CaFile(path) => Verification::CaFile(path.into()),
             Tls::Fingerprint(digest) => Verification::Fingerprint(digest.clone()),
@@ -173,21 +179,27 @@ impl Hosts {
             .into_iter()
             .filter(|host| host.enabled)
             .collect();
-        let wanted: Vec<Host> = {
+        // New or changed rows, and whether their TLS setting is new (a row
+        // whose password changed is not logged as unchecked again).
+        let wanted: Vec<(Host, bool)> = {
             let entries = self.entries.locked();
             registered
                 .iter()
-                .filter(|host| {
-                    entries
-                        .get(&host.host)
-                        .map_or(true, |entry| entry.row != **host)
+                .filter_map(|host| match entries.get(&host.host) {
+                    None => Some((host.clone(), true)),
+                    Some(entry) if entry.row != *host => {
+                        Some((host.clone(), entry.row.tls != host.tls))
+                    }
+                    Some(_) => None,
                 })
-                .cloned()
                 .collect()
         };
         let made: Vec<(String, Entry)> = wanted
             .into_iter()
-            .map(|row| {
+            .map(|(row, new_tls)| {
+                if new_tls {
+                    log_unchecked(&row);
+                }
                 let agent = self.agent_for(&row);
                 (row.host.clone(), Entry { row, agent })
             })
@@ -226,12 +238,6 @@ impl Hosts {
     /// The agent of one row, or why there is none (logged here, once per
     /// row as it stands in the registry).
     fn agent_for(&self, row: &Host) -> Result<Arc<Agent>, String> {
-        if row.tls == Tls::Unchecked {
-            log::info!(
-                "{}: certificate not verified (no TLS settings in the registry, as py-vpoller)",
-                row.host
-            );
-        }
         let made = row.check().and_then(|()| {
             Agent::with_options(&row.host, &row.user, &row.password, self.options(row))
         });
@@ -330,6 +336,39 @@ impl Hosts {
                 Err(to_text(&failure(format!("Task {method} failed: {reason}"))))
             }
         }
+    }
+}
+
+/// Logs that `row`'s certificate is not checked, if it is not: a warning
+/// that says how to fix it when no TLS setting was chosen.
+fn log_unchecked(row: &Host) {
+    match row.tls {
+        Tls::Unchecked => log::warn!(
+            "{}: the certificate is not verified (a vconnector-cli row: no TLS setting, \
+             served as py-vpoller serves it); to verify it, run `vpoller-worker hosts add \
+             -H {} -U {} --verify` (the system's roots), or with --ca-file FILE or \
+             --fingerprint SHA256 instead of --verify; to keep it unverified without this \
+             warning, add it with --insecure",
+            row.host,
+            shell_word(&row.host),
+            shell_word(&row.user),
+        ),
+        Tls::Insecure => log::info!(
+            "{}: the certificate is not verified (added with --insecure)",
+            row.host
+        ),
+        Tls::SystemRoots | Tls::CaFile(_) | Tls::Fingerprint(_) => {}
+    }
+}
+
+/// `text` as one word of a shell command line: as it is when that is safe,
+/// otherwise single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
@@ -483,5 +522,39 @@ mod tests {
             .route(br#"{"method": "about", "hostname": "good.example.org"}"#)
             .is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Each TLS setting gives the agent its check: none for a row without a
+    /// setting (py-vpoller's behaviour) and for one added `--insecure`.
+    #[test]
+    fn tls_settings_become_the_agents_checks() {
+        let (dir, db) = scratch_db("tls");
+        let hosts = Hosts::open(&db, AgentSettings::default()).unwrap();
+        let checks = |tls: Tls| {
+            let mut row = fake_host("vc01.example.org", 443);
+            row.tls = tls;
+            hosts.options(&row).verification
+        };
+        assert_eq!(checks(Tls::Unchecked), Verification::Insecure);
+        assert_eq!(checks(Tls::Insecure), Verification::Insecure);
+        assert_eq!(checks(Tls::SystemRoots), Verification::SystemRoots);
+        assert_eq!(
+            checks(Tls::CaFile("/ca.pem".into())),
+            Verification::CaFile("/ca.pem".into())
+        );
+        assert_eq!(
+            checks(Tls::Fingerprint("ab".into())),
+            Verification::Fingerprint("ab".into())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The command the warning suggests can be pasted into a shell.
+    #[test]
+    fn names_in_the_suggested_command_are_shell_words() {
+        assert_eq!(shell_word("monitor@vsphere.local"), "monitor@vsphere.local");
+        assert_eq!(shell_word(r"CORP\monitor"), r"'CORP\monitor'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 }
