@@ -26,6 +26,7 @@
 pub mod agent;
 pub mod capi;
 mod client;
+pub mod curve;
 mod error;
 pub mod exporter;
 mod fork;
@@ -41,6 +42,6 @@ pub mod vsphere;
 pub mod zabbix;
 
 pub use agent::{Agent, AgentOptions};
-pub use client::{reply_success, Client, DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS};
+pub use client::{reply_success, Client, ClientOption, DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS};
 pub use error::{Error, NO_REPLY_MSG};
 pub use vsphere::Verification;

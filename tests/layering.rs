@@ -14,7 +14,8 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("sync", &[]),
     ("fork", &[]),
     ("test_hooks", &["sync"]),
-    ("transport", &["error", "sync"]),
+    ("curve", &["error"]),
+    ("transport", &["curve", "error", "sync"]),
     ("vsphere", &["error", "sync", "fork"]),
     ("agent", &["vsphere", "error", "sync", "fork", "test_hooks"]),
     ("helpers", &["agent", "test_hooks"]),
@@ -23,12 +24,13 @@ const ROOMS: &[(&str, &[&str])] = &[
         &["agent", "vsphere", "error", "sync", "test_hooks"],
     ),
     ("local", &["hosts", "agent", "error"]),
-    ("client", &["transport", "fork", "sync", "error"]),
+    ("client", &["transport", "curve", "fork", "sync", "error"]),
     ("zabbix", &["helpers", "agent"]),
     (
         "server",
         &[
             "transport",
+            "curve",
             "hosts",
             "agent",
             "vsphere",
@@ -42,7 +44,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("exporter", &["agent", "vsphere", "server", "error", "sync"]),
     (
         "capi",
-        &["client", "agent", "vsphere", "local", "zabbix", "error"],
+        &["client", "curve", "agent", "vsphere", "local", "zabbix", "error"],
     ),
 ];
 
@@ -50,7 +52,7 @@ const ROOMS: &[(&str, &[&str])] = &[
 fn room_of(name: &str) -> &str {
     match name {
         "Error" | "NO_REPLY_MSG" => "error",
-        "Client" | "reply_success" | "DEFAULT_ENDPOINT" | "DEFAULT_RETRIES"
+        "Client" | "ClientOption" | "reply_success" | "DEFAULT_ENDPOINT" | "DEFAULT_RETRIES"
         | "DEFAULT_TIMEOUT_MS" => "client",
         "Agent" | "AgentOptions" => "agent",
         "Verification" => "vsphere",

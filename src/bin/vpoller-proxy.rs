@@ -2,19 +2,26 @@
 //!
 //!     vpoller-proxy [-d] [--log-file FILE] [-f FILE] start
 //!     vpoller-proxy [-d] -e ENDPOINT stop|status
+//!     vpoller-proxy keygen FILE
 
 use std::path::PathBuf;
 use vpoller::server::{self, Config, Stop, DEFAULT_CONFIG};
 
-const USAGE: &str =
-    "usage: vpoller-proxy [-d] [--log-file FILE] [-f FILE] start\n       vpoller-proxy [-d] -e ENDPOINT stop|status";
+const USAGE: &str = "usage: vpoller-proxy [-d] [--log-file FILE] [-f FILE] start
+       vpoller-proxy [-d] -e ENDPOINT stop|status
+       vpoller-proxy keygen FILE    (a new CURVE secret key in FILE; prints its public key)";
 
 fn main() {
     server::install_logger();
     let mut args = std::env::args().skip(1);
     let (mut file, mut endpoint, mut command) = (PathBuf::from(DEFAULT_CONFIG), None, None);
+    let mut key_file = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "keygen" if command.is_none() => {
+                command = Some(arg);
+                key_file = Some(args.next().map(PathBuf::from).unwrap_or_else(|| usage()));
+            }
             "-d" | "--debug" => server::set_log_level(log::LevelFilter::Debug),
             "--log-file" => {
                 let path = PathBuf::from(args.next().unwrap_or_else(|| usage()));
@@ -35,6 +42,14 @@ fn main() {
             let config = Config::load(&file).unwrap_or_else(|error| fail(&error));
             if let Err(error) = server::proxy::run(&config.proxy, &Stop::on_signals()) {
                 fail(&error);
+            }
+        }
+        Some("keygen") => {
+            let path = key_file.unwrap_or_else(|| usage());
+            match vpoller::curve::write_secret_key_file(&path) {
+                // The public key alone on stdout, for scripts.
+                Ok(pair) => println!("{}", pair.public()),
+                Err(error) => fail(&error),
             }
         }
         Some(command @ ("stop" | "status")) => {

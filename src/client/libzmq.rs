@@ -9,6 +9,7 @@
 use crate::error::Error;
 use crate::fork;
 use crate::sync::Lock;
+use crate::transport::curve::Security;
 use once_cell::sync::Lazy;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -38,11 +39,22 @@ pub(crate) fn context() -> (u64, zmq::Context) {
 
 /// A REQ socket connected to `endpoint`, made in fork generation
 /// (returned) of this process, its receives bounded by `timeout`.
-pub(super) fn connect(endpoint: &str, timeout: Duration) -> Result<(u64, zmq::Socket), Error> {
+pub(super) fn connect(
+    endpoint: &str,
+    timeout: Duration,
+    security: &Security,
+) -> Result<(u64, zmq::Socket), Error> {
     let (generation, context) = context();
     let socket = context
         .socket(zmq::REQ)
         .map_err(|e| Error::zmq("creating a socket", e))?;
+    if let Security::CurveClient { server, ours } = security {
+        socket
+            .set_curve_serverkey(server.as_bytes())
+            .and_then(|()| socket.set_curve_publickey(ours.public().as_bytes()))
+            .and_then(|()| socket.set_curve_secretkey(ours.secret().as_bytes()))
+            .map_err(|e| Error::zmq("setting the CURVE keys (is libzmq built with CURVE?)", e))?;
+    }
     socket
         .set_linger(0)
         .map_err(|e| Error::zmq("setting LINGER", e))?;

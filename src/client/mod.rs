@@ -8,14 +8,16 @@
 mod libzmq;
 mod own;
 
+use crate::curve::{KeyPair, PublicKey, SecretKey};
 use crate::error::Error;
 use crate::sync::Lock;
+use crate::transport::curve::Security;
 use crate::transport::Dialer;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// The endpoint of a vPoller Proxy on the local machine, py-vpoller's default.
@@ -44,6 +46,10 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 3000;
 /// println!("Received reply from vPoller: {reply}");
 /// # Ok::<(), vpoller::Error>(())
 /// ```
+///
+/// With [`Client::set_option`] and [`ClientOption::CurveServerKey`] the
+/// requests travel encrypted (ZeroMQ's CURVE) to a proxy that holds that
+/// key's secret.
 pub struct Client {
     endpoint: String,
     retries: u32,
@@ -51,6 +57,109 @@ pub struct Client {
     /// How to reach the endpoint when this thread speaks ZMTP itself.
     dialer: Option<Dialer>,
     idle: Mutex<IdleSockets>,
+    curve: Mutex<CurveOptions>,
+}
+
+/// The options [`Client::set_option`] sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientOption {
+    /// The proxy's CURVE public key (40 characters of Z85): requests use
+    /// CURVE, and only a proxy holding its secret key can read them or
+    /// answer. Empty: plain ZMTP again (the default).
+    CurveServerKey,
+    /// The client's own CURVE public key (Z85), set with its secret key;
+    /// it must be the secret key's (checked once both are set).
+    CurvePublicKey,
+    /// The client's own CURVE secret key (Z85). Without one the client
+    /// makes a fresh key pair (a proxy that lists the keys it allows will
+    /// then refuse it).
+    CurveSecretKey,
+}
+
+/// What the CURVE options say, and the security they make.
+struct CurveOptions {
+    server: Option<PublicKey>,
+    public: Option<PublicKey>,
+    secret: Option<SecretKey>,
+    /// The pair made when no secret key is given, kept for the client's life.
+    fresh: Option<Arc<KeyPair>>,
+    /// The security requests use, or why there is none (a public key set
+    /// without its secret key).
+    security: Result<Security, String>,
+    /// Raised at every change: sockets made before it are not reused.
+    epoch: u64,
+}
+
+impl CurveOptions {
+    /// Works out the security of the options as they would be with
+    /// `option` set to `value`; an error (and no change) when the value is
+    /// not a key, or does not go with the other keys.
+    fn set(&mut self, option: ClientOption, value: &str) -> Result<(), Error> {
+        let value = value.trim();
+        let (mut server, mut public, mut secret) =
+            (self.server, self.public, self.secret.clone());
+        match option {
+            ClientOption::CurveServerKey => {
+                server = optional(value, PublicKey::from_z85, "the server's")?;
+            }
+            ClientOption::CurvePublicKey => {
+                public = optional(value, PublicKey::from_z85, "the client's")?;
+            }
+            ClientOption::CurveSecretKey => {
+                secret = optional(value, SecretKey::from_z85, "the client's")?;
+            }
+        }
+        let own = match (&public, &secret) {
+            (Some(public), Some(secret)) => Some(Ok(Arc::new(KeyPair::from_keys(
+                *public,
+                secret.clone(),
+            )?))),
+            (None, Some(secret)) => Some(Ok(Arc::new(KeyPair::from_secret(secret.clone())))),
+            (Some(_), None) => Some(Err(
+                "a CURVE public key is set without its secret key (set both, or neither for a \
+                 fresh key pair)"
+                    .to_string(),
+            )),
+            (None, None) => None,
+        };
+        let security = match server {
+            None => Ok(Security::Null),
+            Some(server) => {
+                let ours = match own {
+                    Some(pair) => pair,
+                    None => match &self.fresh {
+                        Some(pair) => Ok(Arc::clone(pair)),
+                        None => {
+                            let pair = Arc::new(KeyPair::generate()?);
+                            self.fresh = Some(Arc::clone(&pair));
+                            Ok(pair)
+                        }
+                    },
+                };
+                ours.map(|ours| Security::CurveClient { server, ours })
+            }
+        };
+        (self.server, self.public, self.secret) = (server, public, secret);
+        self.security = security;
+        self.epoch += 1;
+        Ok(())
+    }
+}
+
+/// A key from `value`, `None` for an empty one; the error names `whose`
+/// key it was.
+fn optional<K>(
+    value: &str,
+    parse: fn(&str) -> Result<K, Error>,
+    whose: &str,
+) -> Result<Option<K>, Error> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    parse(value).map(Some).map_err(|error| match error {
+        Error::InvalidArgument(reason) => Error::InvalidArgument(format!("{whose} key: {reason}")),
+        other => other,
+    })
 }
 
 /// What carries one request: a libzmq REQ socket or a connection of our own.
@@ -92,6 +201,8 @@ impl Deref for Reply {
 /// Sockets that finished an exchange and can carry the next request.
 struct IdleSockets {
     generation: u64,
+    /// The CURVE options' epoch the sockets were made in.
+    epoch: u64,
     sockets: Vec<Socket>,
 }
 
@@ -107,17 +218,13 @@ impl IdleSockets {
     }
 }
 
-/// A socket checked out of the pool for one call.
+/// A socket checked out of the pool for one call, with the security it
+/// speaks and the CURVE options' epoch that gave it.
 struct Lease {
     generation: u64,
     socket: Option<Socket>,
-}
-
-impl Lease {
-    fn socket(&mut self) -> &mut Socket {
-        // `socket` is only `None` after `Client::give_back` consumed the lease.
-        self.socket.as_mut().expect("lease holds a socket")
-    }
+    security: Security,
+    epoch: u64,
 }
 
 impl Drop for Lease {
@@ -161,13 +268,51 @@ impl Client {
             dialer: Dialer::new(endpoint),
             idle: Mutex::new(IdleSockets {
                 generation: crate::fork::generation(),
+                epoch: 0,
                 sockets: Vec::new(),
+            }),
+            curve: Mutex::new(CurveOptions {
+                server: None,
+                public: None,
+                secret: None,
+                fresh: None,
+                security: Ok(Security::Null),
+                epoch: 0,
             }),
         };
         // Connecting the first socket checks the endpoint; it is kept for the first call.
         let first = client.connect()?;
         client.give_back(first);
         Ok(client)
+    }
+
+    /// Sets one of the client's options ([`ClientOption`]); an empty
+    /// `value` unsets it. A key that is not 40 characters of Z85, or a
+    /// public key that is not the secret key's, is an
+    /// [`Error::InvalidArgument`] at once, and nothing changes. Requests
+    /// already under way finish as they began; the next ones use the new
+    /// setting.
+    ///
+    /// ```
+    /// use vpoller::{Client, ClientOption};
+    /// let client = Client::new("tcp://localhost:10123", 3, 3000)?;
+    /// client.set_option(ClientOption::CurveServerKey, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")?;
+    /// assert!(client.curve_public_key().is_some()); // a fresh key pair
+    /// assert!(client.set_option(ClientOption::CurveSecretKey, "not a key").is_err());
+    /// # Ok::<(), vpoller::Error>(())
+    /// ```
+    pub fn set_option(&self, option: ClientOption, value: &str) -> Result<(), Error> {
+        self.curve.locked().set(option, value)
+    }
+
+    /// The client's CURVE public key, once a server key is set: the one
+    /// given, or that of the fresh pair it made (for a proxy's list of
+    /// allowed clients).
+    pub fn curve_public_key(&self) -> Option<String> {
+        match &self.curve.locked().security {
+            Ok(Security::CurveClient { ours, .. }) => Some(ours.public().to_z85()),
+            _ => None,
+        }
     }
 
     /// The endpoint this client sends to.
@@ -267,12 +412,14 @@ impl Client {
         let mut lease = self.take()?;
         let mut attempt = 1;
         loop {
-            let reply = match lease.socket() {
+            let reply = match lease.socket.as_mut().expect("lease holds a socket") {
                 Socket::Zmq(socket) => {
                     libzmq::send_and_wait(socket, msg, self.timeout)?.map(Reply::Zmq)
                 }
                 Socket::Own(own) => match &self.dialer {
-                    Some(dialer) => own.exchange(dialer, msg, self.timeout)?.map(Reply::Bytes),
+                    Some(dialer) => own
+                        .exchange(dialer, &lease.security, msg, self.timeout)?
+                        .map(Reply::Bytes),
                     // Connections of our own are only made with a dialer.
                     None => None,
                 },
@@ -299,36 +446,64 @@ impl Client {
         self.idle.locked()
     }
 
+    /// The security requests use now and the epoch of the options that
+    /// gave it; an error when the options are incomplete.
+    fn security(&self) -> Result<(Security, u64), Error> {
+        let curve = self.curve.locked();
+        match &curve.security {
+            Ok(security) => Ok((security.clone(), curve.epoch)),
+            Err(reason) => Err(Error::InvalidArgument(reason.clone())),
+        }
+    }
+
     /// An idle socket from the pool, or a new one.
     fn take(&self) -> Result<Lease, Error> {
         let generation = crate::fork::generation();
+        let (security, epoch) = self.security()?;
         let reused = {
             let mut idle = self.lock_idle();
             idle.adopt(generation);
+            if idle.epoch != epoch {
+                // Made with other CURVE options: not for this request.
+                idle.sockets.clear();
+                idle.epoch = epoch;
+            }
             idle.sockets.pop()
         };
         match reused {
             Some(socket) => Ok(Lease {
                 generation,
                 socket: Some(socket),
+                security,
+                epoch,
             }),
-            None => self.connect(),
+            None => self.connect_with(security, epoch),
         }
+    }
+
+    /// A new REQ socket connected to the endpoint with the current options.
+    fn connect(&self) -> Result<Lease, Error> {
+        let (security, epoch) = self.security()?;
+        self.connect_with(security, epoch)
     }
 
     /// A new REQ socket connected to the endpoint (a connection of our own
     /// is only made when the request is sent).
-    fn connect(&self) -> Result<Lease, Error> {
+    fn connect_with(&self, security: Security, epoch: u64) -> Result<Lease, Error> {
         if self.dialer.is_some() {
             return Ok(Lease {
                 generation: crate::fork::generation(),
                 socket: Some(Socket::Own(Box::new(own::Own::new()))),
+                security,
+                epoch,
             });
         }
-        let (generation, socket) = libzmq::connect(&self.endpoint, self.timeout)?;
+        let (generation, socket) = libzmq::connect(&self.endpoint, self.timeout, &security)?;
         Ok(Lease {
             generation,
             socket: Some(Socket::Zmq(socket)),
+            security,
+            epoch,
         })
     }
 
@@ -344,7 +519,9 @@ impl Client {
         }
         let mut idle = self.lock_idle();
         idle.adopt(current);
-        idle.sockets.push(socket);
+        if idle.epoch == lease.epoch {
+            idle.sockets.push(socket);
+        }
     }
 }
 

@@ -11,8 +11,14 @@
 //! requests nothing reads the connection: a proxy that drops it for missed
 //! heartbeats costs a new connection at the next request, within its
 //! attempt.
+//!
+//! With CURVE the connection is encrypted from its first message; a proxy
+//! that refuses the handshake (a key it does not allow, a server key that
+//! is not its own) is a broken connection, tried again until the
+//! attempt's time is up, as libzmq does.
 
 use crate::error::Error;
+use crate::transport::curve::Security;
 use crate::transport::{self, Connection, Dialer, Event, Reading, SocketType, Stream};
 use std::time::{Duration, Instant};
 
@@ -44,6 +50,7 @@ impl Own {
     pub(crate) fn exchange(
         &mut self,
         dialer: &Dialer,
+        security: &Security,
         msg: &[u8],
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>, Error> {
@@ -51,8 +58,10 @@ impl Own {
         let mut again_at_once = self.link.is_some();
         loop {
             if self.link.is_none() {
+                let connection = Connection::secured(SocketType::Req, security)
+                    .map_err(|reason| Error::Internal(format!("CURVE: {reason}")))?;
                 match dialer.dial(deadline, timeout) {
-                    Ok(stream) => self.link = Some((stream, Connection::new(SocketType::Req))),
+                    Ok(stream) => self.link = Some((stream, connection)),
                     Err(_) => return Ok(None),
                 }
             }

@@ -6,23 +6,37 @@
 //! worker adds (`threads`, `per_host`, `timeout`; `mirror`, `mirror_idle`,
 //! `mirror_max_values`).
 
+use crate::curve::PublicKey;
 use crate::error::Error;
 use crate::hosts::{AgentSettings, MAX_MIRROR_IDLE_S, MAX_MIRROR_MAX_VALUES};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where the configuration file is unless `-f` names another.
 pub const DEFAULT_CONFIG: &str = "/etc/vpoller/vpoller.conf";
 
-/// The proxy's endpoints.
+/// The proxy's endpoints, and their CURVE keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyConfig {
     /// Clients' REQ sockets connect here (ROUTER), `tcp://*:10123`.
     pub frontend: String,
     /// Workers connect here (DEALER), `tcp://*:10124`.
     pub backend: String,
-    /// The management REP socket, `tcp://*:9999`.
+    /// The management REP socket, `tcp://*:9999` (never CURVE: bind it
+    /// where only its operators reach it).
     pub mgmt: String,
+    /// `frontend_curve_secret_key`: the file of the frontend's CURVE
+    /// secret key; set, clients must speak CURVE with its public key.
+    pub frontend_curve_secret_key: Option<PathBuf>,
+    /// `frontend_curve_allowed`: the file of the clients' public keys the
+    /// frontend lets in (one per line); unset, any client that knows the
+    /// frontend's public key.
+    pub frontend_curve_allowed: Option<PathBuf>,
+    /// `backend_curve_secret_key`: as `frontend_curve_secret_key`, for the
+    /// workers' side.
+    pub backend_curve_secret_key: Option<PathBuf>,
+    /// `backend_curve_allowed`: the workers' public keys the backend lets in.
+    pub backend_curve_allowed: Option<PathBuf>,
 }
 
 /// The worker's settings.
@@ -47,6 +61,12 @@ pub struct WorkerConfig {
     pub per_host: usize,
     /// Bound on one task, in milliseconds (60000).
     pub timeout_ms: u64,
+    /// `proxy_curve_server_key`: the backend's CURVE public key (Z85); set,
+    /// the worker speaks CURVE to the proxy.
+    pub proxy_curve_server_key: Option<PublicKey>,
+    /// `curve_secret_key`: the file of the worker's own CURVE secret key;
+    /// unset, a fresh key pair is made at every start.
+    pub curve_secret_key: Option<PathBuf>,
 }
 
 /// The `[cache]` section: py-vpoller's object lookup cache, and the agents'
@@ -90,6 +110,10 @@ impl Default for Config {
                 frontend: "tcp://*:10123".into(),
                 backend: "tcp://*:10124".into(),
                 mgmt: "tcp://*:9999".into(),
+                frontend_curve_secret_key: None,
+                frontend_curve_allowed: None,
+                backend_curve_secret_key: None,
+                backend_curve_allowed: None,
             },
             worker: WorkerConfig {
                 db: "/var/lib/vconnector/vconnector.db".into(),
@@ -100,6 +124,8 @@ impl Default for Config {
                 threads: 32,
                 per_host: 8,
                 timeout_ms: 60_000,
+                proxy_curve_server_key: None,
+                curve_secret_key: None,
             },
             cache: CacheConfig {
                 enabled: false,
@@ -253,7 +279,38 @@ impl Config {
         if let Some(value) = get("proxy", "mgmt") {
             config.proxy.mgmt = value.clone();
         }
+        let path = |section: &str, key: &str| get(section, key).map(PathBuf::from);
+        let proxy = &mut config.proxy;
+        proxy.frontend_curve_secret_key = path("proxy", "frontend_curve_secret_key");
+        proxy.frontend_curve_allowed = path("proxy", "frontend_curve_allowed");
+        proxy.backend_curve_secret_key = path("proxy", "backend_curve_secret_key");
+        proxy.backend_curve_allowed = path("proxy", "backend_curve_allowed");
+        for side in ["frontend", "backend"] {
+            if get("proxy", &format!("{side}_curve_allowed")).is_some()
+                && get("proxy", &format!("{side}_curve_secret_key")).is_none()
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "{side}_curve_allowed needs {side}_curve_secret_key (the {side}'s CURVE key)"
+                )));
+            }
+        }
         let worker = &mut config.worker;
+        if let Some(value) = get("worker", "proxy_curve_server_key") {
+            worker.proxy_curve_server_key =
+                Some(PublicKey::from_z85(value).map_err(|error| match error {
+                    Error::InvalidArgument(reason) => {
+                        Error::InvalidArgument(format!("proxy_curve_server_key: {reason}"))
+                    }
+                    other => other,
+                })?);
+        }
+        worker.curve_secret_key = path("worker", "curve_secret_key");
+        if worker.curve_secret_key.is_some() && worker.proxy_curve_server_key.is_none() {
+            return Err(Error::InvalidArgument(
+                "curve_secret_key needs proxy_curve_server_key (the backend's CURVE public key)"
+                    .into(),
+            ));
+        }
         if let Some(value) = get("worker", "db") {
             worker.db = value.clone();
         }
@@ -358,6 +415,53 @@ mod tests {
         assert!(config.cache.mirror);
         assert_eq!(config.cache.mirror_idle_s, 900);
         assert_eq!(config.cache.mirror_max_values, 1_000_000);
+    }
+
+    #[test]
+    fn curve_settings() {
+        let config = Config::parse(
+            "[proxy]\nfrontend_curve_secret_key = /etc/vpoller/frontend.key\n\
+             frontend_curve_allowed = /etc/vpoller/clients\n\
+             backend_curve_secret_key = /etc/vpoller/backend.key\n\
+             [worker]\nproxy_curve_server_key = rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\n\
+             curve_secret_key = worker.key\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.proxy.frontend_curve_secret_key,
+            Some(PathBuf::from("/etc/vpoller/frontend.key"))
+        );
+        assert_eq!(
+            config.proxy.frontend_curve_allowed,
+            Some(PathBuf::from("/etc/vpoller/clients"))
+        );
+        assert_eq!(config.proxy.backend_curve_allowed, None);
+        assert_eq!(
+            config.worker.proxy_curve_server_key.map(|key| key.to_z85()),
+            Some("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7".to_owned())
+        );
+        assert_eq!(config.worker.curve_secret_key, Some(PathBuf::from("worker.key")));
+        // None of it unless set.
+        let plain = Config::parse("").unwrap();
+        assert_eq!(plain.proxy.frontend_curve_secret_key, None);
+        assert_eq!(plain.worker.proxy_curve_server_key, None);
+        for (text, expected) in [
+            (
+                "[worker]\nproxy_curve_server_key = short\n",
+                "proxy_curve_server_key: ",
+            ),
+            (
+                "[worker]\ncurve_secret_key = worker.key\n",
+                "curve_secret_key needs proxy_curve_server_key",
+            ),
+            (
+                "[proxy]\nbackend_curve_allowed = workers\n",
+                "backend_curve_allowed needs backend_curve_secret_key",
+            ),
+        ] {
+            let error = Config::parse(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
     }
 
     #[test]

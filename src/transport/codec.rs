@@ -46,6 +46,8 @@ pub(crate) struct Reader {
     /// flags, the body so far and the bytes still to come.
     large: Option<(u8, Vec<u8>, usize)>,
     greeted: bool,
+    /// The security mechanism the peer's greeting must name.
+    mechanism: &'static [u8],
     /// Whether data frames may come (the handshake is done).
     messages_allowed: bool,
     frames: Vec<Vec<u8>>,
@@ -53,13 +55,21 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
+    /// A reader of a peer whose greeting names the NULL mechanism.
+    #[cfg(test)]
     pub(crate) fn new() -> Reader {
+        Reader::expecting(b"NULL")
+    }
+
+    /// A reader of a peer whose greeting names `mechanism`.
+    pub(crate) fn expecting(mechanism: &'static [u8]) -> Reader {
         Reader {
             buffer: Vec::new(),
             start: 0,
             end: 0,
             large: None,
             greeted: false,
+            mechanism,
             messages_allowed: false,
             frames: Vec::new(),
             message_size: 0,
@@ -143,7 +153,7 @@ impl Reader {
                 if data.len() < 64 {
                     return Ok(None);
                 }
-                check_mechanism(&data[12..32])?;
+                check_mechanism(&data[12..32], self.mechanism)?;
                 self.start += 64;
                 self.greeted = true;
                 return Ok(Some(Unit::Greeting));
@@ -230,12 +240,19 @@ fn check_signature(signature: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn check_mechanism(field: &[u8]) -> Result<(), String> {
+fn check_mechanism(field: &[u8], expected: &[u8]) -> Result<(), String> {
     let end = field.iter().position(|&byte| byte == 0).unwrap_or(20);
-    if &field[..end] != b"NULL" {
+    let named = &field[..end];
+    if named != expected {
+        let hint = match (named, expected) {
+            (b"CURVE", b"NULL") => " (this side has no CURVE keys set)",
+            (b"NULL", b"CURVE") => " (this side needs CURVE: the peer has no CURVE keys set)",
+            _ => "",
+        };
         return Err(format!(
-            "security mechanism {} (only NULL is served)",
-            String::from_utf8_lossy(&field[..end])
+            "security mechanism {} where {} is spoken{hint}",
+            String::from_utf8_lossy(named),
+            String::from_utf8_lossy(expected),
         ));
     }
     Ok(())
@@ -293,12 +310,21 @@ pub(crate) fn property<'a>(
 }
 
 /// Our greeting: ZMTP 3.0, NULL mechanism, not as server.
+#[cfg(test)]
 pub(crate) fn greeting() -> [u8; 64] {
+    greeting_with(b"NULL", false)
+}
+
+/// Our greeting: ZMTP 3.0 with `mechanism` (at most 20 bytes), as server
+/// or not.
+pub(crate) fn greeting_with(mechanism: &[u8], as_server: bool) -> [u8; 64] {
     let mut greeting = [0u8; 64];
     greeting[0] = 0xff;
     greeting[9] = 0x7f;
     greeting[10] = 3;
-    greeting[12..16].copy_from_slice(b"NULL");
+    let size = mechanism.len().min(20);
+    greeting[12..12 + size].copy_from_slice(&mechanism[..size]);
+    greeting[32] = u8::from(as_server);
     greeting
 }
 
@@ -314,11 +340,49 @@ pub(crate) fn push_command(out: &mut Vec<u8>, name: &str, data: &[u8]) {
 
 /// Appends the READY command of a `socket_type` socket.
 pub(crate) fn push_ready(out: &mut Vec<u8>, socket_type: &str) {
+    push_command(out, "READY", &properties(socket_type));
+}
+
+/// The metadata of a `socket_type` socket (READY's, or a CURVE box's).
+pub(crate) fn properties(socket_type: &str) -> Vec<u8> {
     let mut properties = vec![11];
     properties.extend_from_slice(b"Socket-Type");
     properties.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
     properties.extend_from_slice(socket_type.as_bytes());
-    push_command(out, "READY", &properties);
+    properties
+}
+
+/// Appends a command frame of `body` (its name and data, as CURVE's
+/// handshake makes them).
+pub(crate) fn push_command_body(out: &mut Vec<u8>, body: &[u8]) {
+    push_frame(out, COMMAND, body);
+}
+
+/// Appends the header of a data frame of `size` bytes, last of its
+/// message; the body follows.
+pub(crate) fn push_data_header(out: &mut Vec<u8>, size: usize) {
+    match u8::try_from(size) {
+        Ok(size) => out.extend_from_slice(&[0, size]),
+        Err(_) => {
+            out.push(LONG);
+            out.extend_from_slice(&(size as u64).to_be_bytes());
+        }
+    }
+}
+
+/// The frames of bytes this module encoded (messages only, as
+/// [`push_message`] and [`push_continued`] write them): each frame's body
+/// and whether more frames follow.
+pub(crate) fn encoded_frames(mut bytes: &[u8]) -> Vec<(bool, &[u8])> {
+    let mut frames = Vec::new();
+    while let Ok(Some((flags, header, size))) = frame_header(bytes) {
+        let Some(body) = bytes.get(header..header + size) else {
+            break;
+        };
+        frames.push((flags & MORE != 0, body));
+        bytes = &bytes[header + size..];
+    }
+    frames
 }
 
 /// Appends a message of `frames` (at least one).
@@ -413,7 +477,9 @@ mod tests {
         assert!(refusal(&old[..11]).unwrap().contains("ZMTP 2.0"));
         let mut curve = greeting().to_vec();
         curve[12..17].copy_from_slice(b"CURVE");
-        assert!(refusal(&curve).unwrap().contains("CURVE"));
+        assert!(refusal(&curve)
+            .unwrap()
+            .contains("CURVE where NULL is spoken"));
         let mut flags = greeting().to_vec();
         flags.extend_from_slice(&[0x40, 0]);
         assert!(refusal(&flags).unwrap().contains("flags"));

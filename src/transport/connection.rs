@@ -1,5 +1,5 @@
-//! One ZMTP 3.0 connection (NULL mechanism) as a socket of one type sees
-//! it, without I/O: bytes from the peer go in, messages for the
+//! One ZMTP 3.0 connection (NULL or CURVE mechanism) as a socket of one
+//! type sees it, without I/O: bytes from the peer go in, messages for the
 //! application come out; messages from the application go in, bytes for
 //! the peer come out. The drivers (the client, the worker, the proxy, the
 //! management socket) move the bytes; this decides what they mean.
@@ -21,8 +21,18 @@
 //! request and takes it off the reply (dropping replies without one); a
 //! REP socket keeps a request's envelope for its reply; a ROUTER socket
 //! puts the connection's routing id in front of what it receives.
+//!
+//! With CURVE ([`Security`]) the greeting names CURVE, the handshake is
+//! CURVE's four commands (their metadata carries the socket type, as READY
+//! does with NULL), and afterwards every frame and every command (PING,
+//! PONG) travels in a MESSAGE box of its own, sent as a data frame as
+//! libzmq sends it. Messages sent before the handshake is done wait for it.
+//! A server that refuses a client's key answers with ERROR 400 before the
+//! connection is closed; [`Connection::refused_key`] names the key.
 
-use super::codec::{self, Reader, Unit};
+use super::codec::{self, Reader, Unit, MAX_FRAMES, MAX_MESSAGE};
+use super::curve::{Curve, Sealer, Security, Step};
+use crate::curve::PublicKey;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
@@ -108,6 +118,13 @@ pub(crate) struct Connection {
     envelope: Option<Vec<Vec<u8>>>,
     /// When the connection began, for the handshake's deadline.
     started: Instant,
+    /// CURVE's state (`None` with NULL).
+    curve: Option<Curve>,
+    /// CURVE: the frames of the message being received, and their size.
+    parts: Vec<Vec<u8>>,
+    parts_size: usize,
+    /// CURVE server: the client key refused at the handshake.
+    refused_key: Option<PublicKey>,
 }
 
 impl Connection {
@@ -116,23 +133,51 @@ impl Connection {
     pub(crate) fn new(kind: SocketType) -> Connection {
         Connection {
             kind,
-            reader: Reader::new(),
+            reader: Reader::expecting(b"NULL"),
             stage: Stage::Greeting,
-            out: codec::greeting().to_vec(),
+            out: codec::greeting_with(b"NULL", false).to_vec(),
             sent: 0,
             held: Vec::new(),
             routing_id: Vec::new(),
             envelope: None,
             started: Instant::now(),
+            curve: None,
+            parts: Vec::new(),
+            parts_size: 0,
+            refused_key: None,
         }
+    }
+
+    /// A new connection of socket type `kind` with `security`; an error
+    /// when the system gives no randomness for CURVE's connection keys.
+    pub(crate) fn secured(kind: SocketType, security: &Security) -> Result<Connection, String> {
+        if let Security::Null = security {
+            return Ok(Connection::new(kind));
+        }
+        let mechanism = security.mechanism();
+        Ok(Connection {
+            reader: Reader::expecting(mechanism),
+            out: codec::greeting_with(mechanism, security.as_server()).to_vec(),
+            curve: Some(Curve::new(security.clone())?),
+            ..Connection::new(kind)
+        })
     }
 
     /// A ROUTER connection whose messages arrive with `routing_id` in front.
     pub(crate) fn router(routing_id: Vec<u8>) -> Connection {
-        Connection {
-            routing_id,
-            ..Connection::new(SocketType::Router)
-        }
+        Connection::new(SocketType::Router).routed(routing_id)
+    }
+
+    /// This connection with `routing_id` put in front of every message
+    /// received (a ROUTER's).
+    pub(crate) fn routed(self, routing_id: Vec<u8>) -> Connection {
+        Connection { routing_id, ..self }
+    }
+
+    /// CURVE server: the client key this connection refused at the
+    /// handshake, once [`Connection::poll_event`] has reported the refusal.
+    pub(crate) fn refused_key(&self) -> Option<&PublicKey> {
+        self.refused_key.as_ref()
     }
 
     /// Whether the peer failed to complete the handshake in time (the
@@ -174,15 +219,38 @@ impl Connection {
             };
             match unit {
                 Unit::Greeting => {
-                    codec::push_ready(&mut self.out, self.kind.name());
                     self.stage = Stage::Handshake;
-                    if !self.held.is_empty() {
-                        let held = std::mem::take(&mut self.held);
-                        self.out.extend_from_slice(&held);
+                    match &mut self.curve {
+                        None => {
+                            codec::push_ready(&mut self.out, self.kind.name());
+                            if !self.held.is_empty() {
+                                let held = std::mem::take(&mut self.held);
+                                self.out.extend_from_slice(&held);
+                            }
+                        }
+                        // The client speaks first; the server waits for HELLO.
+                        Some(curve) if !curve.is_server() => {
+                            let hello = curve.hello();
+                            codec::push_command_body(&mut self.out, &hello);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Unit::Command(body) if self.curve.is_some() => {
+                    if let Some(event) = self.curve_command(body)? {
+                        return Ok(Some(event));
                     }
                 }
                 Unit::Command(body) => {
                     if let Some(event) = self.command(&body)? {
+                        return Ok(Some(event));
+                    }
+                }
+                Unit::Message(frames) if self.curve.is_some() => {
+                    // Each box is a message of one frame, as libzmq sends it.
+                    let [frame] = <[Vec<u8>; 1]>::try_from(frames)
+                        .map_err(|_| "CURVE boxes sent as one message of several frames")?;
+                    if let Some(event) = self.open_box(frame)? {
                         return Ok(Some(event));
                     }
                 }
@@ -199,16 +267,8 @@ impl Connection {
     fn command(&mut self, body: &[u8]) -> Result<Option<Event>, String> {
         let (name, data) = codec::split_command(body)?;
         match (self.stage, name) {
-            (Stage::Handshake, b"READY") => {
-                let peer = codec::property(data, "Socket-Type")?
-                    .ok_or("a READY command without a socket type")?;
-                if !self.kind.accepts(peer) {
-                    return Err(format!(
-                        "a {} socket cannot talk to a {} socket",
-                        String::from_utf8_lossy(peer),
-                        self.kind.name()
-                    ));
-                }
+            (Stage::Handshake, b"READY") if self.curve.is_none() => {
+                self.accept_peer(data)?;
                 self.stage = Stage::Traffic;
                 self.reader.allow_messages();
                 Ok(Some(Event::Ready))
@@ -227,13 +287,132 @@ impl Connection {
                 // queue of them.
                 if self.backlog() < MAX_PROTOCOL_BACKLOG {
                     let context = &data[2..];
-                    codec::push_command(&mut self.out, "PONG", &context[..context.len().min(16)]);
+                    let context = &context[..context.len().min(16)];
+                    match &mut self.curve {
+                        None => codec::push_command(&mut self.out, "PONG", context),
+                        Some(_) => {
+                            let mut pong = Vec::with_capacity(5 + context.len());
+                            pong.extend_from_slice(b"\x04PONG");
+                            pong.extend_from_slice(context);
+                            self.push_box(super::curve::COMMAND, &pong);
+                        }
+                    }
                 }
                 Ok(None)
             }
             // PONG, SUBSCRIBE and the like mean nothing here.
             _ => Ok(None),
         }
+    }
+
+    /// Checks the peer's metadata (READY's, or CURVE's): its socket type
+    /// must be one that talks to ours.
+    fn accept_peer(&self, properties: &[u8]) -> Result<(), String> {
+        let peer = codec::property(properties, "Socket-Type")?
+            .ok_or("a handshake without a socket type")?;
+        if !self.kind.accepts(peer) {
+            return Err(format!(
+                "a {} socket cannot talk to a {} socket",
+                String::from_utf8_lossy(peer),
+                self.kind.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A command frame on a CURVE connection: the handshake's, or a
+    /// MESSAGE box sent as a command (as RFC 26 has it).
+    fn curve_command(&mut self, body: Vec<u8>) -> Result<Option<Event>, String> {
+        if self.stage == Stage::Traffic {
+            if body.starts_with(b"\x07MESSAGE") {
+                return self.open_box(body);
+            }
+            let (name, _) = codec::split_command(&body)?;
+            return Err(format!(
+                "{} outside CURVE's boxes",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        let Some(curve) = &mut self.curve else {
+            return Ok(None);
+        };
+        match curve.handshake(&body, &codec::properties(self.kind.name())) {
+            Ok(Step::Send(command)) => {
+                codec::push_command_body(&mut self.out, &command);
+                Ok(None)
+            }
+            Ok(Step::Done { metadata, reply }) => {
+                self.accept_peer(&metadata)?;
+                if let Some(reply) = reply {
+                    codec::push_command_body(&mut self.out, &reply);
+                }
+                self.stage = Stage::Traffic;
+                self.reader.allow_messages();
+                let held = std::mem::take(&mut self.held);
+                for (more, frame) in codec::encoded_frames(&held) {
+                    self.push_box(u8::from(more), frame);
+                }
+                Ok(Some(Event::Ready))
+            }
+            Err(failure) => {
+                if let Some(key) = failure.refused_key {
+                    codec::push_command_body(&mut self.out, &Curve::refusal());
+                    self.refused_key = Some(key);
+                }
+                Err(failure.reason)
+            }
+        }
+    }
+
+    /// Opens a MESSAGE box from the peer: a command inside is handled, a
+    /// frame joins the message being received.
+    fn open_box(&mut self, body: Vec<u8>) -> Result<Option<Event>, String> {
+        let Some(curve) = &mut self.curve else {
+            return Ok(None);
+        };
+        let (flags, frame) = curve.open_message(body)?;
+        if flags & super::curve::COMMAND != 0 {
+            return self.command(&frame);
+        }
+        if self.parts.len() >= MAX_FRAMES {
+            return Err(format!("a message of more than {MAX_FRAMES} frames"));
+        }
+        self.parts_size = self.parts_size.saturating_add(frame.len());
+        if self.parts_size > MAX_MESSAGE {
+            return Err(format!("a message over {MAX_MESSAGE} bytes"));
+        }
+        self.parts.push(frame);
+        if flags & super::curve::MORE != 0 {
+            return Ok(None);
+        }
+        self.parts_size = 0;
+        let frames = std::mem::take(&mut self.parts);
+        Ok(self.received(frames).map(Event::Message))
+    }
+
+    /// Appends one frame for the peer in a MESSAGE box (CURVE, after the
+    /// handshake).
+    fn push_box(&mut self, flags: u8, frame: &[u8]) {
+        if let Some(sealer) = self.curve.as_ref().and_then(Curve::sealer) {
+            sealer.push_frame(&mut self.out, flags, frame);
+        }
+    }
+
+    /// CURVE: what seals this connection's messages once the handshake is
+    /// done, for a thread that writes them to the stream itself (its
+    /// writes and this connection's must take turns under one lock).
+    pub(crate) fn sealer(&self) -> Option<Sealer> {
+        self.curve.as_ref().and_then(Curve::sealer).cloned()
+    }
+
+    /// Whether the connection speaks CURVE.
+    pub(crate) fn is_curve(&self) -> bool {
+        self.curve.is_some()
+    }
+
+    /// Whether the handshake is still under way.
+    pub(crate) fn in_handshake(&self) -> bool {
+        self.stage != Stage::Traffic
     }
 
     /// A message from the peer as the application sees it; `None` for one
@@ -289,7 +468,29 @@ impl Connection {
             .copied()
             .chain(envelope.iter().map(Vec::as_slice));
         let frames = frames.into_iter();
-        let target = if self.stage == Stage::Greeting {
+        if self.curve.is_some() && self.stage == Stage::Traffic {
+            // Each frame in a box of its own, all but the last marked MORE.
+            let mut previous: Option<&[u8]> = None;
+            for frame in head {
+                if let Some(frame) = previous.replace(frame) {
+                    self.push_box(super::curve::MORE, frame);
+                }
+            }
+            for frame in frames {
+                if let Some(frame) = previous.replace(frame) {
+                    self.push_box(super::curve::MORE, frame);
+                }
+            }
+            if let Some(frame) = previous {
+                self.push_box(0, frame);
+            }
+            return true;
+        }
+        let waits = match self.curve {
+            None => self.stage == Stage::Greeting,
+            Some(_) => self.stage != Stage::Traffic,
+        };
+        let target = if waits {
             &mut self.held
         } else {
             &mut self.out
@@ -376,13 +577,13 @@ mod tests {
         texts.iter().map(|text| text.as_bytes().to_vec()).collect()
     }
 
-    #[test]
-    fn a_request_through_a_router_and_back() {
-        let mut client = Connection::new(SocketType::Req);
-        let mut router = Connection::router(b"\x00id".to_vec());
-        // Sent before any handshake: held until our READY is out.
-        assert!(client.send([&b"{\"method\": \"about\"}"[..]]));
-        let (client_saw, router_saw) = exchange(&mut client, &mut router);
+    /// A request sent before the handshake, seen by the ROUTER once the
+    /// handshake is done (never on the wire in clear with CURVE).
+    fn first_request(client: &mut Connection, router: &mut Connection) {
+        assert!(send(client, &["{\"method\": \"about\"}"]));
+        let in_clear = client.pending().windows(6).any(|w| w == b"method");
+        assert_eq!(in_clear, client.curve.is_none() && client.stage != Stage::Greeting);
+        let (client_saw, router_saw) = exchange(client, router);
         assert_eq!(client_saw, vec![Event::Ready]);
         assert_eq!(
             router_saw,
@@ -391,6 +592,14 @@ mod tests {
                 Event::Message(frames(&["\x00id", "", "{\"method\": \"about\"}"]))
             ]
         );
+    }
+
+    #[test]
+    fn a_request_through_a_router_and_back() {
+        let mut client = Connection::new(SocketType::Req);
+        let mut router = Connection::router(b"\x00id".to_vec());
+        // Sent before any handshake: held until our READY is out.
+        first_request(&mut client, &mut router);
         assert!(send(&mut router, &["", "reply"]));
         let (client_saw, _) = exchange(&mut client, &mut router);
         assert_eq!(client_saw, vec![Event::Message(frames(&["reply"]))]);
@@ -518,6 +727,109 @@ mod tests {
         assert!(connection.poll_event().unwrap_err().contains("handshake"));
         assert!(!connection.handshake_expired(Instant::now()));
         assert!(connection.handshake_expired(Instant::now() + HANDSHAKE_TIMEOUT * 2));
+    }
+
+    fn curve_pair() -> (Security, Security, crate::curve::PublicKey) {
+        use super::super::curve::Allowed;
+        use crate::curve::KeyPair;
+        use std::sync::Arc;
+        let server = Arc::new(KeyPair::generate().unwrap());
+        let client = Arc::new(KeyPair::generate().unwrap());
+        let client_key = *client.public();
+        (
+            Security::CurveClient {
+                server: *server.public(),
+                ours: client,
+            },
+            Security::CurveServer {
+                ours: server,
+                allowed: Arc::new(Allowed::new(None)),
+            },
+            client_key,
+        )
+    }
+
+    #[test]
+    fn a_curve_request_through_a_router_and_back() {
+        let (client_security, server_security, _) = curve_pair();
+        let mut client = Connection::secured(SocketType::Req, &client_security).unwrap();
+        let mut router = Connection::secured(SocketType::Router, &server_security)
+            .unwrap()
+            .routed(b"\x00id".to_vec());
+        // Sent before the handshake: held, then sealed once it is done.
+        first_request(&mut client, &mut router);
+        let long = "x".repeat(70_000);
+        assert!(send(&mut router, &["", "reply", &long]));
+        let sealed = router.pending().to_vec();
+        assert!(!sealed.windows(5).any(|w| w == b"reply"));
+        let (client_saw, _) = exchange(&mut client, &mut router);
+        assert_eq!(client_saw, vec![Event::Message(frames(&["reply", &long]))]);
+        // Byte by byte, a ping in a box is answered with a pong in a box.
+        let mut ping = Vec::new();
+        router.push_box(super::super::curve::COMMAND, b"\x04PING\x00\x0actx");
+        ping.extend_from_slice(router.pending());
+        router.sent(ping.len());
+        for byte in ping {
+            client.handle_input(&[byte]);
+            assert_eq!(client.poll_event().unwrap(), None);
+        }
+        let pong = client.pending().to_vec();
+        client.sent(pong.len());
+        assert!(!pong.windows(4).any(|w| w == b"PONG"));
+        router.handle_input(&pong);
+        assert_eq!(router.poll_event().unwrap(), None);
+        // A box that does not open ends the connection.
+        assert!(send(&mut router, &["", "again"]));
+        let mut tampered = router.pending().to_vec();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        client.handle_input(&tampered);
+        assert!(client.poll_event().unwrap_err().contains("does not open"));
+    }
+
+    #[test]
+    fn a_curve_server_refuses_unknown_keys_with_error_400() {
+        use super::super::curve::Allowed;
+        use std::sync::Arc;
+        let (client_security, server_security, client_key) = curve_pair();
+        let Security::CurveServer { ours, .. } = server_security else {
+            unreachable!()
+        };
+        let other = *crate::curve::KeyPair::generate().unwrap().public();
+        let strict = Security::CurveServer {
+            ours,
+            allowed: Arc::new(Allowed::new(Some(vec![other]))),
+        };
+        let mut client = Connection::secured(SocketType::Dealer, &client_security).unwrap();
+        let mut server = Connection::secured(SocketType::Dealer, &strict).unwrap();
+        let mut client_error = None;
+        let mut server_error = None;
+        for _ in 0..10 {
+            let (to_server, to_client) = (client.pending().to_vec(), server.pending().to_vec());
+            client.sent(to_server.len());
+            server.sent(to_client.len());
+            server.handle_input(&to_server);
+            client.handle_input(&to_client);
+            if server_error.is_none() {
+                server_error = server.poll_event().err();
+            }
+            if client_error.is_none() {
+                client_error = client.poll_event().err();
+            }
+        }
+        assert!(server_error.unwrap().contains("not allowed"));
+        assert_eq!(server.refused_key(), Some(&client_key));
+        assert!(client_error.unwrap().contains("ERROR 400"));
+        // A NULL peer of a CURVE server is told why it is refused.
+        let mut plain = Connection::new(SocketType::Dealer);
+        let mut server = Connection::secured(SocketType::Dealer, &strict).unwrap();
+        server.handle_input(plain.pending());
+        assert!(server
+            .poll_event()
+            .unwrap_err()
+            .contains("mechanism NULL where CURVE is spoken"));
+        plain.handle_input(&server.pending()[..64]);
+        assert!(plain.poll_event().unwrap_err().contains("CURVE where NULL"));
     }
 
     /// Random bytes, and valid streams with random bytes changed, in random

@@ -19,6 +19,7 @@
 
 pub(crate) mod codec;
 mod connection;
+pub(crate) mod curve;
 pub(crate) mod endpoint;
 pub(crate) mod stream;
 

@@ -561,6 +561,22 @@ impl Stack {
         endpoints: impl Fn(&Path) -> [String; 4],
         prepare: impl Fn(&Path),
     ) -> Stack {
+        Stack::start_configured(hosts, threads, per_host, endpoints, prepare, |_| {
+            (String::new(), String::new())
+        })
+    }
+
+    /// Like [`Stack::start_with`], with lines for the `[proxy]` and the
+    /// `[worker]` sections that `extra` makes (given the stack's directory,
+    /// where it may write key files).
+    pub fn start_configured(
+        hosts: &[Host],
+        threads: usize,
+        per_host: usize,
+        endpoints: impl Fn(&Path) -> [String; 4],
+        prepare: impl Fn(&Path),
+        extra: impl Fn(&Path) -> (String, String),
+    ) -> Stack {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "vpoller-server-{}-{}",
@@ -575,6 +591,7 @@ impl Stack {
             registry.add(host).unwrap();
         }
         prepare(&db);
+        let (proxy_extra, worker_extra) = extra(&dir);
         let config = dir.join("vpoller.conf");
         // A port picked free may be taken before the programs bind it (other
         // tests start servers on random ports too): then they exit, and the
@@ -586,8 +603,8 @@ impl Stack {
             std::fs::write(
                 &config,
                 format!(
-                    "[proxy]\nfrontend = {frontend}\nbackend = {backend}\nmgmt = {proxy_mgmt}\n\n\
-                     [worker]\ndb = {}\nproxy = {backend}\nmgmt = {worker_mgmt}\n\
+                    "[proxy]\nfrontend = {frontend}\nbackend = {backend}\nmgmt = {proxy_mgmt}\n{proxy_extra}\n\
+                     [worker]\ndb = {}\nproxy = {backend}\nmgmt = {worker_mgmt}\n{worker_extra}\
                      helpers = vpoller.helpers.zabbix,vpoller.helpers.czabbix,vpoller.helpers.cclient\n\
                      tasks = vpoller.vsphere.tasks\nthreads = {threads}\nper_host = {per_host}\ntimeout = 20000\n\n\
                      [cache]\nenabled = yes\nttl = 300\n",

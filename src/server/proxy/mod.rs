@@ -9,10 +9,49 @@
 
 mod relay;
 
+use crate::curve::{read_allowed_keys, read_secret_key_file};
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
 use crate::server::{mgmt, Stop};
+use crate::transport::curve::{Allowed, Security};
 use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The security of one side of the proxy (`frontend` or `backend`), its
+/// key files read; NULL unless the side has a secret key.
+fn side_security(
+    side: &str,
+    secret: Option<&Path>,
+    allowed: Option<&Path>,
+) -> Result<Security, Error> {
+    let named = |error: Error| match error {
+        Error::InvalidArgument(reason) => Error::InvalidArgument(format!("{side}: {reason}")),
+        other => other,
+    };
+    let Some(secret) = secret else {
+        return Ok(Security::Null);
+    };
+    let ours = Arc::new(read_secret_key_file(secret).map_err(named)?);
+    let allowed = allowed
+        .map(|path| read_allowed_keys(path).map_err(named))
+        .transpose()?;
+    match &allowed {
+        Some(keys) => log::info!(
+            "{side} speaks CURVE with the public key {}; {} client keys allowed",
+            ours.public(),
+            keys.len()
+        ),
+        None => log::info!(
+            "{side} speaks CURVE with the public key {}; any client that knows it is let in",
+            ours.public()
+        ),
+    }
+    Ok(Security::CurveServer {
+        ours,
+        allowed: Arc::new(Allowed::new(allowed)),
+    })
+}
 
 /// Marks the client identities this run of the proxy hands to workers, so
 /// that a reply to a request a previous run took in (a worker finishing it

@@ -10,13 +10,15 @@
 //! waiting here while none is connected; replies are routed by their first
 //! frame, and dropped when that client is gone.
 
-use super::Incarnation;
+use super::{side_security, Incarnation};
+use crate::curve::PublicKey;
 use crate::error::Error;
 use crate::server::config::ProxyConfig;
 use crate::server::Stop;
+use crate::transport::curve::Security;
 use crate::transport::{Connection, Event, Listener, Reading, Socket, SocketType};
 use mio::{Events, Interest, Poll, Token};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// Past this many bytes of replies not taken by a client, further replies
 /// to it are dropped.
 const CLIENT_BACKLOG: usize = 256 << 20;
+/// How many refused CURVE keys (and addresses whose handshake failed) are
+/// remembered, so that each is logged once at warning level.
+const MAX_REMEMBERED_REFUSALS: usize = 4096;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -74,12 +79,32 @@ struct Relay {
     /// no event comes for the connections left in their backlog.
     accept_again: Vec<Side>,
     last_tick: Instant,
+    frontend_security: Security,
+    backend_security: Security,
+    /// Client keys refused so far, and the sides, hosts and reasons of
+    /// other failed handshakes: logged once each.
+    refused_keys: HashSet<PublicKey>,
+    failed_handshakes: HashSet<(&'static str, String, String)>,
 }
 
 /// Relays until `stop` is set.
 pub(super) fn run(config: &ProxyConfig, stop: &Stop) -> Result<(), Error> {
+    let frontend_security = side_security(
+        "frontend",
+        config.frontend_curve_secret_key.as_deref(),
+        config.frontend_curve_allowed.as_deref(),
+    )?;
+    let backend_security = side_security(
+        "backend",
+        config.backend_curve_secret_key.as_deref(),
+        config.backend_curve_allowed.as_deref(),
+    )?;
     let poll = Poll::new().map_err(|error| system("cannot watch sockets", error))?;
     let mut relay = Relay {
+        frontend_security,
+        backend_security,
+        refused_keys: HashSet::new(),
+        failed_handshakes: HashSet::new(),
         frontend: Listener::bind(&config.frontend)?,
         backend: Listener::bind(&config.backend)?,
         poll,
@@ -186,6 +211,17 @@ impl Relay {
                     return;
                 }
             };
+            let (kind, security) = match side {
+                Side::Client => (SocketType::Router, &self.frontend_security),
+                Side::Worker => (SocketType::Dealer, &self.backend_security),
+            };
+            let connection = match Connection::secured(kind, security) {
+                Ok(connection) => connection,
+                Err(reason) => {
+                    log::warn!("dropped a connection from {address}: {reason}");
+                    continue;
+                }
+            };
             let slot = self.free.pop().unwrap_or_else(|| {
                 self.peers.push(None);
                 self.peers.len() - 1
@@ -205,9 +241,9 @@ impl Relay {
                     let id = self.new_client_id();
                     self.clients.insert(id, slot);
                     let routing_id = self.incarnation.identity(id).to_vec();
-                    (id, Connection::router(routing_id))
+                    (id, connection.routed(routing_id))
                 }
-                Side::Worker => (0, Connection::new(SocketType::Dealer)),
+                Side::Worker => (0, connection),
             };
             self.peers[slot] = Some(Peer {
                 socket,
@@ -281,6 +317,13 @@ impl Relay {
                     // READY and PONGs the connection queued.
                     self.flush(slot);
                     return self.peers.get(slot).is_some_and(Option::is_some);
+                }
+                Err(reason) if peer.connection.in_handshake() => {
+                    // ERROR 400 to a refused key goes out before the close.
+                    let _ = peer.connection.write_to(&mut peer.socket);
+                    let key = peer.connection.refused_key().copied();
+                    self.refuse(slot, &reason, key);
+                    return false;
                 }
                 Err(reason) => {
                     self.close(slot, &reason);
@@ -384,11 +427,50 @@ impl Relay {
         self.flush(slot);
     }
 
-    fn close(&mut self, slot: usize, reason: &str) {
-        let Some(mut peer) = self.peers.get_mut(slot).and_then(Option::take) else {
+    /// Closes a connection whose handshake failed: logged at warning level
+    /// once per refused key, and once per side, host and reason for others
+    /// (a peer without CURVE, or with another server key, tries again and
+    /// again), at debug level after that.
+    fn refuse(&mut self, slot: usize, reason: &str, key: Option<PublicKey>) {
+        let Some(peer) = self.peers.get(slot).and_then(Option::as_ref) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut peer.socket);
+        let (what, setting) = match peer.side {
+            Side::Client => ("client", "frontend_curve_allowed"),
+            Side::Worker => ("worker", "backend_curve_allowed"),
+        };
+        let first = match key {
+            Some(key) => {
+                self.refused_keys.len() < MAX_REMEMBERED_REFUSALS && self.refused_keys.insert(key)
+            }
+            None => {
+                let host = match peer.address.rsplit_once(':') {
+                    Some((host, _)) => host.to_owned(),
+                    None => peer.address.clone(),
+                };
+                self.failed_handshakes.len() < MAX_REMEMBERED_REFUSALS
+                    && self.failed_handshakes.insert((what, host, reason.to_owned()))
+            }
+        };
+        match key {
+            Some(key) if first => log::warn!(
+                "refused the {what} at {} with the CURVE key {key}: not in {setting} \
+                 (logged once per key)",
+                peer.address
+            ),
+            None if first => log::warn!(
+                "refused the {what} at {}: {reason} (logged once per host and reason)",
+                peer.address
+            ),
+            _ => log::debug!("refused the {what} at {}: {reason}", peer.address),
+        }
+        self.remove(slot);
+    }
+
+    fn close(&mut self, slot: usize, reason: &str) {
+        let Some(peer) = self.peers.get(slot).and_then(Option::as_ref) else {
+            return;
+        };
         let what = match peer.side {
             Side::Client => "client",
             Side::Worker => "worker",
@@ -401,6 +483,15 @@ impl Relay {
         } else if peer.side == Side::Worker {
             log::info!("worker at {} left", peer.address);
         }
+        self.remove(slot);
+    }
+
+    /// Forgets the connection in `slot`.
+    fn remove(&mut self, slot: usize) {
+        let Some(mut peer) = self.peers.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut peer.socket);
         match peer.side {
             Side::Client => {
                 self.clients.remove(&peer.id);

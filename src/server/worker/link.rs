@@ -5,8 +5,14 @@
 //! (every 100 ms until it is back, the host name resolved again when the
 //! address that answered last does not), heartbeats answered. Replies go out only once the handshake of
 //! the connection they are written to is done.
+//!
+//! With CURVE the writers seal each reply with the connection's
+//! [`Sealer`]; the reader's own messages (PONGs) are sealed and written
+//! under the writers' lock too, so that boxes reach the proxy in the
+//! order of their counters.
 
 use crate::sync::Lock;
+use crate::transport::curve::{Sealer, Security};
 use crate::transport::{codec, Connection, Dialer, Event, Reading, SocketType, Stream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -24,6 +30,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct Link {
     endpoint: String,
     dialer: Dialer,
+    security: Security,
     current: Option<(Stream, Connection)>,
     /// Counts connections, so that a broken one is only forgotten by the
     /// writer if it is still the one it writes to.
@@ -37,13 +44,16 @@ pub(super) struct Link {
 pub(super) struct Writer {
     stream: Option<Stream>,
     generation: u64,
+    /// CURVE: what seals the replies on this stream.
+    sealer: Option<Sealer>,
 }
 
 impl Link {
-    pub(super) fn new(endpoint: &str, dialer: Dialer) -> Link {
+    pub(super) fn new(endpoint: &str, dialer: Dialer, security: Security) -> Link {
         Link {
             endpoint: endpoint.to_owned(),
             dialer,
+            security,
             current: None,
             generation: 0,
             complained: false,
@@ -58,11 +68,13 @@ impl Link {
         }
         loop {
             let (stream, connection) = self.current.as_mut()?;
+            // CURVE: a PONG is sealed and written in the writers' turn.
+            let mut turn = connection.is_curve().then(|| writer.locked());
             let event = connection.poll_event();
             // READY and PONGs, serialised with the replies other threads write.
             if !connection.pending().is_empty() {
                 let written = {
-                    let _turn = writer.locked();
+                    let _turn = turn.take().unwrap_or_else(|| writer.locked());
                     connection.write_to(stream)
                 };
                 // A write that timed out leaves part of a frame out: the
@@ -79,6 +91,7 @@ impl Link {
                     return None;
                 }
             }
+            drop(turn);
             match event {
                 Ok(Some(Event::Message(frames))) => return Some(frames),
                 Ok(Some(Event::Ready)) => {
@@ -114,9 +127,16 @@ impl Link {
             .dialer
             .dial(Instant::now() + CONNECT_ROUND, WRITE_TIMEOUT)
             .and_then(|stream| stream.set_read_timeout(Some(READ_WAIT)).map(|()| stream));
+        let connection = match Connection::secured(SocketType::Dealer, &self.security) {
+            Ok(connection) => connection,
+            Err(reason) => {
+                log::warn!("cannot connect to the proxy at {}: {reason}", self.endpoint);
+                return false;
+            }
+        };
         match dialled {
             Ok(stream) => {
-                self.current = Some((stream, Connection::new(SocketType::Dealer)));
+                self.current = Some((stream, connection));
                 self.generation += 1;
                 true
             }
@@ -135,7 +155,7 @@ impl Link {
 
     /// The handshake is done: replies may go out on this connection.
     fn ready(&mut self, writer: &Mutex<Writer>) {
-        let Some((stream, _)) = self.current.as_ref() else {
+        let Some((stream, connection)) = self.current.as_ref() else {
             return;
         };
         match stream.try_clone() {
@@ -145,6 +165,7 @@ impl Link {
                 *writer.locked() = Writer {
                     stream: Some(clone),
                     generation: self.generation,
+                    sealer: connection.sealer(),
                 };
             }
             Err(error) => self.disconnect(writer, &error.to_string()),
@@ -169,13 +190,24 @@ impl Writer {
     /// connection is down or breaks.
     pub(super) fn send(writer: &Mutex<Writer>, frames: &[Vec<u8>]) {
         let parts = frames.iter().map(Vec::as_slice);
-        let mut bytes = Vec::with_capacity(codec::message_size(parts.clone()));
-        codec::push_message(&mut bytes, parts);
         let mut writer = writer.locked();
-        let Some(stream) = writer.stream.as_mut() else {
+        let Writer { stream, sealer, .. } = &mut *writer;
+        let Some(stream) = stream.as_mut() else {
             log::warn!("dropped a reply: not connected to the proxy");
             return;
         };
+        let mut bytes = Vec::new();
+        match sealer {
+            Some(sealer) => {
+                // Sealed in the writers' turn: boxes go out in counter order.
+                bytes.reserve(codec::message_size(parts.clone()) + 64 * frames.len());
+                sealer.push_message(&mut bytes, parts);
+            }
+            None => {
+                bytes.reserve(codec::message_size(parts.clone()));
+                codec::push_message(&mut bytes, parts);
+            }
+        }
         if let Err(error) = std::io::Write::write_all(stream, &bytes) {
             log::warn!("dropped a reply, and the connection to the proxy: {error}");
             // The reader sees the connection end and makes a new one.

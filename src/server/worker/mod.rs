@@ -25,6 +25,7 @@ use crate::hosts::Hosts;
 use crate::server::config::Config;
 use crate::server::{mgmt, Stop};
 use crate::sync::Lock;
+use crate::transport::curve::Security;
 use crate::transport::Dialer;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -155,6 +156,7 @@ pub fn run(config: &Config, loops: usize, stop: &Stop) -> Result<(), Error> {
             config.worker.proxy
         ))
     })?;
+    let security = proxy_security(config)?;
     let worker = Worker::new(config)?;
     let loops = loops.max(1);
     let status = Status {
@@ -182,10 +184,12 @@ pub fn run(config: &Config, loops: usize, stop: &Stop) -> Result<(), Error> {
                 let handles: Vec<_> = (0..loops)
                     .map(|index| {
                         let dialer = dialer.clone();
+                        let security = security.clone();
                         scope.spawn(move || {
                             let settings = pool::Settings {
                                 endpoint: &config.worker.proxy,
                                 dialer,
+                                security,
                                 threads: config.worker.threads,
                                 per_host: config.worker.per_host,
                                 task_timeout: Duration::from_millis(config.worker.timeout_ms),
@@ -213,6 +217,36 @@ pub fn run(config: &Config, loops: usize, stop: &Stop) -> Result<(), Error> {
     )?;
     log::info!("worker stopped");
     Ok(())
+}
+
+/// How the worker talks to the proxy: CURVE when `proxy_curve_server_key`
+/// is set, with the key pair of `curve_secret_key` or a fresh one.
+fn proxy_security(config: &Config) -> Result<Security, Error> {
+    let Some(server) = config.worker.proxy_curve_server_key else {
+        return Ok(Security::Null);
+    };
+    let ours = match &config.worker.curve_secret_key {
+        Some(path) => crate::curve::read_secret_key_file(path).map_err(|error| match error {
+            Error::InvalidArgument(reason) => {
+                Error::InvalidArgument(format!("curve_secret_key: {reason}"))
+            }
+            other => other,
+        })?,
+        None => crate::curve::KeyPair::generate()?,
+    };
+    log::info!(
+        "speaking CURVE to the proxy (its key {server}) with the public key {}{}",
+        ours.public(),
+        if config.worker.curve_secret_key.is_none() {
+            " (a fresh pair: set curve_secret_key for one the proxy can list)"
+        } else {
+            ""
+        }
+    );
+    Ok(Security::CurveClient {
+        server,
+        ours: std::sync::Arc::new(ours),
+    })
 }
 
 /// Runs loop `index`; in the library's own tests, a loop can be made to fail.

@@ -16,6 +16,7 @@ use super::Worker;
 use crate::error::Error;
 use crate::server::Stop;
 use crate::sync::{self, Lock};
+use crate::transport::curve::Security;
 use crate::transport::Dialer;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex};
@@ -115,6 +116,8 @@ pub(super) struct Settings<'a> {
     pub endpoint: &'a str,
     /// How to reach it.
     pub dialer: Dialer,
+    /// NULL, or CURVE with the backend's key.
+    pub security: Security,
     /// Tasks at once.
     pub threads: usize,
     /// Of those, at most this many on one vSphere host.
@@ -133,7 +136,7 @@ pub(super) fn run(worker: &Worker, settings: Settings<'_>, stop: &Stop) -> Resul
         worker,
         state: Mutex::new(State {
             schedule: Schedule::new(settings.per_host),
-            link: Some(Link::new(settings.endpoint, settings.dialer)),
+            link: Some(Link::new(settings.endpoint, settings.dialer, settings.security)),
             idle: 0,
             deadline: None,
             task_timeout: settings.task_timeout,
@@ -276,7 +279,7 @@ mod tests {
         let dialer = Dialer::new("tcp://127.0.0.1:9").unwrap();
         State {
             schedule,
-            link: (!reading).then(|| Link::new("tcp://127.0.0.1:9", dialer)),
+            link: (!reading).then(|| Link::new("tcp://127.0.0.1:9", dialer, Security::Null)),
             idle,
             deadline,
             task_timeout: Duration::from_secs(10),
