@@ -34,7 +34,7 @@ EXPORTER_VENV := .venv-exporter
 PYTHON     ?= python3
 
 .PHONY: dll test-windows typetable exporter-venv exporter-test bench bench-programs bench-baseline all lib c-programs header test rust-test ruby-test python-test interop-test demo demo-py lint \
-	install uninstall pkg-config-check deps venv standin vcsim interop-runners clean help
+	install uninstall pkg-config-check deps venv standin vcsim interop-runners clean help fuzz
 
 all: lib c-programs ## Build the library and the C examples
 
@@ -186,6 +186,33 @@ lint: ## rustfmt, clippy and rustdoc, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --locked --no-deps -p vpoller
+
+# Fuzzing: the cargo-fuzz targets of fuzz/ (one per function of
+# src/fuzzing.rs), each run by libFuzzer for FUZZ_SECONDS, one after the
+# other, from the seeds of fuzz/corpus/NAME and fuzz/regressions/NAME into a
+# scratch corpus (fuzz/target/corpus/NAME). A crash input is left in
+# fuzz/artifacts/NAME/ and named at the end; once the bug is fixed, it is
+# kept as fuzz/regressions/NAME/<what-it-caught>, which `cargo test` runs.
+# FUZZ_LIST: every target as NAME:MAX_LEN, the longest input in bytes.
+FUZZ_LIST := \
+	zmtp:8192 \
+	soap_xml:16384 \
+	request:4096 \
+	server_config:4096 \
+	exporter_config:4096 \
+	registry_row:4096 \
+	zabbix_key:4096 \
+	curve:4096
+FUZZ_TARGETS ?= $(foreach target,$(FUZZ_LIST),$(firstword $(subst :, ,$(target))))
+FUZZ_SECONDS ?= 600
+# libFuzzer's limit of the process's memory (MB), and of one input's time (s).
+FUZZ_RSS_MB  ?= 2048
+FUZZ_TIMEOUT ?= 10
+
+fuzz: ## Fuzz FUZZ_TARGETS (default: all) for FUZZ_SECONDS (600) each, in turn; crash inputs in fuzz/artifacts (keep them in fuzz/regressions once fixed)
+	@scripts/install-deps.sh fuzz
+	FUZZ_LIST="$(FUZZ_LIST)" FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_SECONDS="$(FUZZ_SECONDS)" \
+	    FUZZ_RSS_MB="$(FUZZ_RSS_MB)" FUZZ_TIMEOUT="$(FUZZ_TIMEOUT)" fuzz/run.sh
 
 install: lib ## Install header, libraries (stripped; debug info in .debug/), pkg-config file, vpoller-cclient, vpoller-proxy, vpoller-worker, vpoller-exporter and the Zabbix module under PREFIX
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/.debug

@@ -953,8 +953,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=9, help="rounds per section (at least 5)")
     parser.add_argument("--calls", type=int, default=3000, help="calls per contender and round")
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
-    parser.add_argument("--only", choices=["mirror", "exporter"],
-                        help="run only this section (mirror: section 10, exporter: section 11)")
+    parser.add_argument("--only", choices=["mirror", "exporter", "curve"],
+                        help="run only this section (mirror: section 10, exporter: section 11, curve: section 12)")
     args = parser.parse_args()
     rounds = max(args.rounds, 5)
     calls = 200 if args.quick else args.calls
@@ -986,6 +986,11 @@ def main():
         else:
             say("### 11. vpoller-exporter: not measured (vmware_exporter needs root: it connects to port 443)")
             say()
+
+    if args.only in (None, "curve"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import curve
+        curve.report_curve(curve.section_curve(rounds, 500 if args.quick else 2000), say, targets)
 
     say("### Targets")
     say()

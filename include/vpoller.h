@@ -123,6 +123,43 @@
 #define VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES 100000000
 
 /**
+ * Option for `vpoller_client_set_option`: the vPoller Proxy's CURVE public
+ * key, 40 characters of Z85 (as `vpoller-proxy keygen` prints it). Set,
+ * requests travel encrypted and authenticated (ZeroMQ's CURVE), and only a
+ * proxy holding that key's secret can read or answer them; a proxy that
+ * does not speak CURVE, or refuses the client, gives no reply. "" (the
+ * default): plain ZMTP, as py-vpoller speaks it.
+ */
+#define VPOLLER_CLIENT_CURVE_SERVER_KEY 1
+
+/**
+ * Option: the client's own CURVE public key (Z85), given with its secret
+ * key (VPOLLER_CLIENT_CURVE_SECRET_KEY); it must be that secret key's.
+ * Set without the secret key, requests fail with
+ * VPOLLER_ERR_INVALID_ARGUMENT until the secret key is set too. Optional:
+ * the secret key alone is enough.
+ */
+#define VPOLLER_CLIENT_CURVE_PUBLIC_KEY 2
+
+/**
+ * Option: the client's own CURVE secret key (Z85), for a proxy that lets in
+ * only the client keys it lists. Unset, the client makes a fresh key pair
+ * when the server key is set (`vpoller_client_curve_public_key` shows its
+ * public key).
+ */
+#define VPOLLER_CLIENT_CURVE_SECRET_KEY 3
+
+/**
+ * Option: the path of a file holding the client's CURVE secret key, one
+ * line of Z85 as `vpoller-proxy keygen FILE` writes it (a czmq
+ * certificate's `secret-key` line is taken too); it sets
+ * VPOLLER_CLIENT_CURVE_SECRET_KEY to that key, which then stays out of
+ * command lines and configuration files. On Unix a file that its group or
+ * others may read is refused (chmod 600). "" unsets the secret key.
+ */
+#define VPOLLER_CLIENT_CURVE_SECRET_KEY_FILE 4
+
+/**
  * Option for `vpoller_agent_set_option`: the HTTPS port of the vSphere API,
  * as decimal text ("443" unless set, or the port given in the host).
  */
@@ -262,6 +299,37 @@ vpoller_client *vpoller_client_new(const char *endpoint, int retries, int timeou
 void vpoller_client_free(vpoller_client *client);
 
 /**
+ * Sets one of the VPOLLER_CLIENT_* options of `client` to `value`, a
+ * NUL-terminated UTF-8 string (surrounding white space is ignored); ""
+ * unsets the option.
+ *
+ * Returns VPOLLER_OK, or VPOLLER_ERR_INVALID_ARGUMENT for a NULL `client`
+ * or `value` (use "" to unset), text that is not UTF-8, an unknown option, a
+ * key that is not 40 characters of Z85, a public key that is not the secret
+ * key's, or a key file that cannot be read, holds no key or may be read by
+ * others (the reason in `vpoller_last_error()`); the options are then as
+ * they were.
+ *
+ * May be called while other threads run requests on the same client:
+ * requests already under way finish as they began, the next ones use the
+ * new setting. `value` is only read during the call.
+ */
+int vpoller_client_set_option(vpoller_client *client, int option, const char *value);
+
+/**
+ * The client's CURVE public key (40 characters of Z85) once
+ * VPOLLER_CLIENT_CURVE_SERVER_KEY is set: the one given, or that of the
+ * fresh key pair the client made, for a proxy's list of allowed clients.
+ *
+ * Returns a new string owned by the caller, to be released with
+ * `vpoller_free_string`; or NULL, with `vpoller_last_status()` VPOLLER_OK,
+ * when no server key is set or a public key is set without its secret key;
+ * or NULL with VPOLLER_ERR_INVALID_ARGUMENT for a NULL `client`
+ * (VPOLLER_ERR_INTERNAL when memory runs out).
+ */
+char *vpoller_client_curve_public_key(const vpoller_client *client);
+
+/**
  * Sends `msg`, a JSON object as UTF-8 text such as
  * {"method": "vm.get", "hostname": "vc01", "name": "vm01", "properties": ["runtime.powerState"]},
  * and waits for vPoller's reply, retrying as configured.
@@ -301,15 +369,17 @@ int vpoller_try_run(vpoller_client *client, const char *msg, char **reply);
 int vpoller_reply_success(const char *reply);
 
 /**
- * Releases a string returned by `vpoller_run` or `vpoller_try_run`. NULL
- * does nothing. Each string must be released exactly once.
+ * Releases a string returned by `vpoller_run`, `vpoller_try_run` or
+ * another call whose result the caller owns. NULL does nothing. Each string
+ * must be released exactly once.
  */
 void vpoller_free_string(char *s);
 
 /**
  * The status of the last call on this thread that reports one
- * (`vpoller_client_new`, `vpoller_run`, `vpoller_try_run`): VPOLLER_OK or a
- * VPOLLER_ERR_* code. Other threads' calls do not change it.
+ * (`vpoller_client_new`, `vpoller_client_set_option`,
+ * `vpoller_client_curve_public_key`, `vpoller_run`, `vpoller_try_run`):
+ * VPOLLER_OK or a VPOLLER_ERR_* code. Other threads' calls do not change it.
  */
 int vpoller_last_status(void);
 

@@ -15,6 +15,13 @@ packages=(gcc g++ make pkg-config valgrind ruby ruby-ffi ruby-minitest python3 p
 if [ "${1:-}" = windows ]; then
     packages=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine64)
 fi
+# `install-deps.sh fuzz`: `make fuzz`, the C and C++ compilers that build
+# libFuzzer (libfuzzer-sys) and the C parts of the library, then cargo-fuzz.
+if [ "${1:-}" = fuzz ]; then
+    packages=(gcc g++ make)
+fi
+# The cargo-fuzz release that `make fuzz` installs when there is none.
+CARGO_FUZZ_VERSION=0.13.2
 
 missing=()
 for package in "${packages[@]}"; do
@@ -27,16 +34,19 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+if [ ${#missing[@]} -ne 0 ]; then
+    echo "Installing missing packages: ${missing[*]}"
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || { echo "need root to install: ${missing[*]}" >&2; exit 1; }
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -q
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "Installing missing packages: ${missing[*]}"
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { echo "need root to install: ${missing[*]}" >&2; exit 1; }
-    sudo=(sudo)
+if [ "${1:-}" = fuzz ] && ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "Installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -q
-"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

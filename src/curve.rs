@@ -94,7 +94,8 @@ fn key_from_z85(text: &str, what: &str) -> Result<[u8; KEY_SIZE], Error> {
             text.chars().count()
         )));
     }
-    let bytes = z85_decode(text).map_err(|reason| Error::InvalidArgument(format!("{what}: {reason}")))?;
+    let bytes =
+        z85_decode(text).map_err(|reason| Error::InvalidArgument(format!("{what}: {reason}")))?;
     let mut key = [0u8; KEY_SIZE];
     key.copy_from_slice(&bytes);
     Ok(key)
@@ -328,11 +329,17 @@ pub fn write_secret_key_file(path: &Path) -> Result<KeyPair, Error> {
         .map_err(|error| file_error(path, "cannot create the CURVE secret key file", error))?;
     let mut line = pair.secret.to_z85();
     line.push('\n');
-    let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_all());
+    let written = file
+        .write_all(line.as_bytes())
+        .and_then(|()| file.sync_all());
     zeroize::Zeroize::zeroize(&mut line);
     if let Err(error) = written {
         let _ = std::fs::remove_file(path);
-        return Err(file_error(path, "cannot write the CURVE secret key file", error));
+        return Err(file_error(
+            path,
+            "cannot write the CURVE secret key file",
+            error,
+        ));
     }
     Ok(pair)
 }
@@ -400,7 +407,9 @@ mod tests {
         assert_eq!(z85_encode(&[1, 2, 3]), None);
         assert!(z85_decode("Hello").is_ok());
         assert!(z85_decode("Hell").unwrap_err().contains("multiple of 5"));
-        assert!(z85_decode("Hell,").unwrap_err().contains("',' at position 5"));
+        assert!(z85_decode("Hell,")
+            .unwrap_err()
+            .contains("',' at position 5"));
         assert!(z85_decode("Hell\u{7f}").unwrap_err().contains("byte 0x7f"));
         // "%nSc0" is 0xffffffff; one more is over 32 bits.
         assert_eq!(z85_decode("%nSc0").unwrap(), [0xff; 4]);
@@ -441,7 +450,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
             let refused = read_secret_key_file(&path).unwrap_err().to_string();
-            assert!(refused.contains("may be read by others (mode 0644)"), "{refused}");
+            assert!(
+                refused.contains("may be read by others (mode 0644)"),
+                "{refused}"
+            );
         }
         let cert = dir.join("czmq.key_secret");
         std::fs::write(
@@ -462,7 +474,11 @@ mod tests {
         let allowed = dir.join("allowed");
         std::fs::write(
             &allowed,
-            format!("# clients\n\n{}  # zabbix01\n  {}\n", pair.public(), PublicKey([0; 32])),
+            format!(
+                "# clients\n\n{}  # zabbix01\n  {}\n",
+                pair.public(),
+                PublicKey([0; 32])
+            ),
         )
         .unwrap();
         assert_eq!(

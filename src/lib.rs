@@ -30,6 +30,9 @@ pub mod curve;
 mod error;
 pub mod exporter;
 mod fork;
+/// Entry points for the fuzz targets in `fuzz/` and their corpus test; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod helpers;
 pub mod hosts;
 pub mod local;
@@ -42,6 +45,8 @@ pub mod vsphere;
 pub mod zabbix;
 
 pub use agent::{Agent, AgentOptions};
-pub use client::{reply_success, Client, ClientOption, DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS};
+pub use client::{
+    reply_success, Client, ClientOption, DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS,
+};
 pub use error::{Error, NO_REPLY_MSG};
 pub use vsphere::Verification;

@@ -1,9 +1,14 @@
 //! The C programs: the ABI test program (also under valgrind), the
-//! `vpoller-cclient` command-line client and the `hello` example.
+//! `vpoller-cclient` command-line client and the `hello` example; and the
+//! client's CURVE options, called through the C ABI's functions.
 
 mod common;
-use common::{c_program, free_port, Simulator, StandIn};
+use common::{c_program, free_port, take_c_string, Simulator, StandIn};
+use std::ffi::CString;
+use std::os::raw::c_char;
 use std::process::{Command, Output};
+use vpoller::capi::*;
+use vpoller::curve::KeyPair;
 
 fn text(output: &Output) -> (String, String) {
     (
@@ -269,4 +274,442 @@ fn hello_prints_the_documented_lines() {
          Received reply from vPoller: {\"success\": 0, \"msg\": \"Successfully retrieved object properties\", \
          \"result\": [{\"method\": \"vm.discover\", \"hostname\": \"vc01.example.org\"}]}\n"
     );
+}
+
+// ---- CURVE: vpoller_client_set_option, vpoller_client_curve_public_key,
+// and the command-line client's --curve-* options. ----
+
+const NO_REPLY: &str = "{\"success\": 1, \"msg\": \"Did not receive response, aborting...\"}";
+
+fn c_text(text: &str) -> CString {
+    CString::new(text).unwrap()
+}
+
+/// A C ABI client of `endpoint`, released when dropped.
+struct CClient(*mut vpoller_client);
+
+impl CClient {
+    fn new(endpoint: &str, retries: i32, timeout_ms: i32) -> CClient {
+        let client = vpoller_client_new(c_text(endpoint).as_ptr(), retries, timeout_ms);
+        assert!(!client.is_null(), "{}", last_error());
+        CClient(client)
+    }
+
+    /// `vpoller_client_set_option`: its status and `vpoller_last_error()`.
+    fn set(&self, option: i32, value: &str) -> (i32, String) {
+        let status = vpoller_client_set_option(self.0, option, c_text(value).as_ptr());
+        (status, last_error())
+    }
+
+    fn set_ok(&self, option: i32, value: &str) {
+        assert_eq!(
+            self.set(option, value),
+            (VPOLLER_OK, String::new()),
+            "{value:?}"
+        );
+    }
+
+    /// `vpoller_client_curve_public_key`, with the status it left.
+    fn public_key(&self) -> (Option<String>, i32) {
+        let key = vpoller_client_curve_public_key(self.0);
+        let status = vpoller_last_status();
+        ((!key.is_null()).then(|| take_c_string(key)), status)
+    }
+
+    /// `vpoller_try_run`: the status, the reply and `vpoller_last_error()`.
+    fn run(&self, msg: &str) -> (i32, String, String) {
+        let mut reply: *mut c_char = std::ptr::null_mut();
+        let status = vpoller_try_run(self.0, c_text(msg).as_ptr(), &mut reply);
+        let error = last_error();
+        (status, take_c_string(reply), error)
+    }
+}
+
+impl Drop for CClient {
+    fn drop(&mut self) {
+        vpoller_client_free(self.0);
+    }
+}
+
+fn last_error() -> String {
+    common::borrowed_c_string(vpoller_last_error())
+}
+
+fn z85_pair() -> (String, String) {
+    let pair = KeyPair::generate().unwrap();
+    (pair.public().to_z85(), pair.secret().to_z85())
+}
+
+#[test]
+fn client_curve_options_set_and_unset() {
+    let client = CClient::new(&format!("tcp://127.0.0.1:{}", free_port()), 1, 100);
+    // No server key: no CURVE, no public key (and no error).
+    assert_eq!(client.public_key(), (None, VPOLLER_OK));
+
+    // A server key alone: a fresh key pair, kept while the client lives.
+    let (server, _) = z85_pair();
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, &server);
+    let (fresh, status) = client.public_key();
+    assert_eq!(status, VPOLLER_OK);
+    let fresh = fresh.expect("a public key once the server key is set");
+    assert_eq!(fresh.len(), 40, "{fresh}");
+    assert_eq!(client.public_key().0.as_deref(), Some(fresh.as_str()));
+
+    // The client's own secret key: its public key is the client's.
+    let (public, secret) = z85_pair();
+    client.set_ok(VPOLLER_CLIENT_CURVE_SECRET_KEY, &secret);
+    assert_eq!(client.public_key().0, Some(public.clone()));
+    // The matching public key is taken, with white space around it.
+    client.set_ok(VPOLLER_CLIENT_CURVE_PUBLIC_KEY, &format!("  {public}\n"));
+    assert_eq!(client.public_key().0, Some(public.clone()));
+
+    // "" unsets: the secret key and then the public key, leaving the fresh pair.
+    client.set_ok(VPOLLER_CLIENT_CURVE_SECRET_KEY, "");
+    // A public key without its secret key: no key to show...
+    assert_eq!(client.public_key(), (None, VPOLLER_OK));
+    client.set_ok(VPOLLER_CLIENT_CURVE_PUBLIC_KEY, "");
+    assert_eq!(client.public_key().0, Some(fresh));
+    // ... and without the server key no CURVE at all.
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, "");
+    assert_eq!(client.public_key(), (None, VPOLLER_OK));
+    // Setting a client key before the server key is fine too.
+    client.set_ok(VPOLLER_CLIENT_CURVE_SECRET_KEY, &secret);
+    assert_eq!(client.public_key(), (None, VPOLLER_OK));
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, &server);
+    assert_eq!(client.public_key().0, Some(public));
+}
+
+#[test]
+fn client_curve_option_errors() {
+    let client = CClient::new(&format!("tcp://127.0.0.1:{}", free_port()), 1, 100);
+    let (server, _) = z85_pair();
+    let (public, secret) = z85_pair();
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, &server);
+    client.set_ok(VPOLLER_CLIENT_CURVE_SECRET_KEY, &secret);
+    let refused = |option, value: &str, expected: &str| {
+        let (status, error) = client.set(option, value);
+        assert_eq!(status, VPOLLER_ERR_INVALID_ARGUMENT, "{value:?}: {error}");
+        assert_eq!(vpoller_last_status(), VPOLLER_ERR_INVALID_ARGUMENT);
+        assert!(
+            error.contains(expected),
+            "{value:?}: {error} lacks {expected:?}"
+        );
+        // Nothing changed.
+        assert_eq!(client.public_key().0.as_deref(), Some(public.as_str()));
+    };
+    refused(
+        VPOLLER_CLIENT_CURVE_SERVER_KEY,
+        "short",
+        "the server's key: a CURVE public key must be 40 characters of Z85, not 5",
+    );
+    refused(
+        VPOLLER_CLIENT_CURVE_SECRET_KEY,
+        &format!("{}~", &secret[..39]),
+        "the client's key: a CURVE secret key: '~' at position 40 is not a Z85 character",
+    );
+    refused(
+        VPOLLER_CLIENT_CURVE_PUBLIC_KEY,
+        &z85_pair().0,
+        "the CURVE public key is not the secret key's",
+    );
+    refused(99, &server, "unknown client option 99");
+    refused(0, &server, "unknown client option 0");
+    refused(-1, "", "unknown client option -1");
+    // An agent's option is not a client's.
+    refused(VPOLLER_AGENT_TIMEOUT_MS, "1000", "unknown client option 6");
+
+    // NULL and text that is not UTF-8.
+    let status =
+        vpoller_client_set_option(client.0, VPOLLER_CLIENT_CURVE_SERVER_KEY, std::ptr::null());
+    assert_eq!(status, VPOLLER_ERR_INVALID_ARGUMENT);
+    assert_eq!(last_error(), "Invalid argument: value is NULL");
+    let bytes = CString::new(&b"\xff\xfe"[..]).unwrap();
+    let status =
+        vpoller_client_set_option(client.0, VPOLLER_CLIENT_CURVE_SERVER_KEY, bytes.as_ptr());
+    assert_eq!(status, VPOLLER_ERR_INVALID_ARGUMENT);
+    assert!(
+        last_error().contains("value is not valid UTF-8"),
+        "{}",
+        last_error()
+    );
+    let key = c_text(&server);
+    let status = vpoller_client_set_option(
+        std::ptr::null_mut(),
+        VPOLLER_CLIENT_CURVE_SERVER_KEY,
+        key.as_ptr(),
+    );
+    assert_eq!(status, VPOLLER_ERR_INVALID_ARGUMENT);
+    assert_eq!(last_error(), "Invalid argument: client is NULL");
+    assert!(vpoller_client_curve_public_key(std::ptr::null()).is_null());
+    assert_eq!(vpoller_last_status(), VPOLLER_ERR_INVALID_ARGUMENT);
+    assert_eq!(last_error(), "Invalid argument: client is NULL");
+
+    // A success clears the last error.
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, &server);
+    assert_eq!(client.public_key().0, Some(public));
+}
+
+/// A directory of its own under the temporary directory, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "vpoller-c-abi-{name}-{}-{}",
+            std::process::id(),
+            MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn client_secret_key_file_option() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("key-file");
+    let file = scratch.0.join("client.key");
+    let public = common::keygen(&file);
+    let path = file.to_str().unwrap();
+    let client = CClient::new(&format!("tcp://127.0.0.1:{}", free_port()), 1, 100);
+    let (server, _) = z85_pair();
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, &server);
+    client.set_ok(VPOLLER_CLIENT_CURVE_SECRET_KEY_FILE, path);
+    assert_eq!(client.public_key().0, Some(public.clone()));
+    // The file's key is the secret key: the matching public key goes with it.
+    client.set_ok(VPOLLER_CLIENT_CURVE_PUBLIC_KEY, &public);
+
+    // A file others may read, a missing file, a file without a key: refused,
+    // and the key stays.
+    let refused = |value: &str, expected: &str| {
+        let (status, error) = client.set(VPOLLER_CLIENT_CURVE_SECRET_KEY_FILE, value);
+        assert_eq!(status, VPOLLER_ERR_INVALID_ARGUMENT, "{value}: {error}");
+        assert!(
+            error.contains(expected),
+            "{value}: {error} lacks {expected:?}"
+        );
+        assert_eq!(client.public_key().0.as_deref(), Some(public.as_str()));
+    };
+    let shared = scratch.0.join("shared.key");
+    std::fs::copy(&file, &shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    refused(
+        shared.to_str().unwrap(),
+        "may be read by others (mode 0644); make it private with chmod 600",
+    );
+    let missing = scratch.0.join("missing.key");
+    refused(
+        missing.to_str().unwrap(),
+        "cannot read the CURVE secret key file",
+    );
+    let empty = scratch.0.join("empty.key");
+    std::fs::write(&empty, "# nothing here\n").unwrap();
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).unwrap();
+    refused(empty.to_str().unwrap(), "holds no key");
+    // Another pair's file does not go with the public key set.
+    let other = scratch.0.join("other.key");
+    common::keygen(&other);
+    refused(
+        other.to_str().unwrap(),
+        "the CURVE public key is not the secret key's",
+    );
+
+    // "" unsets the secret key (then the public key is alone: no key pair).
+    client.set_ok(VPOLLER_CLIENT_CURVE_SECRET_KEY_FILE, "");
+    assert_eq!(client.public_key(), (None, VPOLLER_OK));
+}
+
+#[test]
+fn a_public_key_without_its_secret_key_fails_requests_without_sending() {
+    let stand_in = StandIn::start();
+    let client = CClient::new(stand_in.endpoint(), 1, 3000);
+    let (server, _) = z85_pair();
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, &server);
+    client.set_ok(VPOLLER_CLIENT_CURVE_PUBLIC_KEY, &z85_pair().0);
+    let (status, reply, error) = client.run(r#"{"method": "about"}"#);
+    assert_eq!(status, VPOLLER_ERR_INVALID_ARGUMENT, "{reply}");
+    assert!(
+        error.contains("a CURVE public key is set without its secret key"),
+        "{error}"
+    );
+    assert_eq!(vpoller::reply_success(&reply), Some(1), "{reply}");
+    assert_eq!(stand_in.requests(), 0);
+    // Unset, the client speaks plain ZMTP to the stand-in again.
+    client.set_ok(VPOLLER_CLIENT_CURVE_PUBLIC_KEY, "");
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, "");
+    let (status, reply, _) = client.run(r#"{"method": "about"}"#);
+    assert_eq!(status, VPOLLER_OK, "{reply}");
+    assert_eq!(stand_in.requests(), 1);
+}
+
+#[test]
+fn a_curve_client_gets_no_reply_from_a_plain_proxy() {
+    let stand_in = StandIn::start();
+    let client = CClient::new(stand_in.endpoint(), 2, 300);
+    let (server, _) = z85_pair();
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, &server);
+    let (status, reply, error) = client.run(r#"{"method": "about"}"#);
+    assert_eq!((status, reply.as_str()), (VPOLLER_ERR_NO_REPLY, NO_REPLY));
+    assert!(error.contains("Did not receive response"), "{error}");
+    // The request never reached the proxy: the handshake did not get that far.
+    assert_eq!(stand_in.requests(), 0);
+    // The same client, the server key unset, is answered.
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, "");
+    let (status, reply, _) = client.run(r#"{"method": "about"}"#);
+    assert_eq!(status, VPOLLER_OK, "{reply}");
+    assert_eq!(vpoller::reply_success(&reply), Some(0), "{reply}");
+}
+
+/// A stack whose frontend speaks CURVE and lets in only the client key
+/// in `client.key` of its directory: the stack, the frontend's public key
+/// and the client key file.
+fn curve_stack() -> (common::Stack, String, std::path::PathBuf) {
+    let (stack, frontend) = common::curve_frontend_stack(&[]);
+    let key_file = stack.dir_path().join("client.key");
+    (stack, frontend, key_file)
+}
+
+/// The worker's answer to a request for a host it does not know: proof
+/// that the request got through.
+const UNKNOWN_HOST: &str = "{\"success\": 1, \"msg\": \"Unknown or missing agent name\"}";
+
+#[test]
+fn a_curve_client_with_a_listed_key_is_served() {
+    let (stack, frontend, key_file) = curve_stack();
+    let client = CClient::new(&stack.frontend, 1, 15_000);
+    client.set_ok(
+        VPOLLER_CLIENT_CURVE_SECRET_KEY_FILE,
+        key_file.to_str().unwrap(),
+    );
+    client.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, &frontend);
+    let msg = r#"{"method": "about", "hostname": "vc-unknown"}"#;
+    for _ in 0..3 {
+        let (status, reply, error) = client.run(msg);
+        assert_eq!(
+            (status, reply.as_str()),
+            (VPOLLER_OK, UNKNOWN_HOST),
+            "{error}"
+        );
+    }
+    // A fresh key pair is not on the frontend's list; no key at all is no CURVE.
+    let stranger = CClient::new(&stack.frontend, 1, 500);
+    stranger.set_ok(VPOLLER_CLIENT_CURVE_SERVER_KEY, &frontend);
+    assert_eq!(stranger.run(msg).0, VPOLLER_ERR_NO_REPLY);
+    let plain = CClient::new(&stack.frontend, 1, 500);
+    assert_eq!(plain.run(msg).0, VPOLLER_ERR_NO_REPLY);
+}
+
+#[test]
+fn cclient_curve_options() {
+    let (stack, frontend, key_file) = curve_stack();
+    let key_file = key_file.to_str().unwrap();
+    let base = [
+        "-e",
+        stack.frontend.as_str(),
+        "-r",
+        "1",
+        "-m",
+        "about",
+        "-V",
+        "vc-unknown",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        cclient(&args)
+    };
+    // The listed key from its file: served (the worker's answer is a failure, exit 1).
+    let (code, stdout, stderr) = with(&[
+        "--curve-server-key",
+        &frontend,
+        "--curve-secret-key-file",
+        key_file,
+    ]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (1, format!("{UNKNOWN_HOST}\n").as_str()),
+        "{stderr}"
+    );
+    // The same key given itself, with its public key, the `=` forms.
+    let pair = vpoller::curve::read_secret_key_file(std::path::Path::new(key_file)).unwrap();
+    let (code, stdout, stderr) = with(&[
+        &format!("--curve-server-key={frontend}"),
+        &format!("--curve-secret-key={}", pair.secret().to_z85()),
+        &format!("--curve-public-key={}", pair.public().to_z85()),
+    ]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (1, format!("{UNKNOWN_HOST}\n").as_str()),
+        "{stderr}"
+    );
+    // A fresh key pair is refused by the proxy: no reply, exit 2.
+    let (code, stdout, _) = with(&["-t", "500", "--curve-server-key", &frontend]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (2, format!("{NO_REPLY}\n").as_str())
+    );
+
+    // Keys that are not keys, and keys that do not go together: usage errors.
+    let other = z85_pair().0;
+    for (extra, expected) in [
+        (
+            vec!["--curve-server-key", "short"],
+            "vpoller-cclient: --curve-server-key: Invalid argument: the server's key: a CURVE public \
+             key must be 40 characters of Z85, not 5",
+        ),
+        (
+            vec!["--curve-server-key", &frontend, "--curve-secret-key", "x"],
+            "vpoller-cclient: --curve-secret-key: Invalid argument: the client's key:",
+        ),
+        (
+            vec!["--curve-server-key", &frontend, "--curve-secret-key-file", key_file, "--curve-public-key", &other],
+            "vpoller-cclient: --curve-public-key: Invalid argument: the CURVE public key is not the \
+             secret key's",
+        ),
+        (
+            vec!["--curve-server-key", &frontend, "--curve-secret-key-file", "/no/such/file"],
+            "vpoller-cclient: --curve-secret-key-file: Invalid argument: cannot read the CURVE secret \
+             key file /no/such/file",
+        ),
+        (
+            vec!["--curve-secret-key-file", key_file],
+            "the client's CURVE keys need --curve-server-key",
+        ),
+        (
+            vec!["--curve-server-key", &frontend, "--curve-public-key", &other],
+            "--curve-public-key needs --curve-secret-key or --curve-secret-key-file",
+        ),
+        (
+            vec!["--curve-server-key", &frontend, "--curve-secret-key-file", key_file, "--curve-secret-key", &other],
+            "--curve-secret-key and --curve-secret-key-file: give one of them",
+        ),
+        (vec!["--curve-server-key", ""], "option --curve-server-key needs a value, not \"\""),
+        (vec!["--curve-server-key"], "option --curve-server-key needs a value"),
+        (vec!["--curve-bogus", "x"], "unknown option --curve-bogus"),
+    ] {
+        let (code, stdout, stderr) = with(&extra);
+        assert_eq!(code, 64, "{extra:?}: {stdout}{stderr}");
+        assert!(stdout.is_empty(), "{extra:?}: {stdout}");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+        assert!(stderr.contains("Usage: vpoller-cclient"), "{extra:?}: {stderr}");
+    }
+    // The help tells of them.
+    let (_, help, _) = cclient(&["-h"]);
+    for option in [
+        "--curve-server-key KEY",
+        "--curve-secret-key-file FILE",
+        "--curve-secret-key KEY",
+        "--curve-public-key KEY",
+    ] {
+        assert!(help.contains(option), "{help}");
+    }
+    drop(stack);
 }

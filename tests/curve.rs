@@ -4,21 +4,13 @@
 //! network, recorded by a relay between the client and the proxy.
 
 mod common;
-use common::{free_port, tcp_endpoints, Stack, PROXY};
+use common::{free_port, keygen, tcp_endpoints, Stack, PROXY};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use vpoller::curve::KeyPair;
 use vpoller::{Client, ClientOption, Error};
-
-/// Runs `vpoller-proxy keygen FILE`: the public key it prints.
-fn keygen(path: &Path) -> String {
-    let output = Command::new(PROXY).arg("keygen").arg(path).output().unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 /// The keys of one CURVE stack, written in its directory.
 struct Keys {
@@ -34,31 +26,38 @@ fn curve_stack() -> (Stack, Keys) {
     let client = KeyPair::generate().unwrap();
     let client_public = client.public().to_z85();
     let keys = Mutex::new(None);
-    let stack = Stack::start_configured(&[], 2, 2, tcp_endpoints, |_| {}, |dir| {
-        let frontend = keygen(&dir.join("frontend.key"));
-        let backend = keygen(&dir.join("backend.key"));
-        let worker = keygen(&dir.join("worker.key"));
-        std::fs::write(
-            dir.join("clients"),
-            format!("# the monitoring server\n{client_public}  # zabbix01\n"),
-        )
-        .unwrap();
-        std::fs::write(dir.join("workers"), format!("{worker}\n")).unwrap();
-        *keys.lock().unwrap() = Some((frontend, backend.clone()));
-        (
-            format!(
-                "frontend_curve_secret_key = {0}/frontend.key\n\
+    let stack = Stack::start_configured(
+        &[],
+        2,
+        2,
+        tcp_endpoints,
+        |_| {},
+        |dir| {
+            let frontend = keygen(&dir.join("frontend.key"));
+            let backend = keygen(&dir.join("backend.key"));
+            let worker = keygen(&dir.join("worker.key"));
+            std::fs::write(
+                dir.join("clients"),
+                format!("# the monitoring server\n{client_public}  # zabbix01\n"),
+            )
+            .unwrap();
+            std::fs::write(dir.join("workers"), format!("{worker}\n")).unwrap();
+            *keys.lock().unwrap() = Some((frontend, backend.clone()));
+            (
+                format!(
+                    "frontend_curve_secret_key = {0}/frontend.key\n\
                  frontend_curve_allowed = {0}/clients\n\
                  backend_curve_secret_key = {0}/backend.key\n\
                  backend_curve_allowed = {0}/workers\n",
-                dir.display()
-            ),
-            format!(
-                "proxy_curve_server_key = {backend}\ncurve_secret_key = {}/worker.key\n",
-                dir.display()
-            ),
-        )
-    });
+                    dir.display()
+                ),
+                format!(
+                    "proxy_curve_server_key = {backend}\ncurve_secret_key = {}/worker.key\n",
+                    dir.display()
+                ),
+            )
+        },
+    );
     let (frontend, backend) = keys.lock().unwrap().take().unwrap();
     (
         stack,
@@ -128,7 +127,7 @@ fn clients_and_workers_with_listed_keys_are_served() {
             let (client, stack) = (&client, &stack);
             scope.spawn(move || {
                 for n in 0..25 {
-                    served(&stack, client, &format!("thread{thread}-request{n}"));
+                    served(stack, client, &format!("thread{thread}-request{n}"));
                 }
             });
         }
@@ -179,7 +178,10 @@ fn unknown_keys_and_wrong_server_keys_get_the_failure_reply() {
         .filter(|line| line.contains(&stranger_key))
         .collect::<Vec<_>>();
     assert_eq!(refusals.len(), 1, "{proxy}");
-    assert!(refusals[0].contains("not in frontend_curve_allowed"), "{proxy}");
+    assert!(
+        refusals[0].contains("not in frontend_curve_allowed"),
+        "{proxy}"
+    );
     assert!(
         proxy.contains("HELLO does not open with this server's key"),
         "the wrong server key: {proxy}"
@@ -188,6 +190,16 @@ fn unknown_keys_and_wrong_server_keys_get_the_failure_reply() {
         proxy.contains("mechanism NULL where CURVE is spoken"),
         "{proxy}"
     );
+}
+
+/// A program killed by pid when dropped, also when the test fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -207,7 +219,7 @@ fn a_worker_with_an_unlisted_key_is_refused_by_the_backend() {
         ),
     )
     .unwrap();
-    let mut stranger = common::spawn(common::WORKER, &config);
+    let stranger = Killed(common::spawn(common::WORKER, &config));
     let client = curve_client(&stack.frontend, &keys.frontend, Some(&keys.client), 1);
     let mut seen = false;
     for n in 0..200 {
@@ -217,8 +229,7 @@ fn a_worker_with_an_unlisted_key_is_refused_by_the_backend() {
             break;
         }
     }
-    let _ = stranger.kill();
-    let _ = stranger.wait();
+    drop(stranger);
     let proxy = log(&stack, "vpoller-proxy");
     assert!(seen, "{proxy}");
     assert!(proxy.contains("not in backend_curve_allowed"), "{proxy}");
@@ -282,7 +293,15 @@ fn the_wire_shows_no_request_or_reply_text() {
     served(&stack, &client, marker);
     let wire = record.lock().unwrap().clone();
     assert!(contains(&wire, "CURVE"), "a CURVE greeting went by");
-    for text in [marker, "about", "hostname", "success", ANSWER, "Socket-Type", "REQ"] {
+    for text in [
+        marker,
+        "about",
+        "hostname",
+        "success",
+        ANSWER,
+        "Socket-Type",
+        "REQ",
+    ] {
         assert!(!contains(&wire, text), "{text:?} crossed the wire in clear");
     }
     // The same through a plain stack is all there to read: the check sees
@@ -327,13 +346,19 @@ fn keys_are_checked_at_once() {
     let mismatch = client
         .set_option(ClientOption::CurveSecretKey, &other.secret().to_z85())
         .unwrap_err();
-    assert!(mismatch.to_string().contains("not the secret key's"), "{mismatch}");
+    assert!(
+        mismatch.to_string().contains("not the secret key's"),
+        "{mismatch}"
+    );
     // A public key alone makes requests fail until its secret comes.
     client
         .set_option(ClientOption::CurveServerKey, &other.public().to_z85())
         .unwrap();
     let error = client.try_run(&request("x")).unwrap_err();
-    assert!(error.to_string().contains("without its secret key"), "{error}");
+    assert!(
+        error.to_string().contains("without its secret key"),
+        "{error}"
+    );
     client
         .set_option(ClientOption::CurveSecretKey, &pair.secret().to_z85())
         .unwrap();
@@ -365,7 +390,11 @@ fn keygen_and_the_proxys_key_files() {
         assert_eq!(mode & 0o777, 0o600);
     }
     // An existing file is never replaced.
-    let again = Command::new(PROXY).arg("keygen").arg(&path).output().unwrap();
+    let again = Command::new(PROXY)
+        .arg("keygen")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!again.status.success());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     // A secret key others may read stops the proxy at start, with the fix.

@@ -44,7 +44,25 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("exporter", &["agent", "vsphere", "server", "error", "sync"]),
     (
         "capi",
-        &["client", "curve", "agent", "vsphere", "local", "zabbix", "error"],
+        &[
+            "client", "curve", "agent", "vsphere", "local", "zabbix", "error",
+        ],
+    ),
+    // The fuzz targets' entry points drive every parser.
+    (
+        "fuzzing",
+        &[
+            "curve",
+            "transport",
+            "agent",
+            "vsphere",
+            "hosts",
+            "helpers",
+            "zabbix",
+            "server",
+            "exporter",
+            "error",
+        ],
     ),
 ];
 

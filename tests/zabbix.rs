@@ -617,3 +617,170 @@ fn a_running_agent_answers_concurrent_queries() {
     let left = group_members(group);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+// ---- CURVE: vPollerCurveServerKey, vPollerCurveSecretKey(File),
+// vPollerCurvePublicKey. ----
+
+/// A key pair whose keys both hold a '#', which the module's file must
+/// not take for a comment.
+fn pair_with_hashes() -> vpoller::curve::KeyPair {
+    loop {
+        let pair = vpoller::curve::KeyPair::generate().unwrap();
+        if pair.public().to_z85().contains('#') && pair.secret().to_z85().contains('#') {
+            return pair;
+        }
+    }
+}
+
+/// A stack whose frontend speaks CURVE and lets in two client keys: that
+/// of `client.key` in its directory and `inline`'s. The stack and the
+/// frontend's public key.
+fn curve_stack(inline: &vpoller::curve::KeyPair) -> (Stack, String) {
+    common::curve_frontend_stack(&[inline.public().to_z85()])
+}
+
+/// An item the worker answers without a vSphere host: proof that the
+/// request got through.
+const UNKNOWN_HOST_ITEM: &str = "vpoller[about,vc-unknown,,apiType]";
+const UNKNOWN_HOST: &str = "[m|ZBX_NOTSUPPORTED] [Unknown or missing agent name]";
+
+#[test]
+fn curve_keys_through_zabbix_agentd() {
+    let inline = pair_with_hashes();
+    let (stack, frontend) = curve_stack(&inline);
+    let setup = Setup::new(&stack.frontend, "");
+    let proxy = format!(
+        "vPollerProxy = {}\nvPollerTimeout = 20000\nvPollerRetries = 1\n",
+        stack.frontend
+    );
+    let key_file = stack.dir_path().join("client.key");
+    let served = |curve: &str| {
+        let (stdout, stderr) = setup.outputs_with(&format!("{proxy}{curve}"), UNKNOWN_HOST_ITEM);
+        assert!(stdout.contains(UNKNOWN_HOST), "{curve}: {stdout}{stderr}");
+        assert!(!stderr.contains("vpoller module:"), "{curve}: {stderr}");
+    };
+    // The listed key from its file.
+    served(&format!(
+        "vPollerCurveServerKey = {frontend}\nvPollerCurveSecretKeyFile = {}\n",
+        key_file.display()
+    ));
+    // The other listed key given in the file, '#' and all, with comments.
+    served(&format!(
+        "vPollerCurveServerKey = {frontend}  # the proxy\n\
+         vPollerCurveSecretKey = {}\n\
+         vPollerCurvePublicKey = {}\t# zabbix01\n",
+        inline.secret().to_z85(),
+        inline.public().to_z85()
+    ));
+    // A fresh key pair is not listed: no reply, within the attempts.
+    let (stdout, stderr) = setup.outputs_with(
+        &format!(
+            "vPollerProxy = {}\nvPollerTimeout = 1000\nvPollerRetries = 1\n\
+             vPollerCurveServerKey = {frontend}\n",
+            stack.frontend
+        ),
+        UNKNOWN_HOST_ITEM,
+    );
+    assert!(
+        stdout.contains("[m|ZBX_NOTSUPPORTED] [Did not receive response, aborting...]"),
+        "{stdout}{stderr}"
+    );
+}
+
+#[test]
+fn bad_curve_keys_keep_the_module_from_loading() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new("tcp://127.0.0.1:1", "");
+    let server = vpoller::curve::KeyPair::generate()
+        .unwrap()
+        .public()
+        .to_z85();
+    let pair = vpoller::curve::KeyPair::generate().unwrap();
+    let (public, secret) = (pair.public().to_z85(), pair.secret().to_z85());
+    let shared = setup.dir.join("shared.key");
+    common::keygen(&shared);
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let other_public = vpoller::curve::KeyPair::generate()
+        .unwrap()
+        .public()
+        .to_z85();
+    for (curve, expected) in [
+        (
+            "vPollerCurveServerKey = short\n".to_owned(),
+            "vpoller module: bad vPollerCurveServerKey, the module is not loaded: Invalid \
+             argument: the server's key: a CURVE public key must be 40 characters of Z85, not 5",
+        ),
+        (
+            format!(
+                "vPollerCurveServerKey = {server}\nvPollerCurveSecretKey = {}~\n",
+                &secret[..39]
+            ),
+            "vpoller module: bad vPollerCurveSecretKey, the module is not loaded: Invalid \
+             argument: the client's key: a CURVE secret key: '~' at position 40 is not a Z85 \
+             character",
+        ),
+        (
+            format!(
+                "vPollerCurveServerKey = {server}\nvPollerCurveSecretKey = {secret}\n\
+                 vPollerCurvePublicKey = {other_public}\n"
+            ),
+            "vpoller module: bad vPollerCurvePublicKey, the module is not loaded: Invalid \
+             argument: the CURVE public key is not the secret key's",
+        ),
+        (
+            format!(
+                "vPollerCurveServerKey = {server}\nvPollerCurveSecretKeyFile = {}\n",
+                shared.display()
+            ),
+            "may be read by others (mode 0644); make it private with chmod 600",
+        ),
+        (
+            format!("vPollerCurveServerKey = {server}\nvPollerCurveSecretKeyFile = /no/such.key\n"),
+            "vpoller module: bad vPollerCurveSecretKeyFile, the module is not loaded: Invalid \
+             argument: cannot read the CURVE secret key file /no/such.key",
+        ),
+        (
+            format!("vPollerCurveSecretKey = {secret}\n"),
+            "vpoller module: the module's CURVE keys need vPollerCurveServerKey (without it \
+             nothing is encrypted), the module is not loaded",
+        ),
+        (
+            format!("vPollerCurveServerKey = {server}\nvPollerCurvePublicKey = {public}\n"),
+            "vpoller module: vPollerCurvePublicKey needs vPollerCurveSecretKey or \
+             vPollerCurveSecretKeyFile, the module is not loaded",
+        ),
+        (
+            format!(
+                "vPollerCurveServerKey = {server}\nvPollerCurveSecretKey = {secret}\n\
+                 vPollerCurveSecretKeyFile = {}\n",
+                shared.display()
+            ),
+            "vPollerCurveSecretKey and vPollerCurveSecretKeyFile: give one of them",
+        ),
+        (
+            format!("vPollerCurveServerKey = {server}{}\n", "x".repeat(40)),
+            "vPollerCurveServerKey is too long, the module is not loaded",
+        ),
+    ] {
+        let output = {
+            std::fs::write(&setup.module_conf, &curve).unwrap();
+            setup.run_test_key("vpoller.echo[ok]")
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{curve}: {stdout}{stderr}");
+        assert!(!stdout.contains("[t|ok]"), "{curve}: loaded: {stdout}");
+        assert!(stderr.contains(expected), "{curve}: {stderr}");
+        assert!(
+            stderr.contains("cannot initialize module \"vpoller.so\""),
+            "{curve}: {stderr}"
+        );
+    }
+    // Empty values are unset: the module loads, without CURVE.
+    let (stdout, stderr) = setup.outputs_with(
+        "vPollerCurveServerKey =\nvPollerCurveSecretKey = \n",
+        "vpoller.echo[ok]",
+    );
+    assert!(stdout.contains("[t|ok]"), "{stdout}{stderr}");
+    assert!(!stderr.contains("vpoller module:"), "{stderr}");
+}

@@ -10,6 +10,11 @@
 //!                                                              vPoller Proxy: FILE's requests (one
 //!                                                              a line; the first LIMIT), each sent
 //!                                                              once, shared out to CLIENTS clients
+//!     bench-agent round-trip ENDPOINT MSG CALLS [SERVER PUBLIC SECRET]
+//!                                                              seconds per request through a
+//!                                                              vPoller Proxy, one client; with
+//!                                                              CURVE when the three Z85 keys are
+//!                                                              given
 //!
 //! MSG is a task request as JSON. `rss` trusts any certificate (the fake
 //! server's) and prints bytes; the others verify against CA-FILE. The
@@ -129,6 +134,35 @@ fn main() {
             let before = rss_now();
             let reply = run_checked(&agent, &msg);
             println!("{} {} {}", reply.len(), before, rss_peak());
+        }
+        "round-trip" => {
+            let (endpoint, msg, calls) = (arg(1), arg(2), number(3));
+            let client = vpoller::Client::new(&endpoint, 1, 60_000)
+                .unwrap_or_else(|error| fail(&error.to_string()));
+            if args.len() > 4 {
+                for (option, index) in [
+                    (vpoller::ClientOption::CurveServerKey, 4),
+                    (vpoller::ClientOption::CurvePublicKey, 5),
+                    (vpoller::ClientOption::CurveSecretKey, 6),
+                ] {
+                    client
+                        .set_option(option, &arg(index))
+                        .unwrap_or_else(|error| fail(&error.to_string()));
+                }
+            }
+            let ask = || {
+                client
+                    .try_run(&msg)
+                    .unwrap_or_else(|error| fail(&error.to_string()))
+            };
+            for _ in 0..20 {
+                ask();
+            }
+            let started = Instant::now();
+            for _ in 0..calls {
+                ask();
+            }
+            println!("{:.9}", started.elapsed().as_secs_f64() / calls as f64);
         }
         "stack" => {
             let (endpoint, msg, calls, clients) = (arg(1), arg(2), number(3), number(4));

@@ -28,7 +28,24 @@
  *                                 item asks for stays, 1-604800)
  *   vPollerMirrorMaxValues = 1000000  (local mode: property values one host's
  *                                 mirror holds, 1-100000000)
- * A bad file is reported on stderr (the agent's log) and the defaults used.
+ *   vPollerCurveServerKey = <40 characters of Z85>
+ *     the vPoller Proxy frontend's CURVE public key: requests travel
+ *     encrypted and authenticated (ZeroMQ's CURVE), to that proxy only.
+ *   vPollerCurveSecretKeyFile = /etc/zabbix/vpoller_client.key
+ *     the module's own CURVE secret key, in a file that `vpoller-proxy keygen
+ *     FILE` wrote, readable by the Zabbix user only (for a proxy that lists
+ *     the client keys it allows; without one the module makes a fresh key
+ *     pair in each process).
+ *   vPollerCurveSecretKey = <Z85>    the same key given in this file instead
+ *   vPollerCurvePublicKey = <Z85>    the module's public key, checked against
+ *                                    the secret key (not needed)
+ *   (Z85 has '#': in these keys' values only a '#' after white space starts
+ *   a comment.)
+ * A bad file is reported on stderr (the agent's log) and the defaults used,
+ * except for the CURVE keys: a key that is not one, a key file that cannot
+ * be used, or client keys without vPollerCurveServerKey make the module
+ * fail to load, rather than send the requests unencrypted or with keys
+ * other than those meant.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -46,6 +63,7 @@
 
 #define ZBX_MODULE_API_VERSION 2
 #define ZBX_MODULE_OK 0
+#define ZBX_MODULE_FAIL -1
 #define SYSINFO_RET_OK 0
 #define SYSINFO_RET_FAIL 1
 #define CF_HAVEPARAMS 1
@@ -97,6 +115,13 @@ static int item_timeout_s = 0;
 static char mirror[2] = "";
 static char mirror_idle_s[16] = "";
 static char mirror_max_values[16] = "";
+/* The CURVE settings, as vpoller_client_set_option text; "" is unset. */
+static char curve_server_key[64] = "";
+static char curve_public_key[64] = "";
+static char curve_secret_key[64] = "";
+static char curve_secret_key_file[1024] = "";
+/* Set when a CURVE setting of the file is unusable: the module does not load. */
+static int curve_refused = 0;
 
 static void warn(const char *what, const char *detail)
 {
@@ -133,6 +158,122 @@ static char *trim(char *text)
     return text;
 }
 
+static const struct {
+    const char *key;
+    char *value;
+    size_t size;
+} curve_keys[] = {
+    {"vPollerCurveServerKey", curve_server_key, sizeof curve_server_key},
+    {"vPollerCurvePublicKey", curve_public_key, sizeof curve_public_key},
+    {"vPollerCurveSecretKey", curve_secret_key, sizeof curve_secret_key},
+    {"vPollerCurveSecretKeyFile", curve_secret_key_file, sizeof curve_secret_key_file},
+};
+
+/* Whether the text from start to end, white space trimmed, names a CURVE setting. */
+static int is_curve_key(const char *start, const char *end)
+{
+    while (start < end && isspace((unsigned char)*start))
+        start++;
+    while (end > start && isspace((unsigned char)end[-1]))
+        end--;
+    for (size_t i = 0; i < sizeof curve_keys / sizeof *curve_keys; i++)
+        if (strlen(curve_keys[i].key) == (size_t)(end - start) &&
+            strncmp(start, curve_keys[i].key, (size_t)(end - start)) == 0)
+            return 1;
+    return 0;
+}
+
+/* Takes key = value when key is a CURVE setting (1), or says it is not one
+ * (0). The key itself is checked by the library in zbx_module_init. */
+static int curve_setting(const char *key, const char *value, const char *where)
+{
+    for (size_t i = 0; i < sizeof curve_keys / sizeof *curve_keys; i++) {
+        if (strcmp(key, curve_keys[i].key) != 0)
+            continue;
+        if (strlen(value) >= curve_keys[i].size) {
+            char problem[128];
+            snprintf(problem, sizeof problem, "%s is too long, the module is not loaded", key);
+            warn(problem, where);
+            curve_refused = 1;
+        } else {
+            strcpy(curve_keys[i].value, value);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Applies the CURVE settings to a new client; 0 (with the reason in
+ * vpoller_last_error()) and the setting's name in *refused when the library
+ * refuses one. The secret key goes first: the public key is checked against it. */
+static int apply_curve(vpoller_client *target, const char **refused)
+{
+    const struct {
+        int option;
+        const char *value;
+        const char *key;
+    } settings[] = {
+        {VPOLLER_CLIENT_CURVE_SECRET_KEY_FILE, curve_secret_key_file, "vPollerCurveSecretKeyFile"},
+        {VPOLLER_CLIENT_CURVE_SECRET_KEY, curve_secret_key, "vPollerCurveSecretKey"},
+        {VPOLLER_CLIENT_CURVE_PUBLIC_KEY, curve_public_key, "vPollerCurvePublicKey"},
+        {VPOLLER_CLIENT_CURVE_SERVER_KEY, curve_server_key, "vPollerCurveServerKey"},
+    };
+    for (size_t i = 0; i < sizeof settings / sizeof *settings; i++) {
+        if (settings[i].value[0] != '\0' &&
+            vpoller_client_set_option(target, settings[i].option, settings[i].value) != VPOLLER_OK) {
+            *refused = settings[i].key;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether the CURVE settings can be used, each problem reported: checked
+ * once, when the module loads, on a client that is then released (each
+ * process that answers items makes its own). */
+static int curve_usable(void)
+{
+    if (curve_refused)
+        return 0;
+    int secret_given = curve_secret_key[0] != '\0' || curve_secret_key_file[0] != '\0';
+    if (curve_server_key[0] == '\0') {
+        if (secret_given || curve_public_key[0] != '\0') {
+            warn("the module's CURVE keys need vPollerCurveServerKey (without it nothing is encrypted), "
+                 "the module is not loaded", NULL);
+            return 0;
+        }
+        return 1;
+    }
+    if (curve_secret_key[0] != '\0' && curve_secret_key_file[0] != '\0') {
+        warn("vPollerCurveSecretKey and vPollerCurveSecretKeyFile: give one of them, the module is not loaded",
+             NULL);
+        return 0;
+    }
+    if (curve_public_key[0] != '\0' && !secret_given) {
+        warn("vPollerCurvePublicKey needs vPollerCurveSecretKey or vPollerCurveSecretKeyFile, "
+             "the module is not loaded", NULL);
+        return 0;
+    }
+    if (local_db[0] != '\0')
+        warn("the CURVE keys are unused in local mode (vPollerLocal)", NULL);
+    /* Any tcp:// endpoint will do (nothing is sent); vPollerProxy's own
+     * problems are reported when an item is asked for, as without CURVE. */
+    vpoller_client *check = vpoller_client_new("tcp://127.0.0.1:1", 1, 1000);
+    if (check == NULL) {
+        warn("cannot check the CURVE keys, the module is not loaded", vpoller_last_error());
+        return 0;
+    }
+    const char *refused = NULL;
+    int usable = apply_curve(check, &refused);
+    if (!usable) {
+        char problem[128];
+        snprintf(problem, sizeof problem, "bad %s, the module is not loaded", refused);
+        warn(problem, vpoller_last_error());
+    }
+    vpoller_client_free(check);
+    return usable;
+}
+
 /* Reads KEY = VALUE lines; '#' starts a comment. Unknown keys and bad
  * values are reported and ignored. */
 static void load_config(const char *path)
@@ -145,6 +286,12 @@ static void load_config(const char *path)
     while (fgets(line, sizeof line, file) != NULL) {
         number++;
         char *hash = strchr(line, '#');
+        char *assign = strchr(line, '=');
+        if (hash != NULL && assign != NULL && hash > assign && is_curve_key(line, assign)) {
+            /* Z85 keys hold '#': in their values only one after white space starts a comment. */
+            while (hash != NULL && !isspace((unsigned char)hash[-1]))
+                hash = strchr(hash + 1, '#');
+        }
         if (hash != NULL)
             *hash = '\0';
         char *text = trim(line);
@@ -197,6 +344,8 @@ static void load_config(const char *path)
         } else if (strcmp(key, "vPollerMirrorMaxValues") == 0) {
             if (!count_setting(value, VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES, mirror_max_values))
                 warn("vPollerMirrorMaxValues must be 1 to 100000000, the default is used", where);
+        } else if (curve_setting(key, value, where)) {
+            /* taken, or refused (curve_refused) */
         } else {
             warn("unknown key, ignored", where);
         }
@@ -223,6 +372,13 @@ static vpoller_client *get_client(void)
         attempt_ms = 1;
     client = vpoller_client_new(proxy, retries, attempt_ms);
     client_pid = pid;
+    const char *refused = NULL;
+    if (client != NULL && !apply_curve(client, &refused)) {
+        /* Checked when the module loaded; a key file changed since, say. The
+         * reason is in vpoller_last_error() for the item; the next item tries anew. */
+        vpoller_client_free(client);
+        client = NULL;
+    }
     return client;
 }
 
@@ -362,7 +518,11 @@ int zbx_module_init(void)
 {
     const char *path = getenv("VPOLLER_MODULE_CONF");
     load_config(path != NULL && *path != '\0' ? path : DEFAULT_CONF);
-    return ZBX_MODULE_OK; /* never fail: that would stop the whole daemon */
+    /* Never fail but for the CURVE keys (failing stops the whole daemon):
+     * without them the requests would go unencrypted, or to any server. */
+    if (!curve_usable())
+        return ZBX_MODULE_FAIL;
+    return ZBX_MODULE_OK;
 }
 
 int zbx_module_uninit(void)

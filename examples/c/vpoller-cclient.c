@@ -7,11 +7,13 @@
  * Exit status: 0 when vPoller replied with "success": 0 (or, through a helper,
  * with a reply that is not a vPoller result object), 1 when it replied with
  * another "success", 2 when no reply came after all attempts, 3 for other
- * errors (the message was refused, the reply was unusable), 64 for usage errors.
+ * errors (the message was refused, the reply was unusable), 64 for usage errors
+ * (a CURVE key that is not one included).
  */
 #define _POSIX_C_SOURCE 200809L /* getopt */
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,17 @@ static const char usage_text[] =
     "  -t timeout       milliseconds each attempt waits (default 3000)\n"
     "  -e endpoint      vPoller Proxy endpoint (default tcp://localhost:10123)\n"
     "  -h               show this help\n"
+    "\n"
+    "CURVE (encrypted, authenticated requests; keys are 40 characters of Z85):\n"
+    "  --curve-server-key KEY       the proxy's public key (its frontend's)\n"
+    "  --curve-secret-key-file FILE the client's secret key, from a file that\n"
+    "                               `vpoller-proxy keygen FILE` wrote\n"
+    "  --curve-secret-key KEY       the client's secret key (seen by other local\n"
+    "                               users in the process list: prefer the file)\n"
+    "  --curve-public-key KEY       the client's public key (checked against the\n"
+    "                               secret key; not needed)\n"
+    "  Without a secret key the client makes a fresh key pair, which a proxy\n"
+    "  that lists the client keys it allows refuses.\n"
     "\n"
     "Exit status: 0 success, 1 vPoller reported a failure, 2 no reply,\n"
     "3 other error, 64 usage error.\n";
@@ -157,6 +170,39 @@ static int parse_int(const char *value, int *out)
     return 1;
 }
 
+/* The long options, each a CURVE setting of the client. */
+enum { OPT_CURVE_SERVER_KEY = 256, OPT_CURVE_PUBLIC_KEY, OPT_CURVE_SECRET_KEY, OPT_CURVE_SECRET_KEY_FILE };
+
+static const struct option long_options[] = {
+    {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER_KEY},
+    {"curve-public-key", required_argument, NULL, OPT_CURVE_PUBLIC_KEY},
+    {"curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET_KEY},
+    {"curve-secret-key-file", required_argument, NULL, OPT_CURVE_SECRET_KEY_FILE},
+    {NULL, 0, NULL, 0},
+};
+
+/* The name of the long option whose getopt value is `value`; NULL for a short one. */
+static const char *long_name(int value)
+{
+    for (const struct option *option = long_options; option->name != NULL; option++)
+        if (option->val == value)
+            return option->name;
+    return NULL;
+}
+
+/* The libvpoller option each long option sets, in the order they are applied
+ * (the secret key before the public key, which is checked against it). */
+enum { CURVE_FILE, CURVE_SECRET, CURVE_PUBLIC, CURVE_SERVER, CURVE_SETTINGS };
+static const struct {
+    int value;
+    int option;
+} curve_settings[CURVE_SETTINGS] = {
+    [CURVE_FILE] = {OPT_CURVE_SECRET_KEY_FILE, VPOLLER_CLIENT_CURVE_SECRET_KEY_FILE},
+    [CURVE_SECRET] = {OPT_CURVE_SECRET_KEY, VPOLLER_CLIENT_CURVE_SECRET_KEY},
+    [CURVE_PUBLIC] = {OPT_CURVE_PUBLIC_KEY, VPOLLER_CLIENT_CURVE_PUBLIC_KEY},
+    [CURVE_SERVER] = {OPT_CURVE_SERVER_KEY, VPOLLER_CLIENT_CURVE_SERVER_KEY},
+};
+
 int main(int argc, char **argv)
 {
     const char *method = NULL, *host = NULL, *name = NULL, *properties = NULL, *key = NULL;
@@ -164,11 +210,26 @@ int main(int argc, char **argv)
     const char *username = NULL, *password = NULL, *helper = NULL;
     const char *endpoint = "tcp://localhost:10123";
     int retries = 3, timeout_ms = 3000;
+    const char *curve[CURVE_SETTINGS] = {NULL};
 
     int option;
     opterr = 0;
-    while ((option = getopt(argc, argv, ":m:V:n:p:k:c:i:s:T:U:P:H:r:t:e:h")) != -1) {
+    /* '+': options end at the first other argument, as POSIX getopt does. */
+    while ((option = getopt_long(argc, argv, "+:m:V:n:p:k:c:i:s:T:U:P:H:r:t:e:h", long_options, NULL)) != -1) {
         switch (option) {
+        case OPT_CURVE_SERVER_KEY:
+        case OPT_CURVE_PUBLIC_KEY:
+        case OPT_CURVE_SECRET_KEY:
+        case OPT_CURVE_SECRET_KEY_FILE:
+            if (*optarg == '\0') { /* an unset variable, most likely: not "no CURVE" */
+                char problem[64];
+                snprintf(problem, sizeof problem, "option --%s needs a value, not \"\"", long_name(option));
+                return usage_error(problem);
+            }
+            for (size_t i = 0; i < CURVE_SETTINGS; i++)
+                if (curve_settings[i].value == option)
+                    curve[i] = optarg;
+            break;
         case 'm': method = optarg; break;
         case 'V': host = optarg; break;
         case 'n': name = optarg; break;
@@ -193,12 +254,18 @@ int main(int argc, char **argv)
         case 'h': fputs(usage_text, stdout); return 0;
         case ':': {
             char problem[64];
-            snprintf(problem, sizeof problem, "option -%c needs a value", optopt);
+            if (long_name(optopt) != NULL)
+                snprintf(problem, sizeof problem, "option --%s needs a value", long_name(optopt));
+            else
+                snprintf(problem, sizeof problem, "option -%c needs a value", optopt);
             return usage_error(problem);
         }
         default: {
-            char problem[64];
-            snprintf(problem, sizeof problem, "unknown option -%c", optopt);
+            char problem[128];
+            if (optopt == 0) /* a long option that does not exist, as given */
+                snprintf(problem, sizeof problem, "unknown option %s", argv[optind - 1]);
+            else
+                snprintf(problem, sizeof problem, "unknown option -%c", optopt);
             return usage_error(problem);
         }
         }
@@ -207,6 +274,13 @@ int main(int argc, char **argv)
         return usage_error("unexpected argument");
     if (method == NULL || host == NULL)
         return usage_error("-m method and -V host are required");
+    int secret_given = curve[CURVE_FILE] != NULL || curve[CURVE_SECRET] != NULL;
+    if ((secret_given || curve[CURVE_PUBLIC] != NULL) && curve[CURVE_SERVER] == NULL)
+        return usage_error("the client's CURVE keys need --curve-server-key (without it nothing is encrypted)");
+    if (curve[CURVE_FILE] != NULL && curve[CURVE_SECRET] != NULL)
+        return usage_error("--curve-secret-key and --curve-secret-key-file: give one of them");
+    if (curve[CURVE_PUBLIC] != NULL && !secret_given)
+        return usage_error("--curve-public-key needs --curve-secret-key or --curve-secret-key-file");
 
     struct text msg = {0};
     text_puts(&msg, "{");
@@ -229,6 +303,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "vpoller-cclient: %s\n", vpoller_last_error());
         free(msg.data);
         return EXIT_ERROR;
+    }
+    for (size_t i = 0; i < CURVE_SETTINGS; i++) {
+        if (curve[i] != NULL && vpoller_client_set_option(client, curve_settings[i].option, curve[i]) != VPOLLER_OK) {
+            char problem[1024];
+            snprintf(problem, sizeof problem, "--%s: %s", long_name(curve_settings[i].value), vpoller_last_error());
+            vpoller_client_free(client);
+            free(msg.data);
+            return usage_error(problem);
+        }
     }
 
     char *reply = NULL;

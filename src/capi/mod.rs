@@ -9,9 +9,10 @@ mod zabbix;
 pub use agent::*;
 pub use zabbix::*;
 
-use crate::client::Client;
+use crate::client::{Client, ClientOption};
 use crate::error::Error;
 use std::os::raw::{c_char, c_int};
+use std::path::Path;
 use std::ptr;
 
 /// The call succeeded. For `vpoller_run` and `vpoller_try_run`: a reply came
@@ -78,6 +79,32 @@ const _: () = {
     assert!(VPOLLER_AGENT_MAX_MIRROR_IDLE_S as u64 == crate::local::MAX_MIRROR_IDLE_S);
     assert!(VPOLLER_AGENT_MAX_MIRROR_MAX_VALUES as u64 == crate::local::MAX_MIRROR_MAX_VALUES);
 };
+
+/// Option for `vpoller_client_set_option`: the vPoller Proxy's CURVE public
+/// key, 40 characters of Z85 (as `vpoller-proxy keygen` prints it). Set,
+/// requests travel encrypted and authenticated (ZeroMQ's CURVE), and only a
+/// proxy holding that key's secret can read or answer them; a proxy that
+/// does not speak CURVE, or refuses the client, gives no reply. "" (the
+/// default): plain ZMTP, as py-vpoller speaks it.
+pub const VPOLLER_CLIENT_CURVE_SERVER_KEY: c_int = 1;
+/// Option: the client's own CURVE public key (Z85), given with its secret
+/// key (VPOLLER_CLIENT_CURVE_SECRET_KEY); it must be that secret key's.
+/// Set without the secret key, requests fail with
+/// VPOLLER_ERR_INVALID_ARGUMENT until the secret key is set too. Optional:
+/// the secret key alone is enough.
+pub const VPOLLER_CLIENT_CURVE_PUBLIC_KEY: c_int = 2;
+/// Option: the client's own CURVE secret key (Z85), for a proxy that lets in
+/// only the client keys it lists. Unset, the client makes a fresh key pair
+/// when the server key is set (`vpoller_client_curve_public_key` shows its
+/// public key).
+pub const VPOLLER_CLIENT_CURVE_SECRET_KEY: c_int = 3;
+/// Option: the path of a file holding the client's CURVE secret key, one
+/// line of Z85 as `vpoller-proxy keygen FILE` writes it (a czmq
+/// certificate's `secret-key` line is taken too); it sets
+/// VPOLLER_CLIENT_CURVE_SECRET_KEY to that key, which then stays out of
+/// command lines and configuration files. On Unix a file that its group or
+/// others may read is refused (chmod 600). "" unsets the secret key.
+pub const VPOLLER_CLIENT_CURVE_SECRET_KEY_FILE: c_int = 4;
 
 /// A client of one vPoller Proxy endpoint. Opaque: create it with
 /// `vpoller_client_new`, release it with `vpoller_client_free`.
@@ -156,6 +183,92 @@ pub extern "C" fn vpoller_client_free(client: *mut vpoller_client) {
     boundary::guard(|_| (), || boundary::client_free(client))
 }
 
+/// Sets one of the VPOLLER_CLIENT_* options of `client` to `value`, a
+/// NUL-terminated UTF-8 string (surrounding white space is ignored); ""
+/// unsets the option.
+///
+/// Returns VPOLLER_OK, or VPOLLER_ERR_INVALID_ARGUMENT for a NULL `client`
+/// or `value` (use "" to unset), text that is not UTF-8, an unknown option, a
+/// key that is not 40 characters of Z85, a public key that is not the secret
+/// key's, or a key file that cannot be read, holds no key or may be read by
+/// others (the reason in `vpoller_last_error()`); the options are then as
+/// they were.
+///
+/// May be called while other threads run requests on the same client:
+/// requests already under way finish as they began, the next ones use the
+/// new setting. `value` is only read during the call.
+#[no_mangle]
+pub extern "C" fn vpoller_client_set_option(
+    client: *mut vpoller_client,
+    option: c_int,
+    value: *const c_char,
+) -> c_int {
+    boundary::guard(
+        |_| VPOLLER_ERR_INTERNAL,
+        || {
+            let outcome = (|| {
+                let handle = boundary::client_arg(client)?;
+                let value = boundary::str_arg(value, "value")?;
+                let simple = |option| handle.client.set_option(option, value);
+                match option {
+                    VPOLLER_CLIENT_CURVE_SERVER_KEY => simple(ClientOption::CurveServerKey),
+                    VPOLLER_CLIENT_CURVE_PUBLIC_KEY => simple(ClientOption::CurvePublicKey),
+                    VPOLLER_CLIENT_CURVE_SECRET_KEY => simple(ClientOption::CurveSecretKey),
+                    VPOLLER_CLIENT_CURVE_SECRET_KEY_FILE => {
+                        let secret = if value.trim().is_empty() {
+                            String::new()
+                        } else {
+                            crate::curve::read_secret_key_file(Path::new(value))?
+                                .secret()
+                                .to_z85()
+                        };
+                        handle
+                            .client
+                            .set_option(ClientOption::CurveSecretKey, &secret)
+                    }
+                    other => Err(Error::InvalidArgument(format!(
+                        "unknown client option {other}"
+                    ))),
+                }
+            })();
+            record(&outcome)
+        },
+    )
+}
+
+/// The client's CURVE public key (40 characters of Z85) once
+/// VPOLLER_CLIENT_CURVE_SERVER_KEY is set: the one given, or that of the
+/// fresh key pair the client made, for a proxy's list of allowed clients.
+///
+/// Returns a new string owned by the caller, to be released with
+/// `vpoller_free_string`; or NULL, with `vpoller_last_status()` VPOLLER_OK,
+/// when no server key is set or a public key is set without its secret key;
+/// or NULL with VPOLLER_ERR_INVALID_ARGUMENT for a NULL `client`
+/// (VPOLLER_ERR_INTERNAL when memory runs out).
+#[no_mangle]
+pub extern "C" fn vpoller_client_curve_public_key(client: *const vpoller_client) -> *mut c_char {
+    boundary::guard(
+        |_| ptr::null_mut(),
+        || {
+            let outcome = boundary::client_arg(client).and_then(|handle| {
+                match handle.client.curve_public_key() {
+                    None => Ok(ptr::null_mut()),
+                    Some(key) => {
+                        let text = boundary::malloc_string(&key);
+                        if text.is_null() {
+                            Err(Error::Internal("out of memory for the key".into()))
+                        } else {
+                            Ok(text)
+                        }
+                    }
+                }
+            });
+            record(&outcome);
+            outcome.unwrap_or(ptr::null_mut())
+        },
+    )
+}
+
 /// Sends `msg`, a JSON object as UTF-8 text such as
 /// {"method": "vm.get", "hostname": "vc01", "name": "vm01", "properties": ["runtime.powerState"]},
 /// and waits for vPoller's reply, retrying as configured.
@@ -231,16 +344,18 @@ pub extern "C" fn vpoller_reply_success(reply: *const c_char) -> c_int {
     )
 }
 
-/// Releases a string returned by `vpoller_run` or `vpoller_try_run`. NULL
-/// does nothing. Each string must be released exactly once.
+/// Releases a string returned by `vpoller_run`, `vpoller_try_run` or
+/// another call whose result the caller owns. NULL does nothing. Each string
+/// must be released exactly once.
 #[no_mangle]
 pub extern "C" fn vpoller_free_string(s: *mut c_char) {
     boundary::guard(|_| (), || boundary::free_string(s))
 }
 
 /// The status of the last call on this thread that reports one
-/// (`vpoller_client_new`, `vpoller_run`, `vpoller_try_run`): VPOLLER_OK or a
-/// VPOLLER_ERR_* code. Other threads' calls do not change it.
+/// (`vpoller_client_new`, `vpoller_client_set_option`,
+/// `vpoller_client_curve_public_key`, `vpoller_run`, `vpoller_try_run`):
+/// VPOLLER_OK or a VPOLLER_ERR_* code. Other threads' calls do not change it.
 #[no_mangle]
 pub extern "C" fn vpoller_last_status() -> c_int {
     boundary::guard(|_| VPOLLER_ERR_INTERNAL, boundary::last_status)

@@ -96,8 +96,7 @@ impl CurveOptions {
     /// not a key, or does not go with the other keys.
     fn set(&mut self, option: ClientOption, value: &str) -> Result<(), Error> {
         let value = value.trim();
-        let (mut server, mut public, mut secret) =
-            (self.server, self.public, self.secret.clone());
+        let (mut server, mut public, mut secret) = (self.server, self.public, self.secret.clone());
         match option {
             ClientOption::CurveServerKey => {
                 server = optional(value, PublicKey::from_z85, "the server's")?;
@@ -110,10 +109,9 @@ impl CurveOptions {
             }
         }
         let own = match (&public, &secret) {
-            (Some(public), Some(secret)) => Some(Ok(Arc::new(KeyPair::from_keys(
-                *public,
-                secret.clone(),
-            )?))),
+            (Some(public), Some(secret)) => {
+                Some(Ok(Arc::new(KeyPair::from_keys(*public, secret.clone())?)))
+            }
             (None, Some(secret)) => Some(Ok(Arc::new(KeyPair::from_secret(secret.clone())))),
             (Some(_), None) => Some(Err(
                 "a CURVE public key is set without its secret key (set both, or neither for a \

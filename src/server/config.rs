@@ -440,7 +440,10 @@ mod tests {
             config.worker.proxy_curve_server_key.map(|key| key.to_z85()),
             Some("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7".to_owned())
         );
-        assert_eq!(config.worker.curve_secret_key, Some(PathBuf::from("worker.key")));
+        assert_eq!(
+            config.worker.curve_secret_key,
+            Some(PathBuf::from("worker.key"))
+        );
         // None of it unless set.
         let plain = Config::parse("").unwrap();
         assert_eq!(plain.proxy.frontend_curve_secret_key, None);

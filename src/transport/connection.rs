@@ -118,8 +118,8 @@ pub(crate) struct Connection {
     envelope: Option<Vec<Vec<u8>>>,
     /// When the connection began, for the handshake's deadline.
     started: Instant,
-    /// CURVE's state (`None` with NULL).
-    curve: Option<Curve>,
+    /// CURVE's state (`None` with NULL), boxed: NULL connections stay small.
+    curve: Option<Box<Curve>>,
     /// CURVE: the frames of the message being received, and their size.
     parts: Vec<Vec<u8>>,
     parts_size: usize,
@@ -158,7 +158,7 @@ impl Connection {
         Ok(Connection {
             reader: Reader::expecting(mechanism),
             out: codec::greeting_with(mechanism, security.as_server()).to_vec(),
-            curve: Some(Curve::new(security.clone())?),
+            curve: Some(Box::new(Curve::new(security.clone())?)),
             ..Connection::new(kind)
         })
     }
@@ -393,7 +393,7 @@ impl Connection {
     /// Appends one frame for the peer in a MESSAGE box (CURVE, after the
     /// handshake).
     fn push_box(&mut self, flags: u8, frame: &[u8]) {
-        if let Some(sealer) = self.curve.as_ref().and_then(Curve::sealer) {
+        if let Some(sealer) = self.curve.as_deref().and_then(Curve::sealer) {
             sealer.push_frame(&mut self.out, flags, frame);
         }
     }
@@ -402,7 +402,7 @@ impl Connection {
     /// done, for a thread that writes them to the stream itself (its
     /// writes and this connection's must take turns under one lock).
     pub(crate) fn sealer(&self) -> Option<Sealer> {
-        self.curve.as_ref().and_then(Curve::sealer).cloned()
+        self.curve.as_deref().and_then(Curve::sealer).cloned()
     }
 
     /// Whether the connection speaks CURVE.
@@ -490,11 +490,7 @@ impl Connection {
             None => self.stage == Stage::Greeting,
             Some(_) => self.stage != Stage::Traffic,
         };
-        let target = if waits {
-            &mut self.held
-        } else {
-            &mut self.out
-        };
+        let target = if waits { &mut self.held } else { &mut self.out };
         target.reserve(codec::message_size(head.clone()) + codec::message_size(frames.clone()));
         for part in head {
             codec::push_continued(target, part);
@@ -582,7 +578,10 @@ mod tests {
     fn first_request(client: &mut Connection, router: &mut Connection) {
         assert!(send(client, &["{\"method\": \"about\"}"]));
         let in_clear = client.pending().windows(6).any(|w| w == b"method");
-        assert_eq!(in_clear, client.curve.is_none() && client.stage != Stage::Greeting);
+        assert_eq!(
+            in_clear,
+            client.curve.is_none() && client.stage != Stage::Greeting
+        );
         let (client_saw, router_saw) = exchange(client, router);
         assert_eq!(client_saw, vec![Event::Ready]);
         assert_eq!(

@@ -204,7 +204,11 @@ impl Sealer {
 
     /// Appends a message of `frames`, each in a box of its own, all but the
     /// last marked MORE.
-    pub(crate) fn push_message<'a>(&self, out: &mut Vec<u8>, frames: impl IntoIterator<Item = &'a [u8]>) {
+    pub(crate) fn push_message<'a>(
+        &self,
+        out: &mut Vec<u8>,
+        frames: impl IntoIterator<Item = &'a [u8]>,
+    ) {
         let mut frames = frames.into_iter().peekable();
         while let Some(frame) = frames.next() {
             let flags = if frames.peek().is_some() { MORE } else { 0 };
@@ -331,7 +335,11 @@ impl Curve {
     }
 
     /// A handshake command from the peer (its whole body, name first).
-    pub(crate) fn handshake(&mut self, body: &[u8], socket_metadata: &[u8]) -> Result<Step, Failure> {
+    pub(crate) fn handshake(
+        &mut self,
+        body: &[u8],
+        socket_metadata: &[u8],
+    ) -> Result<Step, Failure> {
         let step = self.step(body, socket_metadata)?;
         if let (Step::Done { .. }, Some(shared)) = (&step, &self.shared) {
             // Message boxes go on counting from the handshake's.
@@ -353,7 +361,9 @@ impl Curve {
                 let reason = body.get(7..7 + size).unwrap_or_default();
                 let reason = String::from_utf8_lossy(reason);
                 Err(failure(match &*reason {
-                    "400" => "the server does not allow our CURVE public key (ERROR 400)".to_owned(),
+                    "400" => {
+                        "the server does not allow our CURVE public key (ERROR 400)".to_owned()
+                    }
                     other => format!("the peer refused the CURVE handshake: ERROR {other}"),
                 }))
             }
@@ -383,7 +393,10 @@ impl Curve {
             return Err("HELLO to a client".into());
         };
         if hello.len() != HELLO_SIZE {
-            return Err(format!("a HELLO of {} bytes (not {HELLO_SIZE})", hello.len()));
+            return Err(format!(
+                "a HELLO of {} bytes (not {HELLO_SIZE})",
+                hello.len()
+            ));
         }
         if hello[6..8] != [1, 0] {
             return Err(format!(
@@ -515,7 +528,9 @@ impl Curve {
             && cookie[TAG + 32..] == self.transient.to_bytes()[..];
         zeroize::Zeroize::zeroize(&mut cookie);
         if !genuine {
-            return Err(failure("an INITIATE with a cookie this server did not make"));
+            return Err(failure(
+                "an INITIATE with a cookie this server did not make",
+            ));
         }
         let shared = SalsaBox::new(&client_transient, &self.transient);
         let plain = open(
@@ -532,7 +547,8 @@ impl Curve {
             &plain[48..128],
         )
         .ok_or_else(|| failure("an INITIATE whose vouch does not open"))?;
-        if vouch[..32] != client_transient.as_bytes()[..] || vouch[32..] != ours.public().as_bytes()[..]
+        if vouch[..32] != client_transient.as_bytes()[..]
+            || vouch[32..] != ours.public().as_bytes()[..]
         {
             return Err(failure("an INITIATE that vouches for other keys"));
         }
@@ -546,7 +562,11 @@ impl Curve {
             });
         }
         let counter = self.next_nonce();
-        let sealed = seal(&shared, &short_nonce(b"CurveZMQREADY---", &counter), metadata);
+        let sealed = seal(
+            &shared,
+            &short_nonce(b"CurveZMQREADY---", &counter),
+            metadata,
+        );
         self.shared = Some(Arc::new(shared));
         let mut ready = Vec::with_capacity(14 + sealed.len());
         ready.extend_from_slice(b"\x05READY");
@@ -610,7 +630,10 @@ impl Curve {
             return Err(format!("a CURVE MESSAGE of {} bytes", body.len()));
         }
         let nonce = short_nonce(self.prefixes().1, &body[8..16]);
-        let shared = self.shared.as_ref().ok_or("a CURVE MESSAGE before the handshake")?;
+        let shared = self
+            .shared
+            .as_ref()
+            .ok_or("a CURVE MESSAGE before the handshake")?;
         let (head, plain) = body.split_at_mut(16 + TAG);
         shared
             .decrypt_in_place_detached(
@@ -666,22 +689,34 @@ mod tests {
             panic!("not done");
         };
         assert_eq!(metadata, b"client-meta");
-        let Step::Done { metadata, reply: None } = client.handshake(&reply.unwrap(), b"").unwrap()
+        let Step::Done {
+            metadata,
+            reply: None,
+        } = client.handshake(&reply.unwrap(), b"").unwrap()
         else {
             panic!("client not done");
         };
         assert_eq!(metadata, b"server-meta");
         let mut out = Vec::new();
-        client.sealer().unwrap().push_body(&mut out, MORE, b"request");
+        client
+            .sealer()
+            .unwrap()
+            .push_body(&mut out, MORE, b"request");
         assert!(!out.windows(7).any(|window| window == b"request"));
-        assert_eq!(server.open_message(out.clone()).unwrap(), (MORE, b"request".to_vec()));
+        assert_eq!(
+            server.open_message(out.clone()).unwrap(),
+            (MORE, b"request".to_vec())
+        );
         // The same box again is out of sequence.
         assert!(server.open_message(out).unwrap_err().contains("sequence"));
         let mut back = Vec::new();
         server.sealer().unwrap().push_body(&mut back, 0, b"");
         let mut tampered = back.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert!(client.open_message(tampered).unwrap_err().contains("does not open"));
+        assert!(client
+            .open_message(tampered)
+            .unwrap_err()
+            .contains("does not open"));
         assert_eq!(client.open_message(back).unwrap(), (0, Vec::new()));
     }
 
@@ -710,7 +745,9 @@ mod tests {
         assert!(wrong.err().unwrap().reason.contains("another server key"));
         // A client the server does not allow.
         let mut server = server_of(only_other.clone());
-        let refused = handshake(&mut client_of(*server_pair.public()), &mut server).err().unwrap();
+        let refused = handshake(&mut client_of(*server_pair.public()), &mut server)
+            .err()
+            .unwrap();
         assert_eq!(refused.refused_key, Some(*client_pair.public()));
         // ERROR 400 reads as a refusal of the client's key.
         let mut client = client_of(*server_pair.public());
@@ -718,9 +755,19 @@ mod tests {
         assert!(error.reason.contains("does not allow our CURVE public key"));
         // Commands out of turn.
         let mut server = server_of(Arc::new(Allowed::new(None)));
-        assert!(server.handshake(b"\x08INITIATE", b"").err().unwrap().reason.contains("out of turn"));
+        assert!(server
+            .handshake(b"\x08INITIATE", b"")
+            .err()
+            .unwrap()
+            .reason
+            .contains("out of turn"));
         let mut short = client_of(*server_pair.public()).hello();
         short.pop();
-        assert!(server.handshake(&short, b"").err().unwrap().reason.contains("199 bytes"));
+        assert!(server
+            .handshake(&short, b"")
+            .err()
+            .unwrap()
+            .reason
+            .contains("199 bytes"));
     }
 }

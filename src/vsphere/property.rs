@@ -124,7 +124,7 @@ pub(crate) fn retrieve(
 }
 
 /// Reads one page of a `RetrieveResult`, returning its continuation token.
-fn read_result(
+pub(crate) fn read_result(
     body: &mut dyn BufRead,
     each: &mut dyn FnMut(ObjectContent) -> Result<(), Error>,
 ) -> Result<Option<String>, Error> {

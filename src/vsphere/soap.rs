@@ -464,7 +464,7 @@ impl Request<'_> {
 }
 
 /// Turns a SOAP Fault element into the error of its fault type.
-fn fault_of(body: Node) -> Error {
+pub(crate) fn fault_of(body: Node) -> Error {
     if body.name != "Fault" {
         return Error::vsphere(
             VSphereKind::Protocol,

@@ -694,6 +694,47 @@ impl Drop for Stack {
     }
 }
 
+/// Runs `vpoller-proxy keygen FILE`: the public key it prints.
+pub fn keygen(path: &Path) -> String {
+    let output = Command::new(PROXY)
+        .arg("keygen")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// A stack whose frontend speaks CURVE and lets in the key of `client.key`
+/// in its directory and the public keys of `more`: the stack and the
+/// frontend's public key.
+pub fn curve_frontend_stack(more: &[String]) -> (Stack, String) {
+    let frontend = Mutex::new(String::new());
+    let stack = Stack::start_configured(
+        &[],
+        2,
+        2,
+        tcp_endpoints,
+        |_| {},
+        |dir| {
+            *frontend.lock().unwrap() = keygen(&dir.join("frontend.key"));
+            let mut listed = vec![keygen(&dir.join("client.key"))];
+            listed.extend(more.iter().cloned());
+            std::fs::write(dir.join("clients"), listed.join("\n") + "\n").unwrap();
+            (
+                format!(
+                    "frontend_curve_secret_key = {0}/frontend.key\n\
+                 frontend_curve_allowed = {0}/clients\n",
+                    dir.display()
+                ),
+                String::new(),
+            )
+        },
+    );
+    let frontend = frontend.into_inner().unwrap();
+    (stack, frontend)
+}
+
 /// Four free loopback `tcp://` endpoints.
 pub fn tcp_endpoints(_: &Path) -> [String; 4] {
     [0; 4].map(|_| format!("tcp://127.0.0.1:{}", free_port()))

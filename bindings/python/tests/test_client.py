@@ -244,3 +244,125 @@ def test_a_client_on_tcp_or_ipc_starts_no_thread(endpoint, tmp_path):
     count, reply = threads_after_a_request("inproc://no-proxy", 100)
     assert reply.strip() == NO_REPLY
     assert count > 1
+
+
+# CURVE: the client's curve_* keywords, against the stand-in (which speaks
+# plain ZMTP only) and against vpoller-proxy and vpoller-worker.
+
+RELEASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "target", "release")
+# A key of 40 Z85 characters (ZeroMQ's test vector).
+SERVER_KEY = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+
+def program(name):
+    path = os.path.normpath(os.path.join(RELEASE, name))
+    if not os.access(path, os.X_OK):
+        pytest.fail("%s is missing: run `make lib`" % path)
+    return path
+
+
+def keygen(path):
+    """`vpoller-proxy keygen FILE`: the public key it prints (the secret key is in FILE)."""
+    completed = subprocess.run([program("vpoller-proxy"), "keygen", str(path)], stdout=subprocess.PIPE,
+                               check=True, timeout=60)
+    return completed.stdout.decode().strip()
+
+
+@pytest.fixture
+def curve_stack(tmp_path):
+    """vpoller-proxy and vpoller-worker, the frontend speaking CURVE and
+    letting in only the client key in tmp_path/client.key: the frontend's
+    endpoint and public key. Stopped by pid afterwards."""
+    frontend_key = keygen(tmp_path / "frontend.key")
+    (tmp_path / "clients").write_text(keygen(tmp_path / "client.key") + "\n")
+    frontend = "tcp://127.0.0.1:%d" % free_port()
+    config = tmp_path / "vpoller.conf"
+    config.write_text(
+        "[proxy]\nfrontend = {frontend}\nbackend = ipc://{dir}/backend\nmgmt = ipc://{dir}/proxy-mgmt\n"
+        "frontend_curve_secret_key = {dir}/frontend.key\nfrontend_curve_allowed = {dir}/clients\n"
+        "[worker]\ndb = {dir}/vconnector.db\nproxy = ipc://{dir}/backend\nmgmt = ipc://{dir}/worker-mgmt\n"
+        .format(frontend=frontend, dir=tmp_path))
+    processes = []
+    try:
+        for name in ("vpoller-proxy", "vpoller-worker"):
+            with open(str(tmp_path / (name + ".log")), "wb") as log:
+                processes.append(subprocess.Popen([program(name), "-f", str(config), "start"],
+                                                  stdout=subprocess.DEVNULL, stderr=log))
+        for mgmt in ("proxy-mgmt", "worker-mgmt"):
+            status = VPollerClient("ipc://%s/%s" % (tmp_path, mgmt), timeout=300, retries=100).run(
+                {"method": "status"})
+            assert json.loads(status)["success"] == 0, status
+        yield frontend, frontend_key
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def test_malformed_keys_raise_at_once(tmp_path):
+    endpoint = "tcp://127.0.0.1:1"
+    with pytest.raises(ValueError) as error:
+        VPollerClient(endpoint, curve_server_key="short")
+    assert str(error.value) == ("curve_server_key: Invalid argument: the server's key: a CURVE public key "
+                                "must be 40 characters of Z85, not 5")
+    with pytest.raises(ValueError, match=r"^curve_secret_key: .*the client's key: .*"
+                                         r"'~' at position 40 is not a Z85 character"):
+        VPollerClient(endpoint, curve_server_key=SERVER_KEY, curve_secret_key=SERVER_KEY[:39] + "~")
+    public_key = keygen(tmp_path / "client.key")
+    other = keygen(tmp_path / "other.key")
+    with pytest.raises(ValueError, match=r"^curve_public_key: .*the CURVE public key is not the secret key's"):
+        VPollerClient(endpoint, curve_server_key=SERVER_KEY, curve_secret_key_file=str(tmp_path / "client.key"),
+                      curve_public_key=other)
+    # The file's key and its own public key go together.
+    client = VPollerClient(endpoint, curve_server_key=SERVER_KEY,
+                           curve_secret_key_file=str(tmp_path / "client.key"), curve_public_key=public_key)
+    assert client.curve_public_key() == public_key
+    os.chmod(str(tmp_path / "other.key"), 0o644)
+    with pytest.raises(ValueError, match=r"^curve_secret_key_file: .*may be read by others \(mode 0644\)"):
+        VPollerClient(endpoint, curve_server_key=SERVER_KEY, curve_secret_key_file=str(tmp_path / "other.key"))
+    with pytest.raises(ValueError, match=r"^curve_secret_key_file: .*cannot read the CURVE secret key file"):
+        VPollerClient(endpoint, curve_server_key=SERVER_KEY, curve_secret_key_file="/no/such.key")
+    with pytest.raises(ValueError, match="NUL"):
+        VPollerClient(endpoint, curve_server_key=SERVER_KEY + "\0")
+    with pytest.raises(TypeError):
+        VPollerClient(endpoint, curve_server_key=42)
+    with pytest.raises(TypeError):
+        VPollerClient(endpoint, curve_server_key=SERVER_KEY.encode())
+
+
+def test_good_keys_are_taken():
+    endpoint = "tcp://127.0.0.1:1"
+    assert VPollerClient(endpoint).curve_public_key() is None
+    # None and "" leave CURVE off.
+    assert VPollerClient(endpoint, curve_server_key=None).curve_public_key() is None
+    assert VPollerClient(endpoint, curve_server_key="").curve_public_key() is None
+    # A server key alone: a fresh key pair, the same for the client's life.
+    client = VPollerClient(endpoint, curve_server_key=" %s\n" % SERVER_KEY)
+    fresh = client.curve_public_key()
+    assert len(fresh) == 40
+    assert client.curve_public_key() == fresh
+    assert VPollerClient(endpoint, curve_server_key=SERVER_KEY).curve_public_key() != fresh
+    client.close()
+    with pytest.raises(ClosedError):
+        client.curve_public_key()
+
+
+def test_a_curve_client_gets_no_reply_from_a_plain_proxy(endpoint):
+    client = VPollerClient(endpoint, timeout=300, retries=2, curve_server_key=SERVER_KEY)
+    assert client.run({"method": "about", "hostname": "vc01"}) == NO_REPLY
+    # Without the key the stand-in answers.
+    assert json.loads(VPollerClient(endpoint).run({"method": "about"}))["success"] == 0
+
+
+def test_a_listed_key_is_served_and_a_fresh_one_is_not(curve_stack, tmp_path):
+    frontend, frontend_key = curve_stack
+    client = VPollerClient(frontend, timeout=15000, retries=1, curve_server_key=frontend_key,
+                           curve_secret_key_file=str(tmp_path / "client.key"))
+    # The worker's answer for a host it does not know: the request got through.
+    for _ in range(2):
+        reply = client.run({"method": "about", "hostname": "vc-unknown"})
+        assert json.loads(reply) == {"success": 1, "msg": "Unknown or missing agent name"}
+    stranger = VPollerClient(frontend, timeout=500, retries=1, curve_server_key=frontend_key)
+    assert stranger.run({"method": "about", "hostname": "vc-unknown"}) == NO_REPLY
+    plain = VPollerClient(frontend, timeout=500, retries=1)
+    assert plain.run({"method": "about", "hostname": "vc-unknown"}) == NO_REPLY

@@ -5,6 +5,12 @@
     client = VPollerClient(endpoint="tcp://localhost:10123")
     result = client.run({"method": "vm.discover", "hostname": "vc01.example.org"})
 
+With the proxy's CURVE public key the requests travel encrypted:
+
+    client = VPollerClient("tcp://vpoller01:10123",
+                           curve_server_key="rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7",
+                           curve_secret_key_file="/etc/vpoller/client.key")
+
 And the vSphere agent of vPoller's API documentation, which runs the tasks in
 this process, straight against vCenter:
 
@@ -107,22 +113,61 @@ class VPollerClient(_Closable):
     all (0 or less: py-vpoller's defaults, 3000 and 3). Unlike py-vpoller's
     client, one instance keeps its sockets across calls and may be shared by
     threads, which run in parallel.
+
+    CURVE (None or "": unset; keys are 40 characters of Z85):
+    curve_server_key, the proxy's public key: requests travel encrypted and
+    authenticated, and only that proxy can read or answer them (a proxy
+    without CURVE, or one that refuses the client, gives no reply).
+    curve_secret_key_file, a file holding the client's secret key as
+    `vpoller-proxy keygen FILE` writes it (readable by its owner only), or
+    curve_secret_key, the key itself; curve_public_key, the client's public
+    key, checked against the secret key (not needed). Without a secret key
+    the client makes a fresh key pair (see curve_public_key()). A key that is
+    not one, or a public key that is not the secret key's, raises ValueError
+    naming the keyword.
     """
 
     _handle = None  # set last in __init__; None once closed
 
-    def __init__(self, endpoint, timeout=3000, retries=3):
+    def __init__(self, endpoint, timeout=3000, retries=3, curve_server_key=None, curve_public_key=None,
+                 curve_secret_key=None, curve_secret_key_file=None):
         if not isinstance(endpoint, str):
             raise TypeError("endpoint must be a str, not %s" % type(endpoint).__name__)
         self.endpoint = endpoint
         self.timeout = _int_arg("timeout", timeout)
         self.retries = _int_arg("retries", retries)
+        given = {"curve_server_key": curve_server_key, "curve_public_key": curve_public_key,
+                 "curve_secret_key": curve_secret_key, "curve_secret_key_file": curve_secret_key_file}
+        curve = []
+        for name, option in _CURVE_OPTIONS:
+            value = given[name]
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise TypeError("%s must be a str, not %s" % (name, type(value).__name__))
+            curve.append((name, option, _c_string(name, value)))
         address = _lib.lib.vpoller_client_new(_c_string("endpoint", endpoint), retries, timeout)
         if not address:
             raise ValueError(
                 "cannot use endpoint %r: %s" % (endpoint, _lib.lib.vpoller_last_error().decode("utf-8"))
             )
-        self._handle = _Handle(address)
+        handle = _Handle(address)  # frees the client if a key is refused
+        for name, option, text in curve:
+            if _lib.lib.vpoller_client_set_option(address, option, text) != _lib.OK:
+                raise ValueError("%s: %s" % (name, _last_error().decode("utf-8")))
+        self._handle = handle
+
+    def curve_public_key(self):
+        """The client's CURVE public key (Z85) once curve_server_key is set:
+        the one given, or that of the fresh key pair it made, for the proxy's
+        list of allowed clients; None without CURVE."""
+        handle = self._handle
+        if handle is None:
+            raise ClosedError("closed vPoller client")
+        address = _lib.lib.vpoller_client_curve_public_key(handle.address)
+        if not address and _last_status() == _lib.OK:
+            return None  # no server key set
+        return _take_string(address)
 
     def run(self, msg):
         """Sends msg (a dict, or a JSON object as a str) and returns vPoller's
@@ -150,6 +195,16 @@ class VPollerClient(_Closable):
     def __repr__(self):
         return "VPollerClient(endpoint=%r, timeout=%r, retries=%r%s)" % (
             self.endpoint, self.timeout, self.retries, ", closed" if self.closed else "")
+
+
+# The CURVE keywords and their libvpoller options, in the order they are set
+# (a public key is checked against the secret key set before it).
+_CURVE_OPTIONS = (
+    ("curve_secret_key_file", _lib.CLIENT_CURVE_SECRET_KEY_FILE),
+    ("curve_secret_key", _lib.CLIENT_CURVE_SECRET_KEY),
+    ("curve_public_key", _lib.CLIENT_CURVE_PUBLIC_KEY),
+    ("curve_server_key", _lib.CLIENT_CURVE_SERVER_KEY),
+)
 
 
 def _take_string(address):

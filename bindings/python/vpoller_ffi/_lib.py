@@ -12,6 +12,12 @@ ERR_ZMQ = 4
 ERR_INTERNAL = 5
 ERR_VSPHERE = 6
 
+# Options of vpoller_client_set_option.
+CLIENT_CURVE_SERVER_KEY = 1
+CLIENT_CURVE_PUBLIC_KEY = 2
+CLIENT_CURVE_SECRET_KEY = 3
+CLIENT_CURVE_SECRET_KEY_FILE = 4
+
 # Options of vpoller_agent_set_option.
 AGENT_PORT = 1
 AGENT_CA_FILE = 2
@@ -59,6 +65,10 @@ lib.vpoller_client_new.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
 lib.vpoller_client_new.restype = ctypes.c_void_p
 lib.vpoller_client_free.argtypes = [ctypes.c_void_p]
 lib.vpoller_client_free.restype = None
+lib.vpoller_client_set_option.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p]
+lib.vpoller_client_set_option.restype = ctypes.c_int
+lib.vpoller_client_curve_public_key.argtypes = [ctypes.c_void_p]
+lib.vpoller_client_curve_public_key.restype = ctypes.c_void_p
 lib.vpoller_run.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
 lib.vpoller_run.restype = ctypes.c_void_p
 lib.vpoller_last_status.argtypes = []

@@ -3,6 +3,7 @@
 require "minitest/autorun"
 require "json"
 require "socket"
+require "tmpdir"
 require "vpoller"
 require_relative "standin"
 
@@ -201,6 +202,152 @@ class ClientTest < Minitest::Test
 
   def test_library_version
     assert_match(/\A\d+\.\d+\.\d+/, VPoller.library_version)
+  end
+end
+
+# CURVE: the client's curve_* keywords, against the stand-in (which speaks
+# plain ZMTP only) and against vpoller-proxy and vpoller-worker.
+class CurveTest < Minitest::Test
+  NO_REPLY = ClientTest::NO_REPLY
+  RELEASE = File.expand_path("../../../target/release", __dir__)
+  # A key of 40 Z85 characters (ZeroMQ's test vector).
+  SERVER_KEY = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+  def program(name)
+    path = File.join(RELEASE, name)
+    raise "#{path} is missing: run `make lib`" unless File.executable?(path)
+
+    path
+  end
+
+  # `vpoller-proxy keygen FILE`: the public key it prints (the secret key is in FILE).
+  def keygen(path)
+    public_key = IO.popen([program("vpoller-proxy"), "keygen", path], &:read).strip
+    raise "keygen failed" unless $?.success?
+
+    public_key
+  end
+
+  def free_endpoint
+    "tcp://127.0.0.1:#{TCPServer.open('127.0.0.1', 0) { |server| server.addr[1] }}"
+  end
+
+  # Yields a stack whose frontend speaks CURVE, letting in the client key in
+  # "client.key" of dir only: the frontend's endpoint and public key. The
+  # programs are stopped by pid afterwards.
+  def curve_stack(dir)
+    frontend_key = keygen(File.join(dir, "frontend.key"))
+    File.write(File.join(dir, "clients"), "#{keygen(File.join(dir, 'client.key'))}\n")
+    frontend = free_endpoint
+    File.write(File.join(dir, "vpoller.conf"), <<~CONF)
+      [proxy]
+      frontend = #{frontend}
+      backend = ipc://#{dir}/backend
+      mgmt = ipc://#{dir}/proxy-mgmt
+      frontend_curve_secret_key = #{dir}/frontend.key
+      frontend_curve_allowed = #{dir}/clients
+      [worker]
+      db = #{dir}/vconnector.db
+      proxy = ipc://#{dir}/backend
+      mgmt = ipc://#{dir}/worker-mgmt
+    CONF
+    pids = %w[vpoller-proxy vpoller-worker].map do |name|
+      Process.spawn(program(name), "-f", File.join(dir, "vpoller.conf"), "start",
+                    out: File::NULL, err: File.join(dir, "#{name}.log"))
+    end
+    begin
+      %w[proxy-mgmt worker-mgmt].each do |mgmt|
+        status = VPoller::Client.new(endpoint: "ipc://#{dir}/#{mgmt}", retries: 100, timeout: 300)
+                                .run_hash(method: "status")
+        assert_equal 0, status["success"], "#{mgmt}: #{status}"
+      end
+      yield frontend, frontend_key
+    ensure
+      pids.each do |pid|
+        Process.kill("KILL", pid)
+        Process.wait(pid)
+      end
+    end
+  end
+
+  def test_malformed_keys_raise_at_once
+    endpoint = "tcp://127.0.0.1:1"
+    error = assert_raises(ArgumentError) { VPoller::Client.new(endpoint: endpoint, curve_server_key: "short") }
+    assert_equal "curve_server_key: Invalid argument: the server's key: a CURVE public key must be 40 " \
+                 "characters of Z85, not 5", error.message
+    error = assert_raises(ArgumentError) do
+      VPoller::Client.new(endpoint: endpoint, curve_server_key: SERVER_KEY, curve_secret_key: "#{SERVER_KEY[0, 39]}~")
+    end
+    assert_match(/\Acurve_secret_key: .*the client's key: .*'~' at position 40 is not a Z85 character/,
+                 error.message)
+    Dir.mktmpdir do |dir|
+      public_key = keygen(File.join(dir, "client.key"))
+      other = keygen(File.join(dir, "other.key"))
+      error = assert_raises(ArgumentError) do
+        VPoller::Client.new(endpoint: endpoint, curve_server_key: SERVER_KEY,
+                            curve_secret_key_file: File.join(dir, "client.key"), curve_public_key: other)
+      end
+      assert_match(/\Acurve_public_key: .*the CURVE public key is not the secret key's/, error.message)
+      # The file's key and its own public key go together.
+      client = VPoller::Client.new(endpoint: endpoint, curve_server_key: SERVER_KEY,
+                                   curve_secret_key_file: File.join(dir, "client.key"), curve_public_key: public_key)
+      assert_equal public_key, client.curve_public_key
+      File.chmod(0o644, File.join(dir, "other.key"))
+      error = assert_raises(ArgumentError) do
+        VPoller::Client.new(endpoint: endpoint, curve_server_key: SERVER_KEY,
+                            curve_secret_key_file: File.join(dir, "other.key"))
+      end
+      assert_match(/\Acurve_secret_key_file: .*may be read by others \(mode 0644\)/, error.message)
+    end
+    error = assert_raises(ArgumentError) do
+      VPoller::Client.new(endpoint: endpoint, curve_server_key: SERVER_KEY, curve_secret_key_file: "/no/such.key")
+    end
+    assert_match(/\Acurve_secret_key_file: .*cannot read the CURVE secret key file/, error.message)
+    assert_raises(TypeError) { VPoller::Client.new(endpoint: endpoint, curve_server_key: 42) }
+    assert_raises(TypeError) { VPoller::Client.new(endpoint: endpoint, curve_server_key: SERVER_KEY.to_sym) }
+  end
+
+  def test_good_keys_are_taken
+    endpoint = "tcp://127.0.0.1:1"
+    assert_nil VPoller::Client.new(endpoint: endpoint).curve_public_key
+    # nil and "" leave CURVE off.
+    assert_nil VPoller::Client.new(endpoint: endpoint, curve_server_key: nil).curve_public_key
+    assert_nil VPoller::Client.new(endpoint: endpoint, curve_server_key: "").curve_public_key
+    # A server key alone: a fresh key pair, the same for the client's life.
+    client = VPoller::Client.new(endpoint: endpoint, curve_server_key: " #{SERVER_KEY}\n")
+    fresh = client.curve_public_key
+    assert_equal 40, fresh.size
+    assert_equal fresh, client.curve_public_key
+    refute_equal fresh, VPoller::Client.new(endpoint: endpoint, curve_server_key: SERVER_KEY).curve_public_key
+    client.close
+    assert_raises(VPoller::ClosedError) { client.curve_public_key }
+  end
+
+  def test_a_curve_client_gets_no_reply_from_a_plain_proxy
+    StandIn.run do |endpoint|
+      client = VPoller::Client.new(endpoint: endpoint, retries: 2, timeout: 300, curve_server_key: SERVER_KEY)
+      assert_equal NO_REPLY, client.run(method: "about", hostname: "vc01")
+      # Without the key the stand-in answers.
+      assert_equal 0, VPoller::Client.new(endpoint: endpoint).run_hash(method: "about")["success"]
+    end
+  end
+
+  def test_a_listed_key_is_served_and_a_fresh_one_is_not
+    Dir.mktmpdir do |dir|
+      curve_stack(dir) do |frontend, frontend_key|
+        client = VPoller::Client.new(endpoint: frontend, retries: 1, timeout: 15_000, curve_server_key: frontend_key,
+                                     curve_secret_key_file: File.join(dir, "client.key"))
+        # The worker's answer for a host it does not know: the request got through.
+        2.times do
+          assert_equal({ "success" => 1, "msg" => "Unknown or missing agent name" },
+                       client.run_hash(method: "about", hostname: "vc-unknown"))
+        end
+        stranger = VPoller::Client.new(endpoint: frontend, retries: 1, timeout: 500, curve_server_key: frontend_key)
+        assert_equal NO_REPLY, stranger.run(method: "about", hostname: "vc-unknown")
+        plain = VPoller::Client.new(endpoint: frontend, retries: 1, timeout: 500)
+        assert_equal NO_REPLY, plain.run(method: "about", hostname: "vc-unknown")
+      end
+    end
   end
 end
 

@@ -17,7 +17,7 @@
 //! values held are capped by `mirror_max_values`.
 
 mod follow;
-mod store;
+pub(crate) mod store;
 
 use crate::sync::{Lock, Shared as _};
 use crate::vsphere::property::ObjectContent;

@@ -106,7 +106,7 @@ struct Object {
 
 /// Everything mirrored of one managed type.
 #[derive(Debug, Default)]
-pub(super) struct KindStore {
+pub(crate) struct KindStore {
     /// The properties whose current values are all in memory, with when
     /// a request last read each (milliseconds after the mirror's start):
     /// written by readers under the shared lock, collected by the follower.
@@ -479,7 +479,7 @@ fn content(object: &Object, paths: &[&str]) -> ObjectContent {
 
 /// What applying a filter's updates left to do.
 #[derive(Debug, Default)]
-pub(super) struct Outcome {
+pub(crate) struct Outcome {
     /// Objects whose updates could not be applied: to be read again.
     pub unresolved: Vec<MoRef>,
     /// Updates applied.
@@ -490,7 +490,7 @@ pub(super) struct Outcome {
 
 /// Applies one filter's object updates to `store`, the filter mirroring
 /// `paths` of objects of its type.
-pub(super) fn apply(store: &mut KindStore, objects: &[ObjectUpdate], paths: &[String]) -> Outcome {
+pub(crate) fn apply(store: &mut KindStore, objects: &[ObjectUpdate], paths: &[String]) -> Outcome {
     let mut outcome = Outcome::default();
     for update in objects {
         outcome.applied += 1;

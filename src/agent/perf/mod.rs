@@ -15,7 +15,7 @@
 
 mod latest;
 mod realtime;
-mod samples;
+pub(crate) mod samples;
 
 pub(crate) use latest::{latest, REALTIME_INTERVAL};
 pub(crate) use samples::instant_of;
@@ -77,11 +77,11 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
-    fn counter_named(&self, name: &str) -> Option<&Counter> {
+    pub(crate) fn counter_named(&self, name: &str) -> Option<&Counter> {
         self.by_name.get(name).map(|index| &self.counters[*index])
     }
 
-    fn counter_name(&self, key: i64) -> String {
+    pub(crate) fn counter_name(&self, key: i64) -> String {
         self.by_key
             .get(&key)
             .map(|index| self.counters[*index].name.clone())
@@ -138,7 +138,7 @@ fn tables(
     Ok(tables)
 }
 
-fn read_tables(content: Option<&ObjectContent>) -> Tables {
+pub(crate) fn read_tables(content: Option<&ObjectContent>) -> Tables {
     let items = |path: &str| -> Vec<Value> {
         match content.and_then(|content| content.get(path)) {
             Some(node) => match value::property_value(node) {
@@ -323,7 +323,7 @@ fn summary(
 }
 
 /// The message's `counter-name`, when set.
-fn counter_name(msg: &Msg<'_>) -> Option<String> {
+pub(crate) fn counter_name(msg: &Msg<'_>) -> Option<String> {
     msg.truthy("counter-name")
         .map(|_| msg.text("counter-name").unwrap_or_default())
 }
@@ -394,7 +394,7 @@ pub(crate) enum Check {
 
 /// `max-sample` as Python's `int()` reads it (1 when unset); `None` when it
 /// is not a whole number from 1 to 2^31-1.
-fn max_sample(msg: &Msg<'_>) -> Option<i64> {
+pub(crate) fn max_sample(msg: &Msg<'_>) -> Option<i64> {
     let Some(value) = msg.truthy("max-sample") else {
         return Some(1);
     };

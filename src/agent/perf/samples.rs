@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 /// One metric of an entity: a counter (by key) and an instance (`""` the
 /// aggregate, `"*"` every instance).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(super) struct MetricId {
+pub(crate) struct MetricId {
     pub counter: i64,
     pub instance: String,
 }
@@ -45,7 +45,7 @@ pub(super) fn write_query_spec<'a>(
 /// positions oldest first (servers differ in their order) and each series'
 /// value at each position.
 #[derive(Debug, PartialEq)]
-pub(super) struct EntityMetric {
+pub(crate) struct EntityMetric {
     /// The entity the samples are of, as the server named it.
     pub entity: Option<MoRef>,
     /// Each sample's interval and timestamp (as py-vpoller prints it),

@@ -449,7 +449,9 @@ impl Relay {
                     None => peer.address.clone(),
                 };
                 self.failed_handshakes.len() < MAX_REMEMBERED_REFUSALS
-                    && self.failed_handshakes.insert((what, host, reason.to_owned()))
+                    && self
+                        .failed_handshakes
+                        .insert((what, host, reason.to_owned()))
             }
         };
         match key {

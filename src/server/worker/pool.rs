@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// What a thread of the pool does next.
 enum Step {
     /// Read the next request (this thread holds the connection meanwhile).
-    Read(Link),
+    Read(Box<Link>),
     /// Run a job; wake an idle thread first to take over reading.
     Run { job: Job, wake_reader: bool },
     /// Answer a job with a failure: the worker is stopping and it could not
@@ -41,7 +41,7 @@ enum Step {
 struct State {
     schedule: Schedule,
     /// The connection when no thread is reading it.
-    link: Option<Link>,
+    link: Option<Box<Link>>,
     /// Threads waiting to be woken.
     idle: usize,
     /// Set once stopping: jobs in hand are finished until then, nothing
@@ -136,7 +136,11 @@ pub(super) fn run(worker: &Worker, settings: Settings<'_>, stop: &Stop) -> Resul
         worker,
         state: Mutex::new(State {
             schedule: Schedule::new(settings.per_host),
-            link: Some(Link::new(settings.endpoint, settings.dialer, settings.security)),
+            link: Some(Box::new(Link::new(
+                settings.endpoint,
+                settings.dialer,
+                settings.security,
+            ))),
             idle: 0,
             deadline: None,
             task_timeout: settings.task_timeout,
@@ -279,7 +283,8 @@ mod tests {
         let dialer = Dialer::new("tcp://127.0.0.1:9").unwrap();
         State {
             schedule,
-            link: (!reading).then(|| Link::new("tcp://127.0.0.1:9", dialer, Security::Null)),
+            link: (!reading)
+                .then(|| Box::new(Link::new("tcp://127.0.0.1:9", dialer, Security::Null))),
             idle,
             deadline,
             task_timeout: Duration::from_secs(10),

@@ -35,6 +35,12 @@ module VPoller
     ERR_INTERNAL = 5
     ERR_VSPHERE = 6
 
+    # Options of vpoller_client_set_option.
+    CLIENT_CURVE_SERVER_KEY = 1
+    CLIENT_CURVE_PUBLIC_KEY = 2
+    CLIENT_CURVE_SECRET_KEY = 3
+    CLIENT_CURVE_SECRET_KEY_FILE = 4
+
     # Options of vpoller_agent_set_option.
     AGENT_PORT = 1
     AGENT_CA_FILE = 2
@@ -50,6 +56,8 @@ module VPoller
     # Requests wait for the network: release the GVL so other threads run.
     attach_function :vpoller_client_new, %i[string int int], :pointer, blocking: true
     attach_function :vpoller_client_free, [:pointer], :void, blocking: true
+    attach_function :vpoller_client_set_option, %i[pointer int string], :int
+    attach_function :vpoller_client_curve_public_key, [:pointer], :pointer
     attach_function :vpoller_try_run, %i[pointer string pointer], :int, blocking: true
     attach_function :vpoller_free_string, [:pointer], :void
     attach_function :vpoller_last_status, [], :int
