@@ -9,7 +9,7 @@
 //! The cargo-fuzz targets in `fuzz/fuzz_targets/` call these functions, and
 //! `tests/fuzz_corpus.rs` runs every seed and every regression input
 //! through them with no fuzzer. A new target is a function here with its
-//! line in [`TARGETS`], `fuzz/fuzz_targets/NAME.rs` (and its `[[bin]]` in
+//! line in `TARGETS`, `fuzz/fuzz_targets/NAME.rs` (and its `[[bin]]` in
 //! `fuzz/Cargo.toml`), seeds in `fuzz/corpus/NAME/` and the name in the
 //! Makefile's `FUZZ_LIST`.
 //!
@@ -115,10 +115,10 @@ impl Write for SlowPeer {
 
 /// ZMTP from a peer: the first byte picks the socket type (its low two
 /// bits), the second seeds where the rest is cut into reads. The rest goes
-/// to a [`Connection`] one read at a time, each event answered as the
+/// to a `Connection` one read at a time, each event answered as the
 /// drivers answer (a REQ sends its next request, a REP answers, a DEALER
 /// and a ROUTER send the frames back), the output written to a peer that
-/// takes little at a time; and to a bare codec [`Reader`] that allows
+/// takes little at a time; and to a bare codec `Reader` that allows
 /// messages right after the greeting, so that framing is reached without
 /// a handshake.
 pub fn zmtp(data: &[u8]) {
@@ -545,7 +545,7 @@ fn curve_keys() -> &'static CurveKeys {
 
 /// The parts of `data`, each a 2-byte big-endian length and that many
 /// bytes (the last one cut short where `data` ends); at most
-/// [`CURVE_MOST_PARTS`].
+/// `CURVE_MOST_PARTS`.
 fn sized_parts(mut data: &[u8]) -> Vec<&[u8]> {
     let mut parts = Vec::new();
     while let [high, low, rest @ ..] = data {
@@ -584,7 +584,7 @@ fn sized_parts(mut data: &[u8]) -> Vec<&[u8]> {
 /// a public and a secret key, and as a file of allowed keys; and its bytes,
 /// 32 at a time, are keys listed in such a file and read back.
 ///
-/// The long-term keys are fixed ([`CURVE_SERVER_SECRET`] and the others),
+/// The long-term keys are fixed (`CURVE_SERVER_SECRET` and the others),
 /// the keys of each connection and the server's cookie key are drawn
 /// anew: a recorded HELLO opens for the server (the seeds hold the
 /// commands of a handshake of these keys), a recorded WELCOME or
