@@ -202,7 +202,8 @@ FUZZ_LIST := \
 	exporter_config:4096 \
 	registry_row:4096 \
 	zabbix_key:4096 \
-	curve:4096
+	curve:4096 \
+	zmtp_curve:4096
 FUZZ_TARGETS ?= $(foreach target,$(FUZZ_LIST),$(firstword $(subst :, ,$(target))))
 FUZZ_SECONDS ?= 600
 # libFuzzer's limit of the process's memory (MB), and of one input's time (s).

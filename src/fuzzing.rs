@@ -34,7 +34,9 @@ use crate::agent::{self, tasks};
 use crate::curve::{self as keys, KeyPair, PublicKey, SecretKey};
 use crate::hosts::{Host, Tls};
 use crate::transport::codec::{self, Reader, Unit};
-use crate::transport::curve::{Allowed, Curve, Security, Step, COMMAND, MESSAGE_OVERHEAD, MORE};
+use crate::transport::curve::{
+    Allowed, Curve, Sealer, Security, Step, COMMAND, MESSAGE_OVERHEAD, MORE,
+};
 use crate::transport::endpoint::Endpoint;
 use crate::transport::{Connection, Event, SocketType};
 use crate::vsphere::liveness::About;
@@ -62,6 +64,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("registry_row", registry_row),
     ("zabbix_key", zabbix_key),
     ("curve", curve),
+    ("zmtp_curve", zmtp_curve),
 ];
 
 /// The parts of `data` between NUL bytes.
@@ -189,6 +192,274 @@ fn zmtp_connection(kind: SocketType, seed: u64, stream: &[u8]) {
     let _ = connection.handshake_expired(Instant::now());
     let left = connection.pending().len();
     connection.sent(left);
+}
+
+/// The routing id of the `zmtp_curve` target's server when it is a ROUTER.
+const CURVE_ROUTING_ID: &[u8] = b"\x00\x6b\x8b\x45\x68";
+
+/// One side of the `zmtp_curve` target's pair of connections.
+struct CurveSide {
+    connection: Connection,
+    sealer: Sealer,
+    /// Sealed bytes last injected towards the other side, for a replay.
+    last_sealed: Vec<u8>,
+}
+
+/// Hands `bytes` to `to` cut into reads by `numbers`, then takes its
+/// events: the messages it received, or the reason it failed.
+fn curve_deliver(
+    bytes: &[u8],
+    to: &mut Connection,
+    numbers: &mut Numbers,
+) -> Result<Vec<Vec<Vec<u8>>>, String> {
+    let mut messages = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (piece, after) = rest.split_at(numbers.up_to(rest.len()));
+        rest = after;
+        let mut piece = piece;
+        while !piece.is_empty() {
+            match to.read_from(&mut piece) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        while let Some(event) = to.poll_event()? {
+            if let Event::Message(frames) = event {
+                messages.push(frames);
+            }
+        }
+    }
+    Ok(messages)
+}
+
+/// What `connection` has to send, taken from it.
+fn curve_take(connection: &mut Connection) -> Vec<u8> {
+    let bytes = connection.pending().to_vec();
+    connection.sent(bytes.len());
+    bytes
+}
+
+/// ZMTP connections with CURVE past their handshake, a client's and a
+/// server's in this process, which random bytes could never reach (they
+/// do not get past a real handshake). The first byte: its bit 0 makes the
+/// client a DEALER (else a REQ), bit 1 the server a ROUTER (else a REP);
+/// the second seeds where bytes are cut into reads. The client's request,
+/// sent before the handshake (between the `curve` target's keys), must
+/// arrive once it is done. The rest of the input is
+/// parts, each a 2-byte big-endian length and that many bytes: a mode
+/// byte, a MESSAGE flags byte and a frame. The mode's low two bits: 0 the
+/// client seals the frame as a data frame (as libzmq sends boxes), 1 as a
+/// command frame (as RFC 26 has it), 2 the frame's bytes go to the server
+/// as they are (after the handshake: never a box that opens), 3 the
+/// server seals it for the client; its next two bits: 1 the last byte of
+/// the box flipped, 2 the box sent before in that direction sent again.
+/// The server answers as the drivers do (a REP replies, a ROUTER sends the
+/// frames back), the client takes what comes.
+///
+/// Checked: no wire byte holds the request; a flipped or replayed box
+/// ends the connection that gets it, unless unboxed bytes went before;
+/// and, while only data boxes went to a ROUTER server, it received exactly
+/// the messages they made up.
+pub fn zmtp_curve(data: &[u8]) {
+    if let [kind, seed, stream @ ..] = data {
+        curve_connections(*kind, u64::from(*seed), stream);
+    }
+}
+
+/// The `zmtp_curve` target's work: how many of the parts of `stream` were
+/// taken before a connection ended.
+fn curve_connections(kind: u8, seed: u64, stream: &[u8]) -> usize {
+    let request: &[u8] = br#"{"method": "about", "hostname": "vc01"}"#;
+    let keys = curve_keys();
+    let client_kind = if kind & 1 == 0 {
+        SocketType::Req
+    } else {
+        SocketType::Dealer
+    };
+    let router = kind & 2 != 0;
+    let client_security = Security::CurveClient {
+        server: *keys.server.public(),
+        ours: Arc::clone(&keys.client),
+    };
+    let server_security = Security::CurveServer {
+        ours: Arc::clone(&keys.server),
+        allowed: Arc::new(Allowed::new(None)),
+    };
+    let server_kind = if router {
+        SocketType::Router
+    } else {
+        SocketType::Rep
+    };
+    let (Ok(mut client), Ok(server)) = (
+        Connection::secured(client_kind, &client_security),
+        Connection::secured(server_kind, &server_security),
+    ) else {
+        return 0; // no randomness for the connections' keys
+    };
+    let mut server = if router {
+        server.routed(CURVE_ROUTING_ID.to_vec())
+    } else {
+        server
+    };
+    let mut numbers = Numbers::new(seed);
+    let is_boxed = |bytes: &[u8]| !bytes.windows(request.len()).any(|w| w == request);
+
+    // The handshake, with the request held until it is done (a DEALER
+    // puts in the delimiter that a REQ adds itself).
+    let delimited: &[&[u8]] = if router || client_kind == SocketType::Req {
+        &[request]
+    } else {
+        &[b"", request]
+    };
+    assert!(
+        client.send(delimited.iter().copied()),
+        "a request before the handshake"
+    );
+    let mut arrived = Vec::new();
+    for _ in 0..8 {
+        let out = curve_take(&mut client);
+        assert!(is_boxed(&out), "the request in clear on a CURVE connection");
+        arrived
+            .extend(curve_deliver(&out, &mut server, &mut numbers).expect("a genuine handshake"));
+        let out = curve_take(&mut server);
+        curve_deliver(&out, &mut client, &mut numbers).expect("a genuine handshake");
+        if client.backlog() == 0 && server.backlog() == 0 {
+            break;
+        }
+    }
+    assert!(
+        !client.in_handshake() && !server.in_handshake(),
+        "a genuine handshake that does not end"
+    );
+    let [frames] = &arrived[..] else {
+        panic!("the held request arrived as {} messages", arrived.len());
+    };
+    assert_eq!(
+        frames.last().map(Vec::as_slice),
+        Some(request),
+        "the held request, as it was sent"
+    );
+    let (Some(client_sealer), Some(server_sealer)) = (client.sealer(), server.sealer()) else {
+        panic!("a CURVE connection past its handshake with nothing to seal");
+    };
+    let mut sides = [
+        CurveSide {
+            connection: client,
+            sealer: client_sealer,
+            last_sealed: Vec::new(),
+        },
+        CurveSide {
+            connection: server,
+            sealer: server_sealer,
+            last_sealed: Vec::new(),
+        },
+    ];
+    // The messages a ROUTER server must have received, while only data
+    // boxes went to it.
+    let mut expected: Option<Vec<Vec<Vec<u8>>>> = router.then(Vec::new);
+    let mut partial = vec![CURVE_ROUTING_ID.to_vec()];
+    let mut received = Vec::new();
+    let mut unboxed_to_server = false;
+    let mut to_answer = arrived;
+    let mut taken = 0;
+
+    for part in sized_parts(stream) {
+        // The server answers; what the connections sealed goes first, as a
+        // box sealed here must come after those they sealed before it.
+        for frames in std::mem::take(&mut to_answer) {
+            let server = &mut sides[1].connection;
+            if router {
+                server.send(frames.iter().skip(1).map(Vec::as_slice));
+            } else {
+                server.send([&br#"{"success": 0}"#[..]]);
+            }
+        }
+        for from in [1, 0] {
+            let out = curve_take(&mut sides[from].connection);
+            assert!(is_boxed(&out), "the request in clear on a CURVE connection");
+            match curve_deliver(&out, &mut sides[1 - from].connection, &mut numbers) {
+                Ok(messages) if from == 0 => {
+                    received.extend(messages.iter().cloned());
+                    to_answer.extend(messages);
+                }
+                Ok(_) => {}
+                // Unboxed bytes before may have left a frame half read.
+                Err(_) if from == 0 && unboxed_to_server => return taken,
+                Err(reason) => panic!("a box a connection sealed was refused: {reason}"),
+            }
+        }
+        let [mode, flags, frame @ ..] = part else {
+            continue;
+        };
+        let (from, to) = if mode & 3 == 3 { (1, 0) } else { (0, 1) };
+        let mut wire = Vec::new();
+        match mode & 3 {
+            1 => {
+                let mut body = Vec::new();
+                sides[from].sealer.push_body(&mut body, *flags, frame);
+                codec::push_command_body(&mut wire, &body);
+            }
+            2 => wire.extend_from_slice(frame),
+            _ => sides[from].sealer.push_frame(&mut wire, *flags, frame),
+        }
+        let sealed = mode & 3 != 2;
+        let broken = match (mode >> 2) & 3 {
+            1 if sealed => {
+                if let Some(last) = wire.last_mut() {
+                    *last ^= 1;
+                }
+                true
+            }
+            2 if sealed && !sides[from].last_sealed.is_empty() => {
+                wire.clone_from(&sides[from].last_sealed);
+                true
+            }
+            _ => false,
+        };
+        if sealed && !broken {
+            sides[from].last_sealed.clone_from(&wire);
+        }
+        let data = sealed && !broken && flags & COMMAND == 0;
+        let clean = to == 0 || !unboxed_to_server;
+        if to == 1 {
+            unboxed_to_server |= !sealed;
+            match expected.as_mut() {
+                Some(messages) if data => {
+                    partial.push(frame.to_vec());
+                    if flags & MORE == 0 {
+                        let next = vec![CURVE_ROUTING_ID.to_vec()];
+                        messages.push(std::mem::replace(&mut partial, next));
+                    }
+                }
+                _ => expected = None,
+            }
+        }
+        match curve_deliver(&wire, &mut sides[to].connection, &mut numbers) {
+            Ok(messages) => {
+                assert!(
+                    !broken || !clean,
+                    "a flipped or replayed CURVE box was taken"
+                );
+                if to == 1 {
+                    received.extend(messages.iter().cloned());
+                    to_answer.extend(messages);
+                }
+            }
+            Err(reason) if data && clean => {
+                panic!("a data box was refused: {reason}")
+            }
+            // Unboxed bytes, a command in a box (ERROR, one that does not
+            // parse) or a broken box: the end of the connection.
+            Err(_) => return taken,
+        }
+        taken += 1;
+    }
+    if let Some(expected) = expected {
+        assert_eq!(received, expected, "the messages the ROUTER received");
+    }
+    taken
 }
 
 fn zmtp_reader(seed: u64, stream: &[u8]) {
@@ -946,6 +1217,31 @@ mod tests {
         assert_eq!(curve_server(&sized_parts(&stranger[1..]), any()), 0);
         let cut = curve_seed("hello-cut-short");
         assert_eq!(curve_server(&sized_parts(&cut[1..]), any()), 0);
+    }
+
+    #[test]
+    fn zmtp_curve_seeds_reach_what_they_are_named_for() {
+        let taken = |name: &str| {
+            let path = format!(
+                "{}/fuzz/corpus/zmtp_curve/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let data = std::fs::read(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+            curve_connections(data[0], u64::from(data[1]), &data[2..])
+        };
+        assert_eq!(taken("router-message-of-three-frames"), 3);
+        assert_eq!(taken("router-box-as-command-frame"), 2);
+        assert_eq!(taken("rep-request-with-delimiter"), 2);
+        assert_eq!(taken("router-ping-in-a-box"), 2);
+        assert_eq!(taken("client-gets-ping-and-frames"), 3);
+        assert_eq!(taken("flags-beyond-more"), 2);
+        assert_eq!(taken("unknown-command-in-a-box"), 2);
+        // The connection that gets them ends there.
+        assert_eq!(taken("error-command-in-a-box"), 0);
+        assert_eq!(taken("flipped-box"), 1);
+        assert_eq!(taken("replayed-box"), 1);
+        assert_eq!(taken("replayed-box-to-client"), 1);
+        assert_eq!(taken("ready-after-handshake"), 0);
     }
 
     #[test]
