@@ -92,6 +92,48 @@ impl Numbers {
     fn up_to(&mut self, most: usize) -> usize {
         1 + (self.next() % most.max(1) as u64) as usize
     }
+
+    /// `bytes` cut into pieces, each from one byte to all that is left, as
+    /// a socket's reads might cut them.
+    fn pieces<'b>(&mut self, bytes: &'b [u8]) -> Pieces<'_, 'b> {
+        Pieces {
+            numbers: self,
+            rest: bytes,
+        }
+    }
+}
+
+/// The pieces of [`Numbers::pieces`].
+struct Pieces<'n, 'b> {
+    numbers: &'n mut Numbers,
+    rest: &'b [u8],
+}
+
+impl<'b> Iterator for Pieces<'_, 'b> {
+    type Item = &'b [u8];
+
+    fn next(&mut self) -> Option<&'b [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (piece, after) = self.rest.split_at(self.numbers.up_to(self.rest.len()));
+        self.rest = after;
+        Some(piece)
+    }
+}
+
+/// Hands `piece` to `read` (a connection's or a reader's `read_from`)
+/// until all of it is taken, `read` takes no more or fails.
+fn read_piece(
+    mut piece: &[u8],
+    mut read: impl FnMut(&mut dyn io::Read) -> io::Result<usize>,
+) -> io::Result<()> {
+    while !piece.is_empty() {
+        if read(&mut piece)? == 0 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A peer that takes part of what is written each time, and now and then
@@ -153,17 +195,8 @@ fn zmtp_connection(kind: SocketType, seed: u64, stream: &[u8]) {
         numbers: Numbers::new(seed ^ 0x5eed),
         received: 0,
     };
-    let mut rest = stream;
-    'feed: while !rest.is_empty() {
-        let (piece, after) = rest.split_at(numbers.up_to(rest.len()));
-        rest = after;
-        let mut piece = piece;
-        while !piece.is_empty() {
-            match connection.read_from(&mut piece) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
+    'feed: for piece in numbers.pieces(stream) {
+        let _ = read_piece(piece, |source| connection.read_from(source));
         loop {
             match connection.poll_event() {
                 Ok(None) => break,
@@ -213,18 +246,8 @@ fn curve_deliver(
     numbers: &mut Numbers,
 ) -> Result<Vec<Vec<Vec<u8>>>, String> {
     let mut messages = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let (piece, after) = rest.split_at(numbers.up_to(rest.len()));
-        rest = after;
-        let mut piece = piece;
-        while !piece.is_empty() {
-            match to.read_from(&mut piece) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(error) => return Err(error.to_string()),
-            }
-        }
+    for piece in numbers.pieces(bytes) {
+        read_piece(piece, |source| to.read_from(source)).map_err(|error| error.to_string())?;
         while let Some(event) = to.poll_event()? {
             if let Event::Message(frames) = event {
                 messages.push(frames);
@@ -465,17 +488,8 @@ fn curve_connections(kind: u8, seed: u64, stream: &[u8]) -> usize {
 fn zmtp_reader(seed: u64, stream: &[u8]) {
     let mut reader = Reader::expecting(b"NULL");
     let mut numbers = Numbers::new(seed.rotate_left(7));
-    let mut rest = stream;
-    while !rest.is_empty() {
-        let (piece, after) = rest.split_at(numbers.up_to(rest.len()));
-        rest = after;
-        let mut piece = piece;
-        while !piece.is_empty() {
-            match reader.read_from(&mut piece) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
+    for piece in numbers.pieces(stream) {
+        let _ = read_piece(piece, |source| reader.read_from(source));
         loop {
             match reader.next() {
                 Ok(Some(Unit::Greeting)) => reader.allow_messages(),
