@@ -40,9 +40,11 @@ WRAPPER
 chmod +x "$shim/cxx"
 
 upper=$(echo "$triple" | tr '[:lower:]' '[:upper:]')
+# These flags replace .cargo/config.toml's [build] rustflags, so they repeat
+# its poly1305_force_soft (Poly1305's portable backend; see there).
 env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
     "CARGO_TARGET_${upper}_LINKER=x86_64-w64-mingw32-gcc" \
-    "CARGO_TARGET_${upper}_RUSTFLAGS=-C link-arg=-ladvapi32" \
+    "CARGO_TARGET_${upper}_RUSTFLAGS=-C link-arg=-ladvapi32 --cfg poly1305_force_soft" \
     "CC_${triple}=x86_64-w64-mingw32-gcc" \
     "AR_${triple}=x86_64-w64-mingw32-ar" \
     "CXX_${triple}=$shim/cxx" \

@@ -1180,9 +1180,6 @@ fn curve_text(data: &[u8]) {
             key.copy_from_slice(chunk);
             PublicKey::from_bytes(key)
         })
-        // `#` is a Z85 digit, and this parse_allowed_keys cuts a line at
-        // its first `#`: keys holding one are left out until it does not.
-        .filter(|key| !key.to_z85().contains('#'))
         .collect();
     let mut file = String::from("# the clients allowed\n\n");
     for (number, key) in listed.iter().enumerate() {

@@ -427,7 +427,10 @@ impl Client {
                 return Ok(reply);
             }
             // Silence: close the socket (its late reply, if any, dies with it)
-            // and ask again on a fresh connection.
+            // and ask again on a fresh connection, with the security the
+            // request began with (options set since are for the next ones).
+            let security = std::mem::take(&mut lease.security);
+            let epoch = lease.epoch;
             drop(lease);
             if attempt >= self.retries {
                 return Err(Error::NoReply {
@@ -435,7 +438,7 @@ impl Client {
                 });
             }
             attempt += 1;
-            lease = self.connect()?;
+            lease = self.connect_with(security, epoch)?;
         }
     }
 

@@ -172,8 +172,9 @@ pub(crate) struct Sealer {
 impl Sealer {
     /// Appends the body of a MESSAGE command holding one frame with
     /// `flags`: "\x07MESSAGE", the counter, the tag, the box of the flags
-    /// and the frame (encrypted where it lies in `out`).
-    pub(crate) fn push_body(&self, out: &mut Vec<u8>, flags: u8, frame: &[u8]) {
+    /// and the frame (encrypted where it lies in `out`). False, with
+    /// nothing appended, when the frame cannot be sealed.
+    pub(crate) fn push_body(&self, out: &mut Vec<u8>, flags: u8, frame: &[u8]) -> bool {
         let counter = self.counter.fetch_add(1, Ordering::Relaxed).to_be_bytes();
         let nonce = short_nonce(self.prefix, &counter);
         out.reserve(MESSAGE_OVERHEAD + frame.len());
@@ -189,17 +190,26 @@ impl Sealer {
             b"",
             &mut out[plain_at..],
         ) {
-            Ok(tag) => out[tag_at..plain_at].copy_from_slice(&tag),
+            Ok(tag) => {
+                out[tag_at..plain_at].copy_from_slice(&tag);
+                true
+            }
             // Only a frame over 256 GiB fails: never sent in clear.
-            Err(_) => out.truncate(tag_at - 16),
+            Err(_) => {
+                out.truncate(tag_at - 16);
+                false
+            }
         }
     }
 
     /// Appends one frame as libzmq sends it under CURVE: a data frame
-    /// holding the MESSAGE box.
+    /// holding the MESSAGE box (nothing when it cannot be sealed).
     pub(crate) fn push_frame(&self, out: &mut Vec<u8>, flags: u8, frame: &[u8]) {
+        let start = out.len();
         super::codec::push_data_header(out, MESSAGE_OVERHEAD + frame.len());
-        self.push_body(out, flags, frame);
+        if !self.push_body(out, flags, frame) {
+            out.truncate(start);
+        }
     }
 
     /// Appends a message of `frames`, each in a box of its own, all but the

@@ -36,14 +36,20 @@ fn side_security(
     let allowed = allowed
         .map(|path| read_allowed_keys(path).map_err(named))
         .transpose()?;
+    // The peers of the backend are workers.
+    let peers = if side == "backend" {
+        "worker"
+    } else {
+        "client"
+    };
     match &allowed {
         Some(keys) => log::info!(
-            "{side} speaks CURVE with the public key {}; {} client keys allowed",
+            "{side} speaks CURVE with the public key {}; {} {peers} keys allowed",
             ours.public(),
             keys.len()
         ),
         None => log::info!(
-            "{side} speaks CURVE with the public key {}; any client that knows it is let in",
+            "{side} speaks CURVE with the public key {}; any {peers} that knows it is let in",
             ours.public()
         ),
     }
