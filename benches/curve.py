@@ -51,6 +51,13 @@ class OwnStack(object):
         self.client_keys = []
 
     def __enter__(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__(None, None, None)  # the programs started so far
+            raise
+
+    def _start(self):
         backend = "tcp://127.0.0.1:%d" % free_port()
         path = lambda name: os.path.join(self.directory, name)  # noqa: E731
         proxy, worker = "", ""

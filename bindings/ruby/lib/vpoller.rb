@@ -138,14 +138,7 @@ module VPoller
     # ArgumentError with the library's reason.
     def apply_curve(curve)
       CURVE_OPTIONS.each do |name, option|
-        next unless curve.key?(name)
-
-        status = @handle.use { |handle| LibVPoller.vpoller_client_set_option(handle, option, curve[name]) }
-        next if status == LibVPoller::OK
-
-        reason = LibVPoller.vpoller_last_error
-        close
-        raise ArgumentError, "#{name}: #{reason}"
+        @handle.set_option(:vpoller_client_set_option, name, option, curve[name]) if curve.key?(name)
       end
     end
   end

@@ -251,11 +251,12 @@ class CurveTest < Minitest::Test
       proxy = ipc://#{dir}/backend
       mgmt = ipc://#{dir}/worker-mgmt
     CONF
-    pids = %w[vpoller-proxy vpoller-worker].map do |name|
-      Process.spawn(program(name), "-f", File.join(dir, "vpoller.conf"), "start",
-                    out: File::NULL, err: File.join(dir, "#{name}.log"))
-    end
+    pids = []
     begin
+      %w[vpoller-proxy vpoller-worker].each do |name|
+        pids << Process.spawn(program(name), "-f", File.join(dir, "vpoller.conf"), "start",
+                              out: File::NULL, err: File.join(dir, "#{name}.log"))
+      end
       %w[proxy-mgmt worker-mgmt].each do |mgmt|
         status = VPoller::Client.new(endpoint: "ipc://#{dir}/#{mgmt}", retries: 100, timeout: 300)
                                 .run_hash(method: "status")

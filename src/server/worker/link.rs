@@ -12,7 +12,7 @@
 //! order of their counters.
 
 use crate::sync::Lock;
-use crate::transport::curve::{Sealer, Security};
+use crate::transport::curve::{Sealer, Security, MESSAGE_OVERHEAD};
 use crate::transport::{codec, Connection, Dialer, Event, Reading, SocketType, Stream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -187,26 +187,25 @@ impl Link {
 
 impl Writer {
     /// Writes one message to the proxy; dropped (and logged) when the
-    /// connection is down or breaks.
-    pub(super) fn send(writer: &Mutex<Writer>, frames: &[Vec<u8>]) {
+    /// connection is down or breaks. `sealed`: the link speaks CURVE, whose
+    /// boxes are sealed in the writers' turn so that they go out in
+    /// counter order; a plain message is encoded before that turn.
+    pub(super) fn send(writer: &Mutex<Writer>, sealed: bool, frames: &[Vec<u8>]) {
         let parts = frames.iter().map(Vec::as_slice);
+        let mut bytes = Vec::new();
+        if !sealed {
+            bytes.reserve(codec::message_size(parts.clone()));
+            codec::push_message(&mut bytes, parts.clone());
+        }
         let mut writer = writer.locked();
         let Writer { stream, sealer, .. } = &mut *writer;
         let Some(stream) = stream.as_mut() else {
             log::warn!("dropped a reply: not connected to the proxy");
             return;
         };
-        let mut bytes = Vec::new();
-        match sealer {
-            Some(sealer) => {
-                // Sealed in the writers' turn: boxes go out in counter order.
-                bytes.reserve(codec::message_size(parts.clone()) + 64 * frames.len());
-                sealer.push_message(&mut bytes, parts);
-            }
-            None => {
-                bytes.reserve(codec::message_size(parts.clone()));
-                codec::push_message(&mut bytes, parts);
-            }
+        if let Some(sealer) = sealer {
+            bytes.reserve(codec::message_size(parts.clone()) + MESSAGE_OVERHEAD * frames.len());
+            sealer.push_message(&mut bytes, parts);
         }
         if let Err(error) = std::io::Write::write_all(stream, &bytes) {
             log::warn!("dropped a reply, and the connection to the proxy: {error}");

@@ -105,6 +105,9 @@ struct Pool<'a> {
     state: Mutex<State>,
     wake: Condvar,
     writer: Mutex<Writer>,
+    /// CURVE: replies are sealed in the writers' turn (plain ones are
+    /// encoded before it).
+    sealed: bool,
     stop: &'a Stop,
     /// How long requests in hand may take once stopping.
     drain_limit: Duration,
@@ -132,6 +135,7 @@ pub(super) struct Settings<'a> {
 /// takes no longer.
 pub(super) fn run(worker: &Worker, settings: Settings<'_>, stop: &Stop) -> Result<(), Error> {
     let threads = settings.threads;
+    let sealed = !matches!(settings.security, Security::Null);
     let pool = Pool {
         worker,
         state: Mutex::new(State {
@@ -147,6 +151,7 @@ pub(super) fn run(worker: &Worker, settings: Settings<'_>, stop: &Stop) -> Resul
         }),
         wake: Condvar::new(),
         writer: Mutex::new(Writer::default()),
+        sealed,
         stop,
         drain_limit: settings.task_timeout + Duration::from_secs(1),
     };
@@ -199,7 +204,7 @@ impl Pool<'_> {
                     drop(state);
                     let host = job.host.clone();
                     let (reply, agent) = job::perform(self.worker, job);
-                    Writer::send(&self.writer, &reply);
+                    Writer::send(&self.writer, self.sealed, &reply);
                     // Logouts, if any, now that the reply is out.
                     drop(agent);
                     self.worker.hosts.release_retired();
@@ -213,7 +218,7 @@ impl Pool<'_> {
                     drop(state);
                     let host = job.host.clone();
                     let msg = format!("Task {} failed: the worker is stopping", job.method());
-                    Writer::send(&self.writer, &job.refused(&msg));
+                    Writer::send(&self.writer, self.sealed, &job.refused(&msg));
                     state = self.state.locked();
                     state.schedule.done(&host);
                     self.wake.notify_all();
@@ -226,7 +231,7 @@ impl Pool<'_> {
                     if let Some(job) = job {
                         if let Err(refusal) = state.schedule.queue(job) {
                             drop(state);
-                            Writer::send(&self.writer, &refusal);
+                            Writer::send(&self.writer, self.sealed, &refusal);
                             state = self.state.locked();
                         }
                     }
@@ -259,7 +264,7 @@ impl Pool<'_> {
             match job::job_for(self.worker, envelope, &body) {
                 Ok(job) => Some(job),
                 Err(refusal) => {
-                    Writer::send(&self.writer, &refusal);
+                    Writer::send(&self.writer, self.sealed, &refusal);
                     None
                 }
             }

@@ -129,13 +129,7 @@ module VPoller
       options.each do |name, value|
         next if value.nil?
 
-        text = option_text(name, value)
-        status = @handle.use { |pointer| LibVPoller.vpoller_agent_set_option(pointer, OPTIONS.fetch(name), text) }
-        next if status == LibVPoller::OK
-
-        reason = LibVPoller.vpoller_last_error
-        close
-        raise ArgumentError, "#{name}: #{reason}"
+        @handle.set_option(:vpoller_agent_set_option, name, OPTIONS.fetch(name), option_text(name, value))
       end
     end
 

@@ -50,6 +50,18 @@ module VPoller
       end
     end
 
+    # Sets one option through setter (:vpoller_client_set_option or
+    # :vpoller_agent_set_option); a refused one closes the object and raises
+    # ArgumentError "name: the library's reason".
+    def set_option(setter, name, option, text)
+      status = use { |pointer| LibVPoller.public_send(setter, pointer, option, text) }
+      return if status == LibVPoller::OK
+
+      reason = LibVPoller.vpoller_last_error
+      close
+      raise ArgumentError, "#{name}: #{reason}"
+    end
+
     # Frees the object once the calls still running are done. Twice is fine.
     def close
       @lock.synchronize do
